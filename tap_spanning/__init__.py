@@ -1,0 +1,1 @@
+"""Singer tap for Kaseya Spanning Backup for Office 365."""

@@ -1,0 +1,271 @@
+"""The HTTP side of the tap: auth, pagination, retries and error messages.
+
+`SpanningStream` is the SDK's RESTStream with the Spanning API's rules:
+- Basic auth through `requests.auth.HTTPBasicAuth`, which signs a URL without
+  touching it (the SDK's BasicAuthenticator re-encodes the query of a nextLink);
+- the first request carries `size` and `status`; every later one is the server's
+  `nextLink`, verbatim, checked to stay on the configured host, and never seen twice;
+- 429, 5xx, connection errors, timeouts and bodies that are not a page are retried
+  with capped exponential backoff and jitter, honouring `Retry-After`;
+- 4xx fail at once with a message that says what to fix.
+Every message is built here from status, path and a short body excerpt: never from
+request headers, so the key cannot end up in one.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Callable, Generator, Iterable
+from functools import cached_property
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import HTTPBasicAuth
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.streams import RESTStream
+from singer_sdk.streams.rest import HTTPRequest, PageContext
+
+from tap_spanning.config import Settings, resolve_settings
+from tap_spanning.records import PageError, UsersPage, parse_page, quote
+from tap_spanning.urls import Origin, UrlError, resolve_next_link
+
+if TYPE_CHECKING:
+    from backoff.types import Details
+    from singer_sdk.helpers.types import RequestFunc
+
+# How much of an error body goes into a message: enough to read, never a whole page.
+_BODY_EXCERPT = 300
+_PAGE_ATTRIBUTE = "_spanning_page"
+# Exceptions that mean "the request did not complete": worth another try.
+RETRIABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RetriableAPIError,
+    ConnectionResetError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class SpanningError(FatalAPIError):
+    """A failure the tap explains in one line; the sync stops and exits non-zero."""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def body_excerpt(response: requests.Response) -> str:
+    """A one-line excerpt of a response body for an error message."""
+    text = " ".join(response.text[: _BODY_EXCERPT * 2].split())
+    if not text:
+        return "empty body"
+    return text if len(text) <= _BODY_EXCERPT else f"{text[:_BODY_EXCERPT]}..."
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line saying why a try failed."""
+    if isinstance(exc, RetriableAPIError):
+        return str(exc)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no answer within request_timeout"
+    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionResetError):
+        return f"connection failed ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+def page_of(response: requests.Response) -> UsersPage:
+    """The page parsed from a response by `validate_response`."""
+    page = getattr(response, _PAGE_ATTRIBUTE, None)
+    if not isinstance(page, UsersPage):  # pragma: no cover - validate_response sets it
+        msg = "response was not validated"
+        raise TypeError(msg)
+    return page
+
+
+class NextLinkPaginator(BaseAPIPaginator[str | None]):
+    """Follows `nextLink` on the configured host; fails on a link seen before."""
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__(None)
+        self._origin = origin
+        self._seen: set[str] = set()
+
+    def get_next(self, response: requests.Response) -> str | None:
+        link = page_of(response).next_link
+        if link is None:
+            return None
+        try:
+            url = resolve_next_link(link, self._origin)
+        except UrlError as exc:
+            raise SpanningError(
+                f"Spanning sent a nextLink the tap will not follow: {exc}"
+            ) from None
+        if url in self._seen:
+            raise SpanningError(
+                f"Spanning sent a nextLink already followed ({quote(link)}): the pages "
+                "loop, so the sync stops rather than emit users twice or run forever"
+            )
+        self._seen.add(url)
+        return url
+
+
+class SpanningStream(RESTStream[str | None]):
+    """Base stream for `GET /external/...` endpoints of one tenant."""
+
+    # A redirect could carry the Authorization header to another host.
+    allow_redirects = False
+    # The only retriable 4xx; 5xx are retried by `validate_response`.
+    extra_retry_statuses = (HTTPStatus.TOO_MANY_REQUESTS,)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return resolve_settings(self.config)
+
+    @property
+    def url_base(self) -> str:
+        return f"{self.settings.origin}/external"
+
+    @cached_property
+    def authenticator(self) -> HTTPBasicAuth:
+        return HTTPBasicAuth(self.settings.admin_email, self.settings.api_key)
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]  # requests takes a float
+        return self.settings.request_timeout
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": self.user_agent}
+
+    def get_new_paginator(self) -> NextLinkPaginator:
+        return NextLinkPaginator(self.settings.origin)
+
+    def get_http_request(self, *, page: PageContext[str | None]) -> HTTPRequest:
+        if page.next_page_token:
+            # The nextLink already holds every parameter; adding ours would repeat them.
+            return HTTPRequest(url=page.next_page_token, headers=self.http_headers)
+        return super().get_http_request(page=page)
+
+    # Errors and retries
+
+    def validate_response(self, response: requests.Response) -> None:
+        status = response.status_code
+        path = urlsplit(response.url).path or self.path or ""
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(
+                f"HTTP {status} from {path}: {body_excerpt(response)}", response
+            )
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+            raise SpanningError(
+                f"Spanning refused the credentials (HTTP {status} from {path}). Check that "
+                "api_key is the token from Settings > API Token in the Spanning console, that "
+                "admin_email is the address of the admin who created it, and that the "
+                f"key belongs to this region ({self.settings.origin}): a key only works on "
+                "its own region's host."
+            )
+        if status == HTTPStatus.NOT_FOUND:
+            raise SpanningError(
+                f"Spanning answered 404 for {path} ({body_excerpt(response)}): base_url is "
+                "probably wrong; it should be https://o365-api-<region>.spanningbackup.com "
+                "(the tap adds /external/users itself)."
+            )
+        if status == HTTPStatus.BAD_REQUEST:
+            raise SpanningError(
+                f"Spanning rejected the request to {path} (HTTP 400): {_server_message(response)}"
+            )
+        if status >= HTTPStatus.MULTIPLE_CHOICES:
+            raise SpanningError(
+                f"Unexpected HTTP {status} from {path} ({body_excerpt(response)}); "
+                "redirects are not followed, so that credentials stay on the configured host."
+            )
+        try:
+            page = parse_page(response.json())
+        except (ValueError, PageError) as exc:
+            # A cut-off body, a proxy's HTML page: the same request may well succeed.
+            reason = exc if isinstance(exc, PageError) else "the body is not valid JSON"
+            raise RetriableAPIError(f"HTTP {status} from {path} but {reason}", response) from None
+        setattr(response, _PAGE_ATTRIBUTE, page)
+
+    def backoff_max_tries(self) -> int:
+        return self.settings.max_retries
+
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        """Exponential backoff from 1 s, or what Retry-After asks, capped by max_retry_wait."""
+        attempt = 0
+        exc = yield 0.0  # backoff primes the generator, then sends each failure
+        while True:
+            wait = float(2**attempt)
+            response = getattr(exc, "response", None)
+            if isinstance(response, requests.Response):
+                asked = retry_after_seconds(response.headers.get("Retry-After"))
+                if asked is not None:
+                    wait = asked
+            attempt += 1
+            exc = yield min(wait, self.settings.max_retry_wait)
+
+    def backoff_jitter(self, value: float) -> float:
+        # Up to 10% longer, never shorter: a Retry-After is a floor, not a hint.
+        return min(value * (1 + random.random() / 10), self.settings.max_retry_wait)
+
+    def backoff_handler(self, details: Details) -> None:
+        exc = details.get("exception")
+        self.logger.warning(
+            "Retrying GET %s in %.1fs (try %d of %d failed: %s)",
+            self.path,
+            details.get("wait", 0.0),
+            details.get("tries", 0),
+            self.settings.max_retries,
+            describe_failure(exc) if isinstance(exc, BaseException) else "unknown error",
+        )
+
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        retrying: Callable[..., requests.Response] = super().request_decorator(func)
+        tries = self.settings.max_retries
+
+        def request_or_give_up(*args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                return retrying(*args, **kwargs)
+            except RETRIABLE_ERRORS as exc:
+                raise SpanningError(
+                    f"GET {self.path} failed {tries} times, giving up: {describe_failure(exc)}"
+                ) from exc
+
+        return request_or_give_up
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        raise NotImplementedError  # pragma: no cover - streams parse pages themselves
+
+
+def _server_message(response: requests.Response) -> str:
+    """The `message` of a JSON error body, else an excerpt of the body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return body_excerpt(response)
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if isinstance(message, str) and message.strip():
+        return " ".join(message[:_BODY_EXCERPT].split())
+    return body_excerpt(response)

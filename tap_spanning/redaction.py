@@ -1,0 +1,66 @@
+"""Keep the API key out of every log line, whatever code wrote it.
+
+The tap never puts the key in a message itself; this filter is the second line of
+defence for text it does not control (a server echoing a header back, a library's
+exception). It sits on the root logger's handlers, so it sees every record that
+will be printed, including tracebacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from urllib.parse import quote
+
+MASK = "[redacted]"
+
+
+def secret_forms(admin_email: str, api_key: str) -> list[str]:
+    """Every spelling of the key that a request could carry, longest first."""
+    pair = f"{admin_email}:{api_key}"
+    forms = {
+        api_key,
+        pair,
+        quote(api_key, safe=""),
+        base64.b64encode(pair.encode()).decode(),
+        base64.b64encode(api_key.encode()).decode(),
+    }
+    return sorted((form for form in forms if len(form) >= 4), key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret form replaced by a mask."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that masks secrets in the message and the traceback."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        return True
+
+
+def install(secrets: list[str]) -> None:
+    """Attach the filter to every handler of the root logger (once per handler)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(secrets))
+        else:
+            for existing in handler.filters:
+                if isinstance(existing, RedactingFilter):
+                    existing.secrets = secrets

@@ -1,0 +1,204 @@
+"""The three streams: `users`, `roles` and `role_memberships`.
+
+`role_memberships` is a child of `users` computed from each user's record, with no
+request of its own. The SDK would sync a child once per parent record, writing a
+SCHEMA message, log lines and state for each user; instead `users` hands its child
+one batch per page, and the child writes its SCHEMA and ACTIVATE_VERSION once per
+run and its state once at the end (spanning.md, "Output rules").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import requests
+from singer_sdk import Stream
+from singer_sdk import typing as th
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_spanning.client import SpanningError, SpanningStream, page_of
+from tap_spanning.records import UserError, UserRecord, membership_records, quote, user_record
+from tap_spanning.roles import ROLES
+
+# Distinct unknown tags named one by one in the log before a single summary line.
+UNKNOWN_TAGS_LOGGED = 50
+
+
+class UsersStream(SpanningStream):
+    """Every user of the tenant: `GET /external/users`, page by page."""
+
+    name = "users"
+    path = "/users"
+    primary_keys: ClassVar[list[str]] = ["msId"]
+    replication_key = None
+    # Records are built field by field from the contract, already JSON-typed.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    # There are no bookmarks to save mid-stream: one STATE at the end, whatever the size.
+    STATE_MSG_FREQUENCY = 2**62
+
+    schema = th.PropertiesList(
+        th.Property("msId", th.StringType, required=True, description="Microsoft Entra object id"),
+        th.Property("userPrincipalName", th.StringType),
+        th.Property("email", th.StringType),
+        th.Property("displayName", th.StringType, description="displayName, or userDisplayName"),
+        th.Property("assigned", th.BooleanType, description="Holds a Spanning license"),
+        th.Property("isAdmin", th.BooleanType, description="Spanning admin"),
+        th.Property("isDeleted", th.BooleanType, description="Deleted from Microsoft Entra"),
+        th.Property("isArchive", th.BooleanType, description="Archived (read-only) license"),
+        th.Property("tags", th.ArrayType(th.StringType), description="Console labels, as sent"),
+        th.Property(
+            "disabled",
+            th.BooleanType,
+            required=True,
+            description="Archived or deleted from Microsoft",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unknown_tags: set[str] = set()
+        self._page_number = 0
+
+    def get_url_params(self, context: Any, next_page_token: str | None) -> dict[str, Any]:
+        # Only the first request: later ones follow nextLink, which carries these.
+        return {"size": self.settings.page_size, "status": "false"}
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        """Yield the page's records, then hand their memberships to the child stream."""
+        self._page_number += 1
+        users = self._page_users(page_of(response).users)
+        for user in users:
+            yield user.record
+        # Runs once the consumer has written the page's last user.
+        self._sync_memberships(users)
+
+    def _page_users(self, raw_users: list[Any]) -> list[UserRecord]:
+        users: list[UserRecord] = []
+        seen: set[str] = set()
+        for raw in raw_users:
+            try:
+                user = user_record(raw)
+            except UserError as exc:
+                raise SpanningError(f"Page {self._page_number} of users: {exc}") from None
+            msid = user.record["msId"]
+            if msid in seen:
+                raise SpanningError(
+                    f"Page {self._page_number} of users lists msId {msid} twice; "
+                    "the response cannot be trusted"
+                )
+            seen.add(msid)
+            if user.unmatched_tags:
+                self._note_unknown_tags(user.unmatched_tags)
+            users.append(user)
+        return users
+
+    def _note_unknown_tags(self, tags: list[str]) -> None:
+        for tag in tags:
+            if tag in self._unknown_tags or len(self._unknown_tags) > UNKNOWN_TAGS_LOGGED:
+                continue
+            self._unknown_tags.add(tag)
+            if len(self._unknown_tags) > UNKNOWN_TAGS_LOGGED:
+                self.logger.info(
+                    "More than %d distinct tags name no role; no more are listed",
+                    UNKNOWN_TAGS_LOGGED,
+                )
+            else:
+                self.logger.info(
+                    "Tag %s names no Spanning role: kept in users.tags, no membership",
+                    quote(tag),
+                )
+
+    def _sync_memberships(self, users: list[UserRecord]) -> None:
+        primary_map = self.stream_maps[0]
+        for child in self.child_streams:
+            if not isinstance(child, RoleMembershipsStream):
+                continue
+            if not (child.selected or child.has_selected_descendents):
+                continue
+            child.pending = [
+                membership
+                for user in users
+                if primary_map.get_filter_result(user.record)
+                for membership in membership_records(user)
+            ]
+            child.sync(context={"users_page": self._page_number})
+
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Any
+    ) -> Iterable[dict[str, Any] | None]:
+        # No child sync per user: parse_response hands the child a page at a time.
+        return ()
+
+    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        yield from super().get_records(context)
+        for child in self.child_streams:
+            if isinstance(child, RoleMembershipsStream):
+                child.finish_run()
+
+
+class RoleMembershipsStream(Stream):
+    """Who holds which role: one record per (role, user), from the user's record."""
+
+    name = "role_memberships"
+    parent_stream_type = UsersStream
+    primary_keys: ClassVar[list[str]] = ["roleId", "msId"]
+    replication_key = None
+    # The context is a page number, not a partition: keep no state per page.
+    state_partitioning_keys: ClassVar[list[str]] = []
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    STATE_MSG_FREQUENCY = 2**62
+
+    schema = th.PropertiesList(
+        th.Property("roleId", th.StringType, required=True),
+        th.Property("msId", th.StringType, required=True),
+        th.Property("userPrincipalName", th.StringType),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: list[dict[str, Any]] = []
+        self._schema_written = False
+        self._version_written = False
+        self._holding_state = True
+
+    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        records, self.pending = self.pending, []
+        return records
+
+    def _write_schema_message(self) -> None:
+        if not self._schema_written:
+            self._schema_written = True
+            super()._write_schema_message()
+
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        if not self._version_written:
+            self._version_written = True
+            super()._write_activate_version_message(full_table_version)
+
+    def _write_state_message(self) -> None:
+        if not self._holding_state:
+            super()._write_state_message()
+
+    def finish_run(self) -> None:
+        """Write the stream's one STATE message, after the last page."""
+        self._holding_state = False
+        self._write_state_message()
+
+
+class RolesStream(Stream):
+    """The seven role tiers, whatever the tenant holds."""
+
+    name = "roles"
+    primary_keys: ClassVar[list[str]] = ["id"]
+    replication_key = None
+
+    schema = th.PropertiesList(
+        th.Property("id", th.StringType, required=True),
+        th.Property("name", th.StringType, required=True),
+        th.Property("description", th.StringType, required=True),
+    ).to_dict()
+
+    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        for role in ROLES:
+            yield {"id": role.id, "name": role.name, "description": role.description}
