@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from tap_spanning.urls import (
@@ -79,7 +80,7 @@ def _number(
             errors.append(f"{name} must be a number, got {value!r}")
             return default
     kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         errors.append(f"{name} must be {kind}, got {value!r}")
         return default
     if integer and value != int(value):
@@ -89,7 +90,7 @@ def _number(
         bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
         errors.append(f"{name} must be {bounds}, got {value!r}")
         return default
-    return value
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _origin(config: Mapping[str, Any], errors: list[str]) -> Origin | None:

@@ -1,0 +1,39 @@
+# Everything the project needs is installed from here, into .venv, on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+MELTANO_INSTALLED := .meltano/.installed
+
+.PHONY: install lint test demo bench meltano-install clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+# Meltano installs each plugin into its own venv under .meltano/.
+$(MELTANO_INSTALLED): $(INSTALLED) meltano.yml
+	$(BIN)/meltano install
+	mkdir -p .meltano && touch $@
+
+meltano-install: $(MELTANO_INSTALLED)
+
+lint: install
+	$(BIN)/ruff check tap_spanning tests bench scripts
+	$(BIN)/mypy
+
+test: lint $(MELTANO_INSTALLED)
+	$(BIN)/pytest
+
+demo: $(MELTANO_INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .meltano output .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,209 @@
+"""Behaviour: the tap over real HTTP against the emulator, whole output compared."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from tap_spanning.emulator import FaultPlan, expected_output, generate_users
+from tests.conftest import EmulatorFactory
+from tests.tapdriver import run_tap, strip_descriptions, tap_executable
+
+STREAMS = ("users", "roles", "role_memberships")
+
+
+def assert_output_is(run: Any, users: list[dict[str, object]]) -> None:
+    """Every record of every stream equals the emulator's ground truth, in order."""
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = expected_output(users)
+    assert run.records("users") == expected["users"]
+    assert run.records("role_memberships") == expected["role_memberships"]
+    assert strip_descriptions(run.records("roles")) == expected["roles"]
+    for stream in STREAMS:
+        assert run.count("SCHEMA", stream) == 1, stream
+
+
+def users_requests(emulator: Any) -> list[str]:
+    return [r.path for r in emulator.requests if r.path.startswith("/external/users")]
+
+
+def test_full_sync_of_a_multi_page_tenant(
+    start_emulator: EmulatorFactory, tap_config: Any, tenant_2500: list[Any], tmp_path: Path
+) -> None:
+    emulator = start_emulator(tenant_2500)
+    run = run_tap(tap_config(emulator, page_size=1000), tmp_path)
+    assert_output_is(run, tenant_2500)
+    paths = [r.path for r in emulator.requests]
+    assert len(paths) == 3  # ceil(2500 / 1000), and nothing else
+    first = dict(parse_qsl(urlsplit(paths[0]).query))
+    assert urlsplit(paths[0]).path == "/external/users"
+    assert first == {"size": "1000", "status": "false"}
+
+
+def test_same_output_with_a_fault_on_every_third_request(
+    start_emulator: EmulatorFactory, tap_config: Any, tenant_2500: list[Any], tmp_path: Path
+) -> None:
+    kinds = ["429", "503", "reset-before", "truncate", "reset-during", "html200", "500:empty"]
+    plan = FaultPlan(at={n: kinds[(n // 3 - 1) % len(kinds)] for n in range(3, 40, 3)})
+    emulator = start_emulator(tenant_2500, faults=plan)
+    run = run_tap(tap_config(emulator, page_size=500), tmp_path)
+    assert_output_is(run, tenant_2500)
+    faulted = [r for r in emulator.requests if r.fault]
+    assert faulted, "the plan injected no fault"
+    # Each page once, plus one retry per fault.
+    assert len(emulator.requests) == math.ceil(2500 / 500) + len(faulted)
+
+
+def test_next_links_are_followed_verbatim(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    users = generate_users(230, seed=3)
+    seen_links: list[str] = []
+    emulator = start_emulator(users)
+
+    def remember(number: int, page: dict[str, Any]) -> dict[str, Any]:
+        if page.get("nextLink"):
+            seen_links.append(str(page["nextLink"]))
+        return page
+
+    emulator.page_hook = remember
+    run = run_tap(tap_config(emulator, page_size=50), tmp_path)
+    assert_output_is(run, users)
+    sent = users_requests(emulator)
+    assert len(sent) == 5
+    # Request k+1 is exactly the nextLink of page k: same path and query, byte for byte.
+    assert sent[1:] == [
+        urlsplit(link)._replace(scheme="", netloc="").geturl() for link in seen_links
+    ]
+    for path in sent:
+        names = [name for name, _ in parse_qsl(urlsplit(path).query)]
+        assert len(names) == len(set(names)), f"duplicated parameter in {path}"
+
+
+@pytest.mark.parametrize("link_style", ["relative", "http-absolute"])
+@pytest.mark.parametrize("last_link", ["empty", "null", "absent"])
+def test_link_styles_and_last_page_markers(
+    start_emulator: EmulatorFactory,
+    tap_config: Any,
+    tmp_path: Path,
+    link_style: str,
+    last_link: str,
+) -> None:
+    users = generate_users(120, seed=5)
+    emulator = start_emulator(users, link_style=link_style, last_link=last_link)
+    run = run_tap(tap_config(emulator, page_size=40), tmp_path)
+    assert_output_is(run, users)
+    assert len(emulator.requests) == 3
+
+
+@pytest.mark.parametrize(("count", "page_size"), [(0, 10), (1, 1000), (100, 100), (101, 100)])
+def test_request_count_is_ceil_of_users_over_page_size(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path, count: int, page_size: int
+) -> None:
+    users = generate_users(count, seed=11)
+    emulator = start_emulator(users)
+    run = run_tap(tap_config(emulator, page_size=page_size), tmp_path)
+    assert_output_is(run, users)
+    assert len(emulator.requests) == max(1, math.ceil(count / page_size))
+
+
+def test_output_rules(start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path) -> None:
+    """One SCHEMA and ACTIVATE_VERSION per stream; no per-user log line or state."""
+    users = generate_users(400, seed=13)
+    emulator = start_emulator(users)
+    run = run_tap(
+        tap_config(emulator, page_size=100, emit_activate_version_messages=True), tmp_path
+    )
+    assert_output_is(run, users)
+    for stream in STREAMS:
+        assert run.count("ACTIVATE_VERSION", stream) == 1, stream
+        versions = {
+            m["version"]
+            for m in run.messages
+            if m.get("stream") == stream and m["type"] == "RECORD"
+        }
+        activated = [
+            m["version"]
+            for m in run.messages
+            if m["type"] == "ACTIVATE_VERSION" and m["stream"] == stream
+        ]
+        assert versions == set(activated)
+    assert run.count("STATE") <= len(STREAMS)
+    for state in (m["value"] for m in run.messages if m["type"] == "STATE"):
+        assert len(str(state)) < 200, state
+    upns = [str(u["userPrincipalName"]) for u in users]
+    msids = [str(u["msId"]) for u in users]
+    stderr = run.stderr
+    assert not [upn for upn in upns if upn in stderr]
+    assert not [msid for msid in msids if msid in stderr]
+    assert len(stderr.splitlines()) < 80
+
+
+def test_unknown_tags_are_logged_once_each(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    users = generate_users(50, seed=17)
+    for index, user in enumerate(users):
+        user["tags"] = ["Global Admin", "Finance Team"] if index % 2 else ["Finance Team", "VIP"]
+    emulator = start_emulator(users)
+    run = run_tap(tap_config(emulator, page_size=10), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("'Finance Team' names no Spanning role") == 1
+    assert run.stderr.count("'VIP' names no Spanning role") == 1
+    tags = {tuple(r["tags"]) for r in run.records("users")}
+    assert tags == {("Global Admin", "Finance Team"), ("Finance Team", "VIP")}
+
+
+def test_deselected_users_still_feed_memberships(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    """A catalog that selects only role_memberships gets all of them and no users."""
+    users = generate_users(150, seed=19)
+    emulator = start_emulator(users)
+    catalog = json.loads(
+        subprocess.run(
+            [*tap_executable(), "--discover"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    for entry in catalog["streams"]:
+        selected = entry["tap_stream_id"] == "role_memberships"
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = selected
+    run = run_tap(tap_config(emulator, page_size=50), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert run.records("role_memberships") == expected_output(users)["role_memberships"]
+    assert run.records("users") == []
+    assert run.records("roles") == []
+
+
+def test_stream_maps_and_flattening_still_work(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    users = generate_users(60, seed=23)
+    emulator = start_emulator(users)
+    config = tap_config(
+        emulator,
+        page_size=25,
+        stream_maps={
+            "users": {
+                "email": None,
+                "upn_lower": "userPrincipalName.lower() if userPrincipalName else None",
+            }
+        },
+    )
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 0, run.stderr
+    expected = expected_output(users)["users"]
+    got = run.records("users")
+    assert len(got) == len(expected)
+    for record, want in zip(got, expected, strict=True):
+        assert "email" not in record
+        upn = want["userPrincipalName"]
+        assert record["upn_lower"] == (upn.lower() if isinstance(upn, str) else None)
