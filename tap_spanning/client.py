@@ -113,6 +113,10 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         self._origin = origin
         self._seen: set[str] = set()
 
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # An empty page that still has a nextLink is not the end (the SDK would stop).
+        return True
+
     def get_next(self, response: requests.Response) -> str | None:
         link = page_of(response).next_link
         if link is None:

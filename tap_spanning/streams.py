@@ -59,6 +59,8 @@ class UsersStream(SpanningStream):
         super().__init__(*args, **kwargs)
         self._unknown_tags: set[str] = set()
         self._page_number = 0
+        # msIds of the previous page: keyset pages must not overlap (see _page_users).
+        self._previous_page: set[str] = set()
 
     def get_url_params(self, context: Any, next_page_token: str | None) -> dict[str, Any]:
         # Only the first request: later ones follow nextLink, which carries these.
@@ -74,8 +76,17 @@ class UsersStream(SpanningStream):
         self._sync_memberships(users)
 
     def _page_users(self, raw_users: list[Any]) -> list[UserRecord]:
+        """Records of one page; an overlap with the previous page is dropped, once.
+
+        Keyset pages should never overlap. If a page repeats users of the page before
+        (an offset that is inclusive, say), the repeats are dropped with a warning so
+        that no user is emitted twice. A page of nothing but repeats means pagination
+        is not advancing, and a page listing one msId twice cannot be trusted: both
+        fail the sync.
+        """
         users: list[UserRecord] = []
         seen: set[str] = set()
+        repeats = 0
         for raw in raw_users:
             try:
                 user = user_record(raw)
@@ -88,9 +99,24 @@ class UsersStream(SpanningStream):
                     "the response cannot be trusted"
                 )
             seen.add(msid)
+            if msid in self._previous_page:
+                repeats += 1
+                continue
             if user.unmatched_tags:
                 self._note_unknown_tags(user.unmatched_tags)
             users.append(user)
+        if repeats:
+            if not users:
+                raise SpanningError(
+                    f"Page {self._page_number} of users only repeats the previous page: "
+                    "pagination is not advancing"
+                )
+            self.logger.warning(
+                "Page %d of users repeats %d users of the previous page; they are emitted once",
+                self._page_number,
+                repeats,
+            )
+        self._previous_page = seen
         return users
 
     def _note_unknown_tags(self, tags: list[str]) -> None:

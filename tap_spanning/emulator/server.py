@@ -16,6 +16,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -146,6 +147,8 @@ class RequestRecord:
     headers: dict[str, str] = field(repr=False)  # holds the Basic credentials
     status: int | None
     fault: str | None
+    # time.monotonic() when the request arrived: tests measure waits between tries.
+    received_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -593,6 +596,7 @@ class _Handler(BaseHTTPRequestHandler):
         return parts[1] if len(parts) == 3 else self.path
 
     def _serve(self) -> None:
+        self._received_at = time.monotonic()
         emulator = self.server
         number = emulator.next_request_number()
         self._drain_body()
@@ -624,7 +628,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, number: int, status: int | None, fault: Fault | None) -> None:
         headers = dict(self.headers.items())
         kind = None if fault is None else fault.kind
-        self.server.record(RequestRecord(number, self.command, self.target, headers, status, kind))
+        self.server.record(
+            RequestRecord(
+                number, self.command, self.target, headers, status, kind, self._received_at
+            )
+        )
 
     def _drop(self, fault: Fault, hang_seconds: float) -> None:
         """Answer nothing: hang first, or reset the connection at once."""
