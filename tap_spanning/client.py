@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 # How much of an error body goes into a message: enough to read, never a whole page.
 _BODY_EXCERPT = 300
 _PAGE_ATTRIBUTE = "_spanning_page"
+_CHUNK = 64 * 1024
 # Exceptions that mean "the request did not complete": worth another try.
 RETRIABLE_ERRORS: tuple[type[BaseException], ...] = (
     RetriableAPIError,
@@ -105,6 +108,56 @@ def page_of(response: requests.Response) -> UsersPage:
     return page
 
 
+class DeadlineAdapter(HTTPAdapter):
+    """An adapter that bounds the whole response, not just each socket read.
+
+    requests' timeout applies per read, so a server that trickles a byte every few
+    seconds would hold a sync forever. Here the body is read in chunks against a
+    deadline of `seconds` from the moment the request is sent: a response takes at
+    most that plus one read timeout.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def send(  # noqa: PLR0917  # the signature of HTTPAdapter.send
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        deadline = time.monotonic() + self.seconds
+        response = super().send(request, True, timeout, verify, cert, proxies)
+        if stream:
+            return response
+        body = response.raw
+        chunks = []
+        try:
+            # read1 returns after one socket read, so the deadline is checked often even
+            # when bytes arrive one at a time.
+            while chunk := body.read1(_CHUNK, decode_content=True):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    response.close()
+                    raise requests.exceptions.ReadTimeout(
+                        f"the response took longer than {self.seconds:g}s", request=request
+                    )
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+            raise requests.exceptions.ReadTimeout(exc, request=request) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
+        except (urllib3.exceptions.ProtocolError, OSError) as exc:
+            # The same exception requests raises for a body cut off mid-way.
+            raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
+        body.release_conn()
+        response._content = b"".join(chunks)  # what requests does when not streaming
+        return response
+
+
 class NextLinkPaginator(BaseAPIPaginator[str | None]):
     """Follows `nextLink` on the configured host; fails on a link seen before."""
 
@@ -147,6 +200,18 @@ class SpanningStream(RESTStream[str | None]):
     @cached_property
     def settings(self) -> Settings:
         return resolve_settings(self.config)
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = DeadlineAdapter(self.settings.request_timeout)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    @property
+    def requests_session(self) -> requests.Session:
+        return self._session
 
     @property
     def url_base(self) -> str:

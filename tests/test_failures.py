@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tap_spanning.emulator import FaultPlan, generate_users
+from tap_spanning.emulator import FaultPlan, expected_output, generate_users
 from tests.conftest import EmulatorFactory
 from tests.tapdriver import ADMIN_EMAIL, TapRun, run_tap
 
@@ -214,4 +215,21 @@ def test_debug_output_of_a_good_sync_holds_no_key(
     run = run_tap(tap_config(emulator, page_size=10), tmp_path, env=DEBUG)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "DEBUG" in run.stderr
+    assert_key_absent(run, api_key)
+
+
+def test_a_trickling_response_is_cut_off_by_the_deadline(
+    start_emulator: EmulatorFactory, tap_config: Any, api_key: str, tmp_path: Path
+) -> None:
+    """A body sent a byte at a time never trips a read timeout; the deadline ends it."""
+    users = generate_users(30)
+    emulator = start_emulator(users, faults=FaultPlan(at={1: "trickle"}))
+    started = time.monotonic()
+    run = run_tap(tap_config(emulator, page_size=10, request_timeout=1), tmp_path, env=DEBUG)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.records("users") == expected_output(users)["users"]
+    assert [r.fault for r in emulator.requests] == ["trickle", None, None, None]
+    assert elapsed < 10
+    assert "longer than 1s" in run.stderr
     assert_key_absent(run, api_key)

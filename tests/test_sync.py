@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import subprocess
@@ -207,3 +208,29 @@ def test_stream_maps_and_flattening_still_work(
         assert "email" not in record
         upn = want["userPrincipalName"]
         assert record["upn_lower"] == (upn.lower() if isinstance(upn, str) else None)
+
+
+def test_batch_messages_hold_the_whole_output(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    users = generate_users(300, seed=31)
+    emulator = start_emulator(users)
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "spanning-"},
+    }
+    run = run_tap(tap_config(emulator, page_size=100, batch_config=batch_config), tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.count("RECORD") == 0
+    landed: dict[str, list[dict[str, Any]]] = {stream: [] for stream in STREAMS}
+    for message in run.messages:
+        if message["type"] == "BATCH":
+            for uri in message["manifest"]:
+                with gzip.open(urlsplit(uri).path, "rt", encoding="utf-8") as lines:
+                    landed[message["stream"]].extend(json.loads(line) for line in lines)
+    expected = expected_output(users)
+    assert landed["users"] == expected["users"]
+    assert landed["role_memberships"] == expected["role_memberships"]
+    assert strip_descriptions(landed["roles"]) == expected["roles"]
+    for stream in STREAMS:
+        assert run.count("SCHEMA", stream) == 1

@@ -58,7 +58,7 @@ _REASONS = {
     504: "Gateway Time-out",
 }
 _DEFAULT_VARIANT = {500: "json", 502: "html", 503: "html", 504: "html"}
-_SIMPLE_FAULTS = ("429", "reset-before", "reset-during", "truncate", "hang", "html200")
+_SIMPLE_FAULTS = ("429", "reset-before", "reset-during", "truncate", "hang", "trickle", "html200")
 _LAST_LINK_FIELDS: dict[str, dict[str, object]] = {
     "empty": {"nextLink": ""},
     "null": {"nextLink": None},
@@ -95,7 +95,7 @@ class Fault:
 
 def parse_fault(kind: str) -> Fault:
     """Parse '429', '500'..'504' (optionally ':json', ':html', ':empty'), 'reset-before',
-    'reset-during', 'truncate', 'hang' or 'html200'; ValueError otherwise."""
+    'reset-during', 'truncate', 'hang', 'trickle' or 'html200'; ValueError otherwise."""
     name, _, variant = kind.partition(":")
     if name.isdigit() and int(name) in _DEFAULT_VARIANT:
         variant = variant or _DEFAULT_VARIANT[int(name)]
@@ -105,7 +105,7 @@ def parse_fault(kind: str) -> Fault:
         return Fault(kind, 429 if name == "429" else None)
     raise ValueError(
         f"unknown fault kind {kind!r}: use 429, 500/502/503/504[:json|:html|:empty], "
-        "reset-before, reset-during, truncate, hang or html200"
+        "reset-before, reset-during, truncate, hang, trickle or html200"
     )
 
 
@@ -435,6 +435,11 @@ class SpanningEmulator(ThreadingHTTPServer):
 
     # -- tenant and request log
 
+    @property
+    def stopping(self) -> bool:
+        """True once stop() has begun: slow fault handlers give up."""
+        return self._stopping.is_set()
+
     def set_users(self, users: Sequence[Mapping[str, object]]) -> None:
         """Replace the tenant atomically (requests in flight keep the old one)."""
         self._snapshot = _Snapshot(users)
@@ -615,7 +620,10 @@ class _Handler(BaseHTTPRequestHandler):
             response = replace(response, body=response.body[: len(response.body) // 2])
         self._record(number, response.status, fault)
         emulator.pause(emulator.latency)
-        self._send(response, fault is not None and fault.kind == "reset-during")
+        if fault is not None and fault.kind == "trickle":
+            self._trickle(response)
+        else:
+            self._send(response, fault is not None and fault.kind == "reset-during")
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
@@ -642,7 +650,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.abort(self.connection)
         self.close_connection = True
 
-    def _send(self, response: _Response, half_then_close: bool) -> None:
+    def _trickle(self, response: _Response) -> None:
+        """Send the headers, then one byte of the body every 0.2 s: never idle for long,
+        never done soon; only a client-side deadline ends it."""
+        self._send_headers(response)
+        self.close_connection = True
+        for index in range(len(response.body)):
+            if self.server.stopping:
+                return
+            try:
+                self.wfile.write(response.body[index : index + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def _send_headers(self, response: _Response) -> None:
         self.send_response(response.status)
         if response.content_type is not None:
             self.send_header("Content-Type", response.content_type)
@@ -650,6 +673,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
+
+    def _send(self, response: _Response, half_then_close: bool) -> None:
+        self._send_headers(response)
         if self.command == "HEAD":
             return
         if half_then_close:
