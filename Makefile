@@ -18,6 +18,7 @@ install: $(INSTALLED)
 # Meltano installs each plugin into its own venv under .meltano/.
 $(MELTANO_INSTALLED): $(INSTALLED) meltano.yml
 	$(BIN)/meltano install
+	mkdir -p output  # target-duckdb writes output/spanning.duckdb but does not create the folder
 	mkdir -p .meltano && touch $@
 
 meltano-install: $(MELTANO_INSTALLED)

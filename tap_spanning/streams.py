@@ -3,8 +3,9 @@
 `role_memberships` is a child of `users` computed from each user's record, with no
 request of its own. The SDK would sync a child once per parent record, writing a
 SCHEMA message, log lines and state for each user; instead `users` hands its child
-one batch per page, and the child writes its SCHEMA and ACTIVATE_VERSION once per
-run and its state once at the end (spanning.md, "Output rules").
+one batch per page, and the child writes its SCHEMA once per run and its state once
+at the end (spanning.md, "Output rules"). Every stream's ACTIVATE_VERSION waits for
+the end of a successful run (see ActivatesAtEnd).
 """
 
 from __future__ import annotations
@@ -25,7 +26,34 @@ from tap_spanning.roles import ROLES
 UNKNOWN_TAGS_LOGGED = 50
 
 
-class UsersStream(SpanningStream):
+class ActivatesAtEnd(Stream):
+    """Holds the stream's ACTIVATE_VERSION back until its last record is out.
+
+    The SDK sends it before the first record. A loader with hard delete (target-postgres)
+    then drops the previous sync's rows at once, so a sync that fails half-way would
+    leave the warehouse with half the tenant. Sent after the stream's last record, a
+    failed sync activates nothing and the previous table stays whole.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The SDK's table version is this // 1000: whole seconds, so two runs in one
+        # second would share a version and the second would delete nothing. Scaled, the
+        # version is the run's start in milliseconds.
+        self._initialized_at *= 1000
+        self._pending_version: int | None = None
+
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        self._pending_version = full_table_version
+
+    def activate_pending_version(self) -> None:
+        """Send the ACTIVATE_VERSION held back during the run, if any (once)."""
+        if self._pending_version is not None:
+            super()._write_activate_version_message(self._pending_version)
+            self._pending_version = None
+
+
+class UsersStream(ActivatesAtEnd, SpanningStream):
     """Every user of the tenant: `GET /external/users`, page by page."""
 
     name = "users"
@@ -158,12 +186,14 @@ class UsersStream(SpanningStream):
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         yield from super().get_records(context)
+        # Every page is in: the last user and its memberships have been written.
         for child in self.child_streams:
             if isinstance(child, RoleMembershipsStream):
                 child.finish_run()
+        self.activate_pending_version()
 
 
-class RoleMembershipsStream(Stream):
+class RoleMembershipsStream(ActivatesAtEnd, Stream):
     """Who holds which role: one record per (role, user), from the user's record."""
 
     name = "role_memberships"
@@ -185,7 +215,6 @@ class RoleMembershipsStream(Stream):
         super().__init__(*args, **kwargs)
         self.pending: list[dict[str, Any]] = []
         self._schema_written = False
-        self._version_written = False
         self._holding_state = True
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
@@ -197,22 +226,18 @@ class RoleMembershipsStream(Stream):
             self._schema_written = True
             super()._write_schema_message()
 
-    def _write_activate_version_message(self, full_table_version: int) -> None:
-        if not self._version_written:
-            self._version_written = True
-            super()._write_activate_version_message(full_table_version)
-
     def _write_state_message(self) -> None:
         if not self._holding_state:
             super()._write_state_message()
 
     def finish_run(self) -> None:
-        """Write the stream's one STATE message, after the last page."""
+        """After the last page: the stream's one STATE message and its ACTIVATE_VERSION."""
         self._holding_state = False
         self._write_state_message()
+        self.activate_pending_version()
 
 
-class RolesStream(Stream):
+class RolesStream(ActivatesAtEnd, Stream):
     """The seven role tiers, whatever the tenant holds."""
 
     name = "roles"
@@ -228,3 +253,4 @@ class RolesStream(Stream):
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         for role in ROLES:
             yield {"id": role.id, "name": role.name, "description": role.description}
+        self.activate_pending_version()

@@ -201,9 +201,13 @@ def test_a_sync_never_ends_0_with_users_missing(
     """The third page fails for good: users of the first pages were sent, the exit says so."""
     plan = FaultPlan(at={n: "502" for n in range(3, 20)})
     emulator = start_emulator(generate_users(30), faults=plan)
-    run = run_tap(tap_config(emulator, page_size=10, max_retries=2), tmp_path, env=DEBUG)
+    config = tap_config(emulator, page_size=10, max_retries=2, emit_activate_version_messages=True)
+    run = run_tap(config, tmp_path, env=DEBUG)
     assert run.returncode != 0
     assert run.count("RECORD", "users") == 20
+    # Nothing may tell a hard-deleting loader that 20 users are the whole tenant.
+    assert run.count("ACTIVATE_VERSION", "users") == 0
+    assert run.count("ACTIVATE_VERSION", "role_memberships") == 0
     assert "giving up" in run.last_stderr_line()
     assert_key_absent(run, api_key)
 

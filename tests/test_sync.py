@@ -135,6 +135,9 @@ def test_output_rules(start_emulator: EmulatorFactory, tap_config: Any, tmp_path
             if m["type"] == "ACTIVATE_VERSION" and m["stream"] == stream
         ]
         assert versions == set(activated)
+        # Activated only once the stream's last record is out (see ActivatesAtEnd).
+        positions = [i for i, m in enumerate(run.messages) if m.get("stream") == stream]
+        assert run.messages[positions[-1]]["type"] == "ACTIVATE_VERSION"
     assert run.count("STATE") <= len(STREAMS)
     for state in (m["value"] for m in run.messages if m["type"] == "STATE"):
         assert len(str(state)) < 200, state
