@@ -84,7 +84,7 @@ done
 echo
 echo "== DuckDB: meltano run tap-spanning target-duckdb"
 # target-duckdb ignores ACTIVATE_VERSION: drop the tables first so this is a full refresh and
-# users removed from the tenant since the last demo do not linger (docs/warehouse.md).
+# users removed from the tenant since the last demo do not linger (README.md).
 run_meltano duckdb-drop invoke target-duckdb:drop-tables
 run_meltano duckdb run tap-spanning target-duckdb
 

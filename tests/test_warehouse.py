@@ -46,7 +46,7 @@ from tests.tapdriver import ADMIN_EMAIL
 pytestmark = pytest.mark.e2e
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-DOCS = PROJECT_DIR / "docs" / "warehouse.md"
+DOCS = PROJECT_DIR / "README.md"
 IN_CI = os.environ.get("CI") == "true"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:54329/postgres"
 PG_SCHEMA = "spanning"  # target-postgres' default_target_schema in meltano.yml
@@ -302,7 +302,7 @@ def assert_members_per_role(fetch: Fetch, users: Sequence[Mapping[str, object]])
 
 
 def docs_queries() -> list[str]:
-    """The SQL blocks of docs/warehouse.md, in order."""
+    """The SQL blocks of README.md, in order."""
     text = DOCS.read_text(encoding="utf-8")
     queries = re.findall(r"^```sql\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
     assert len(queries) == 4, f"{DOCS.name}: expected 4 SQL examples, found {len(queries)}"
@@ -348,8 +348,8 @@ def assert_docs_queries(fetch: Fetch, users: Sequence[Mapping[str, object]]) -> 
     for number, (query, truth) in enumerate(zip(docs_queries(), docs_truth(users), strict=True)):
         _, rows = fetch(query)
         answer = Counter(tuple(row) for row in rows)
-        assert answer == truth, f"docs/warehouse.md SQL example {number + 1} answers wrongly"
-        assert rows, f"docs/warehouse.md SQL example {number + 1} found nothing to show"
+        assert answer == truth, f"README.md SQL example {number + 1} answers wrongly"
+        assert rows, f"README.md SQL example {number + 1} found nothing to show"
 
 
 # ----------------------------------------------------------------------------- DuckDB
@@ -392,7 +392,7 @@ def test_duckdb_through_meltano(
 
     # target-duckdb ignores ACTIVATE_VERSION: a plain second sync keeps the users removed
     # since. If this starts failing, the loader honours it now: update meltano.yml's
-    # comment and docs/warehouse.md, and drop this part.
+    # comment and README.md, and drop this part.
     later = changed_tenant(users)
     removed, lost = check_change_is_meaningful(users, later)
     emulator.set_users(later)
