@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable
 from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
@@ -35,6 +35,7 @@ from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 from tap_spanning.config import Settings, resolve_settings
 from tap_spanning.records import PageError, UsersPage, parse_page, quote
+from tap_spanning.redaction import scrub
 from tap_spanning.urls import Origin, UrlError, resolve_next_link
 
 if TYPE_CHECKING:
@@ -59,6 +60,10 @@ RETRIABLE_ERRORS: tuple[type[BaseException], ...] = (
 class SpanningError(FatalAPIError):
     """A failure the tap explains in one line; the sync stops and exits non-zero."""
 
+    def __init__(self, message: str) -> None:
+        # Messages quote the server (bodies, links): never let one carry the key.
+        super().__init__(scrub(message))
+
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
@@ -82,20 +87,24 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 def body_excerpt(response: requests.Response) -> str:
     """A one-line excerpt of a response body for an error message."""
-    text = " ".join(response.text[: _BODY_EXCERPT * 2].split())
+    text = " ".join(scrub(response.text[: _BODY_EXCERPT * 4]).split())
     if not text:
         return "empty body"
     return text if len(text) <= _BODY_EXCERPT else f"{text[:_BODY_EXCERPT]}..."
 
 
-def describe_failure(exc: BaseException) -> str:
+def describe_failure(exc: BaseException, timeout: float) -> str:
     """One line saying why a try failed."""
     if isinstance(exc, RetriableAPIError):
         return str(exc)
     if isinstance(exc, requests.exceptions.Timeout):
-        return "no answer within request_timeout"
+        return f"no complete answer within request_timeout ({timeout:g}s)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke off in the middle of the response"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "the response body could not be decoded"
     if isinstance(exc, requests.exceptions.ConnectionError | ConnectionResetError):
-        return f"connection failed ({type(exc).__name__})"
+        return "could not connect, or the connection was reset before an answer"
     return type(exc).__name__
 
 
@@ -161,10 +170,11 @@ class DeadlineAdapter(HTTPAdapter):
 class NextLinkPaginator(BaseAPIPaginator[str | None]):
     """Follows `nextLink` on the configured host; fails on a link seen before."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, first_url: str) -> None:
         super().__init__(None)
         self._origin = origin
-        self._seen: set[str] = set()
+        # A link back to the first page is a loop too.
+        self._seen: set[str] = {first_url}
 
     def continue_if_empty(self, response: requests.Response) -> bool:
         # An empty page that still has a nextLink is not the end (the SDK would stop).
@@ -217,6 +227,11 @@ class SpanningStream(RESTStream[str | None]):
     def url_base(self) -> str:
         return f"{self.settings.origin}/external"
 
+    @property
+    def endpoint(self) -> str:
+        """The path requested, for messages: /external/users."""
+        return f"/external{self.path}"
+
     @cached_property
     def authenticator(self) -> HTTPBasicAuth:
         return HTTPBasicAuth(self.settings.admin_email, self.settings.api_key)
@@ -230,7 +245,9 @@ class SpanningStream(RESTStream[str | None]):
         return {"Accept": "application/json", "User-Agent": self.user_agent}
 
     def get_new_paginator(self) -> NextLinkPaginator:
-        return NextLinkPaginator(self.settings.origin)
+        params = self.get_url_params(None, None)
+        first_query = params if isinstance(params, str) else urlencode(params)
+        return NextLinkPaginator(self.settings.origin, f"{self.get_url(None)}?{first_query}")
 
     def get_http_request(self, *, page: PageContext[str | None]) -> HTTPRequest:
         if page.next_page_token:
@@ -303,11 +320,13 @@ class SpanningStream(RESTStream[str | None]):
         exc = details.get("exception")
         self.logger.warning(
             "Retrying GET %s in %.1fs (try %d of %d failed: %s)",
-            self.path,
+            self.endpoint,
             details.get("wait", 0.0),
             details.get("tries", 0),
             self.settings.max_retries,
-            describe_failure(exc) if isinstance(exc, BaseException) else "unknown error",
+            describe_failure(exc, self.timeout)
+            if isinstance(exc, BaseException)
+            else "unknown error",
         )
 
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
@@ -319,7 +338,8 @@ class SpanningStream(RESTStream[str | None]):
                 return retrying(*args, **kwargs)
             except RETRIABLE_ERRORS as exc:
                 raise SpanningError(
-                    f"GET {self.path} failed {tries} times, giving up: {describe_failure(exc)}"
+                    f"GET {self.endpoint} failed {tries} times, giving up: "
+                    f"{describe_failure(exc, self.timeout)}"
                 ) from exc
 
         return request_or_give_up
@@ -336,5 +356,5 @@ def _server_message(response: requests.Response) -> str:
         return body_excerpt(response)
     message = payload.get("message") if isinstance(payload, dict) else None
     if isinstance(message, str) and message.strip():
-        return " ".join(message[:_BODY_EXCERPT].split())
+        return " ".join(scrub(message)[:_BODY_EXCERPT].split())
     return body_excerpt(response)

@@ -7,11 +7,13 @@ the API key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tap_spanning.redaction import redact, secret_forms
 from tap_spanning.urls import (
     REGIONS,
     Origin,
@@ -73,24 +75,22 @@ def _number(
     value = config.get(name)
     if value is None:
         return default
-    if isinstance(value, str):  # settings from env vars or meltano arrive as text
-        try:
-            value = float(value) if not integer else int(value)
-        except ValueError:
-            errors.append(f"{name} must be a number, got {value!r}")
-            return default
     kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        errors.append(f"{name} must be {kind}, got {value!r}")
+    bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        errors.append(f"{name} must be {kind} {bounds}, got {type(value).__name__}")
         return default
-    if integer and value != int(value):
-        errors.append(f"{name} must be {kind}, got {value!r}")
+    try:
+        number = float(value)  # settings from env vars or meltano may arrive as text
+    except (ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number) or (integer and not number.is_integer()):
+        errors.append(f"{name} must be {kind} {bounds}, got {value!r}")
         return default
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+    if number < low or (high is not None and number > high):
         errors.append(f"{name} must be {bounds}, got {value!r}")
         return default
-    return float(value) if isinstance(value, Decimal) else value
+    return int(number) if integer else number
 
 
 def _origin(config: Mapping[str, Any], errors: list[str]) -> Origin | None:
@@ -142,6 +142,10 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
     )
     max_wait = _number(config, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT, errors, low=0)
     if errors or origin is None:
+        # A key pasted into the wrong setting would be echoed by that setting's message.
+        key = config.get("api_key")
+        if isinstance(key, str) and key.strip():
+            errors = [redact(error, secret_forms(admin_email, key.strip())) for error in errors]
         raise SettingsError(errors)
     return Settings(
         admin_email=admin_email,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tap_spanning.redaction import scrub
 from tap_spanning.roles import is_disabled, roles_for_user
 
 # Longest excerpt of a server value quoted in an error message.
@@ -45,7 +46,7 @@ class UserRecord:
 
 def quote(value: object) -> str:
     """A short, printable excerpt of a server value for an error message."""
-    text = repr(value)
+    text = scrub(repr(value))
     return text if len(text) <= _QUOTE_LIMIT else f"{text[:_QUOTE_LIMIT]}...({len(text)} chars)"
 
 

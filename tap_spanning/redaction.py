@@ -14,6 +14,11 @@ from urllib.parse import quote
 
 MASK = "[redacted]"
 
+# The forms of this run's key, once the settings are known. Text from the server is
+# scrubbed with them before it is cut to an excerpt: a cut could split a key in two,
+# and the log filter only recognises whole forms.
+_active: list[str] = []
+
 
 def secret_forms(admin_email: str, api_key: str) -> list[str]:
     """Every spelling of the key that a request could carry, longest first."""
@@ -26,6 +31,11 @@ def secret_forms(admin_email: str, api_key: str) -> list[str]:
         base64.b64encode(api_key.encode()).decode(),
     }
     return sorted((form for form in forms if len(form) >= 4), key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    """`text` with every form of this run's key masked."""
+    return redact(text, _active)
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -56,7 +66,8 @@ class RedactingFilter(logging.Filter):
 
 
 def install(secrets: list[str]) -> None:
-    """Attach the filter to every handler of the root logger (once per handler)."""
+    """Mask these secrets from now on: in `scrub`, and in every handler of the root logger."""
+    _active[:] = secrets
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(secrets))

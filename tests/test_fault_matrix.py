@@ -1,0 +1,309 @@
+"""The fault matrix (issue 5): every fault kind, once transient and once persistent.
+
+Transient: the fault hits two requests (the first request, and the second page's first
+try); the sync exits 0, every RECORD of the three streams equals the fault-free ground
+truth, and the emulator saw exactly pages + faults requests.
+
+Persistent: every request faults, `max_retries: 3`; the sync exits non-zero within
+tries x (request_timeout + max_retry_wait) + start-up slack, after exactly 3 requests,
+with a one-line reason as the last stderr line, and no RECORD of `users`.
+
+Every run is at DEBUG and is grepped for every form of the key (tests/hostile_server.py).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_spanning.emulator import FaultPlan, SpanningEmulator, generate_users
+from tests.conftest import EmulatorFactory
+from tests.hostile_server import (
+    DEBUG_ENV,
+    FAILING_EXITS,
+    CheckedRun,
+    assert_no_secrets,
+    assert_same_output,
+    free_port,
+    retry_warnings,
+    run_tap_checked,
+    secret_forms,
+)
+from tests.tapdriver import ADMIN_EMAIL, tap_executable
+
+TENANT = generate_users(25, seed=29)
+PAGE_SIZE = 10
+PAGES = 3  # ceil(25 / 10)
+MAX_RETRY_WAIT = 0.05
+TRIES = 3
+HANG_TIMEOUT = 0.5  # request_timeout for the hang cases
+HANG_SECONDS = 3.0  # how long the emulator hangs: well past request_timeout
+FAIL_TIMEOUT = 1.0  # request_timeout for the other persistent cases
+STARTUP_SLACK = 5.0  # interpreter and SDK start-up, generously
+DATE = "<an HTTP date 2 s ahead>"  # placeholder, computed when the plan is made
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One fault kind, and the reason the final error gives when it persists."""
+
+    id: str
+    fault: str | None  # emulator fault kind; None: connection refused (no server)
+    reason: str  # in the last stderr line of the persistent case
+    retry_after: str | None = "1"
+
+
+KINDS: list[Kind] = [
+    Kind("429-retry-after-seconds", "429", "HTTP 429", "1"),
+    Kind("429-retry-after-http-date", "429", "HTTP 429", DATE),
+    Kind("429-no-retry-after", "429", "HTTP 429", None),
+    Kind("429-retry-after-one-day", "429", "HTTP 429", "86400"),
+    *[
+        Kind(f"{status}-{body}", f"{status}:{body}", f"HTTP {status}")
+        for status in (500, 502, 503, 504)
+        for body in ("json", "html", "empty")
+    ],
+    Kind("reset-before-response", "reset-before", "connection was reset"),
+    Kind("reset-during-body", "reset-during", "broke off in the middle of the response"),
+    Kind("truncated-json", "truncate", "not valid JSON"),
+    Kind("html-page-with-200", "html200", "not valid JSON"),
+    Kind("response-never-finishes", "hang", "no complete answer within request_timeout"),
+    Kind("connection-refused", None, "could not connect"),
+]
+
+LAST_LINE = re.compile(r"Sync failed: GET /external/users failed 3 times, giving up: \S.*")
+
+
+def retry_after(kind: Kind) -> str | None:
+    if kind.retry_after == DATE:
+        return email.utils.formatdate(time.time() + 2, usegmt=True)
+    return kind.retry_after
+
+
+def config_for(api_key: str, base_url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "base_url": base_url,
+        "admin_email": ADMIN_EMAIL,
+        "api_key": api_key,
+        "page_size": PAGE_SIZE,
+        "max_retry_wait": MAX_RETRY_WAIT,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def report_longest_failing_exit(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """At the end of the session: the longest time any failing case took to exit."""
+    yield
+    if not FAILING_EXITS:
+        return
+    ranked = sorted(FAILING_EXITS, key=lambda item: item[1], reverse=True)
+    lines = [f"{seconds:6.2f}s  {label}" for label, seconds in ranked]
+    report = (
+        f"longest failing-case exit: {ranked[0][1]:.2f}s ({ranked[0][0]}); "
+        f"{len(ranked)} failing runs\n" + "\n".join(lines) + "\n"
+    )
+    (tmp_path_factory.getbasetemp() / "failing_exit_times.txt").write_text(report)
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # shown without -s too
+            reporter.write_line("")
+            for line in report.splitlines()[:6]:
+                reporter.write_line(line)
+
+
+# ---------------------------------------------------------------- transient
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.fault], ids=lambda k: k.id)
+def test_transient_fault_gives_the_fault_free_output(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path, kind: Kind
+) -> None:
+    assert kind.fault is not None
+    plan = FaultPlan(
+        at={1: kind.fault, 3: kind.fault},
+        retry_after=retry_after(kind),
+        hang_seconds=HANG_SECONDS,
+    )
+    emulator = start_emulator(TENANT, faults=plan)
+    overrides = {"request_timeout": HANG_TIMEOUT} if kind.fault == "hang" else {}
+    run = run_tap_checked(
+        config_for(api_key, emulator.base_url, **overrides), tmp_path, label=kind.id
+    )
+    assert_same_output(run, TENANT)
+    seen = emulator.requests
+    assert [r.fault for r in seen if r.fault] == [kind.fault, kind.fault]
+    assert len(seen) == PAGES + 2
+    assert retry_warnings(run) == 2
+
+
+def test_transient_connection_refused_gives_the_fault_free_output(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    """Nobody listens on the port for the first try; the emulator is up for the retry."""
+    reserved = socket.socket()
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserved.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    port = int(reserved.getsockname()[1])
+    config = config_for(api_key, f"http://127.0.0.1:{port}", max_retry_wait=1.0)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [*tap_executable(), "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **DEBUG_ENV},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stdout: list[str] = []
+    stderr: list[str] = []
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            stderr.append(line)
+            lines.put(line)
+
+    def read_stdout() -> None:
+        assert process.stdout is not None
+        stdout.append(process.stdout.read())
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_stderr, read_stdout)]
+    for reader in readers:
+        reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if "Retrying GET /external/users" in line:
+                break
+        reserved.close()
+        emulator = start_emulator(TENANT, port=port)
+        process.wait(timeout=30)
+    finally:
+        reserved.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    for reader in readers:
+        reader.join(timeout=5)
+    json_lines = [line for line in "".join(stdout).split("\n") if line.strip()]
+    run = CheckedRun(
+        process.returncode,
+        "".join(stdout),
+        "".join(stderr),
+        [json.loads(line) for line in json_lines],
+    )
+    assert_same_output(run, TENANT)
+    assert len(emulator.requests) == PAGES
+    assert retry_warnings(run) == 1
+    assert "could not connect" in run.stderr
+    assert_no_secrets(secret_forms(api_key), stdout=run.stdout, stderr=run.stderr)
+
+
+# ---------------------------------------------------------------- persistent
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.id)
+def test_persistent_fault_fails_fast_with_one_line(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path, kind: Kind
+) -> None:
+    timeout = HANG_TIMEOUT if kind.fault == "hang" else FAIL_TIMEOUT
+    bound = TRIES * (timeout + MAX_RETRY_WAIT) + STARTUP_SLACK
+    if kind.fault is None:
+        emulator = None
+        base_url = f"http://127.0.0.1:{free_port()}"
+    else:
+        plan = FaultPlan(
+            every=1, kind=kind.fault, retry_after=retry_after(kind), hang_seconds=HANG_SECONDS
+        )
+        emulator = start_emulator(TENANT, faults=plan)
+        base_url = emulator.base_url
+    config = config_for(api_key, base_url, max_retries=TRIES, request_timeout=timeout)
+    run = run_tap_checked(config, tmp_path, label=f"persistent {kind.id}", timeout=bound + 30)
+    assert run.returncode != 0
+    assert run.seconds < bound, f"took {run.seconds:.1f}s, bound {bound:.1f}s"
+    last = run.last_stderr_line()
+    assert LAST_LINE.search(last), run.stderr[-3000:]
+    assert kind.reason in last
+    assert "Traceback" not in run.stderr
+    assert run.count("RECORD", "users") == 0
+    assert run.count("RECORD", "role_memberships") == 0
+    assert retry_warnings(run) == TRIES - 1
+    if emulator is not None:
+        assert len(emulator.requests) == TRIES
+        assert all(r.fault == kind.fault for r in emulator.requests)
+
+
+# ---------------------------------------------------------------- Retry-After
+
+
+def gap_between(emulator: SpanningEmulator, first: int) -> float:
+    """Seconds between request `first` and the next one, as the emulator received them."""
+    seen = {r.number: r.received_at for r in emulator.requests}
+    return seen[first + 1] - seen[first]
+
+
+def test_retry_after_seconds_is_honoured(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    emulator = start_emulator(TENANT, faults=FaultPlan(at={1: "429"}, retry_after="1"))
+    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=5), tmp_path)
+    assert_same_output(run, TENANT)
+    assert 1.0 <= gap_between(emulator, 1) < 2.0
+
+
+def test_retry_after_http_date_is_honoured(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    """The date is set ~2 s ahead just before the 429 is sent (it has 1 s resolution)."""
+    plan = FaultPlan(at={2: "429"})
+    emulator = start_emulator(TENANT, faults=plan)
+
+    def date_two_seconds_ahead(number: int, page: dict[str, Any]) -> dict[str, Any]:
+        if number == 1:
+            plan.retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
+        return page
+
+    emulator.page_hook = date_two_seconds_ahead
+    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=5), tmp_path)
+    assert_same_output(run, TENANT)
+    assert 0.9 <= gap_between(emulator, 2) < 3.0
+
+
+def test_absurd_retry_after_is_capped_by_max_retry_wait(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    emulator = start_emulator(TENANT, faults=FaultPlan(at={1: "429"}, retry_after="86400"))
+    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=0.3), tmp_path)
+    assert_same_output(run, TENANT)
+    assert 0.25 <= gap_between(emulator, 1) < 1.5
+
+
+def test_no_retry_after_uses_capped_exponential_backoff(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    """The first backoff wait is 1 s; max_retry_wait 0.2 caps it."""
+    emulator = start_emulator(TENANT, faults=FaultPlan(at={1: "429"}, retry_after=None))
+    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=0.2), tmp_path)
+    assert_same_output(run, TENANT)
+    assert 0.15 <= gap_between(emulator, 1) < 1.0
+    assert "in 0.2s" in run.stderr

@@ -1,0 +1,550 @@
+"""Hostile responses (issue 5): what the tap accepts, what it refuses, and how.
+
+`CASES` below is the contract for hostile pages, written as data: each case says
+whether the sync must accept it (exit 0, output equal to the tenant's ground truth)
+or fail (exit non-zero, the phrase in the last stderr line), and how many requests
+the emulator may see. Unless a case says otherwise the hostile content is on page 2
+of a 3-page tenant (6 users, page_size 2), so "fails at once" means exactly 2
+requests, and a retried page means 1 + max_retries (2) = 3 requests.
+
+Every run is at DEBUG and is grepped for every form of the key (tests/hostile_server.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tap_spanning.emulator import (
+    TAG_SPELLINGS,
+    SpanningEmulator,
+    expected_output,
+    generate_users,
+)
+from tests.conftest import EmulatorFactory
+from tests.hostile_server import HostileServer, assert_same_output, run_tap_checked
+from tests.tapdriver import ADMIN_EMAIL
+
+ACCEPT, FAIL = "accept", "fail"
+TENANT = generate_users(6, seed=31)
+PAGE_SIZE = 2
+PAGES = 3
+MAX_RETRIES = 2
+ABSENT = object()  # a field to delete rather than set
+
+Page = dict[str, Any]
+PageHook = Callable[[int, Page], Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    outcome: str  # ACCEPT or FAIL
+    # FAIL: must be in the last stderr line; ACCEPT: must be in stderr ("" = nothing).
+    phrase: str
+    requests: int  # requests the emulator sees, in all
+    bug: str = ""  # set when the tap does not do this yet: the test is a strict xfail
+
+
+# fmt: off
+CASES: list[Case] = [
+    # -- a page that is not a page: retried (it may be a proxy's or a cut-off body), then fails
+    Case("page-users-is-a-string",  FAIL, "'users' is str, not a list", 3),
+    Case("page-users-is-an-object", FAIL, "'users' is dict, not a list", 3),
+    Case("page-users-is-null",      FAIL, "'users' is NoneType, not a list", 3),
+    Case("page-is-a-list",          FAIL, "expected a JSON object with 'users', got list", 3),
+    Case("page-has-no-users",       FAIL, "has no 'users'", 3),
+    Case("page-nextlink-is-number", FAIL, "'nextLink' is int, not a string", 3),
+    # -- a user the tap cannot key or type: fails at once, naming the page
+    Case("user-is-a-string",        FAIL, "Page 2 of users: a user is 'not a user', not a JSON object", 2),  # noqa: E501
+    Case("user-is-null",            FAIL, "Page 2 of users: a user is None, not a JSON object", 2),
+    Case("msid-absent",             FAIL, "Page 2 of users: a user has no msId", 2),
+    Case("msid-null",               FAIL, "Page 2 of users: a user has no msId", 2),
+    Case("msid-empty-string",       FAIL, "Page 2 of users: a user has no msId", 2),
+    Case("msid-number",             FAIL, "Page 2 of users: a user has no msId", 2),
+    Case("boolean-maybe",           FAIL, "isAdmin is 'maybe', not a boolean", 2),
+    Case("boolean-2",               FAIL, "assigned is 2, not a boolean", 2),
+    Case("boolean-empty-list",      FAIL, "isDeleted is [], not a boolean", 2),
+    Case("tags-is-a-string",        FAIL, "tags is 'Global Admin', not a list of strings", 2),
+    Case("tags-is-an-object",       FAIL, "tags is {'role': 'User'}, not a list of strings", 2),
+    Case("tags-holds-a-number",     FAIL, "tags is ['User', 7], not a list of strings", 2),
+    Case("tags-holds-null",         FAIL, "tags is ['User', None], not a list of strings", 2),
+    Case("display-name-is-number",  FAIL, "displayName is 42, not a string", 2),
+    # -- pages that overlap or repeat
+    Case("msid-twice-in-one-page",  FAIL, "twice; the response cannot be trusted", 2),
+    Case("page-only-repeats",       FAIL, "only repeats the previous page: pagination is not advancing", 2),  # noqa: E501
+    Case("page-repeats-some-users", ACCEPT, "repeats 1 users of the previous page", PAGES),
+    Case("empty-page-with-nextlink", ACCEPT, "", PAGES + 1),
+    # -- a nextLink the tap must not follow: fails at once, nothing is sent there
+    Case("nextlink-other-loopback-host", FAIL, "nextLink points to http://127.0.0.2", 2),
+    Case("nextlink-other-port",     FAIL, "refusing to send credentials there", 2),
+    Case("nextlink-lookalike-https-host", FAIL, "refusing to send credentials there", 2),
+    Case("nextlink-http-public-host", FAIL, "nextLink points to http://203.0.113.5:80", 2),
+    Case("nextlink-protocol-relative", FAIL, "refusing to send credentials there", 2),
+    Case("nextlink-with-userinfo",  FAIL, "nextLink must not carry a user name or password", 2),
+    Case("nextlink-file-url",       FAIL, "nextLink must be an http(s) URL, not 'file'", 2),
+    Case("nextlink-javascript-url", FAIL, "nextLink must be an http(s) URL, not 'javascript'", 2),
+    Case("nextlink-data-url",       FAIL, "nextLink must be an http(s) URL, not 'data'", 2),
+    Case("nextlink-other-path",     FAIL, "nextLink points to path '/external/tenant'", 2),
+    Case("nextlink-dot-segments",   FAIL, "nextLink points to path '/external/tenant'", 2),
+    Case("nextlink-first-page-url", FAIL, "nextLink already followed", 2),
+    # -- odd but valid content: accepted, emitted exactly
+    Case("booleans-as-strings",     ACCEPT, "", PAGES),
+    Case("nulls-everywhere",        ACCEPT, "", PAGES),
+    Case("display-name-of-5-mb",    ACCEPT, "", PAGES),
+    Case("control-and-astral-text", ACCEPT, "names no Spanning role", PAGES),
+    Case("unknown-extra-fields",    ACCEPT, "", PAGES),
+]
+# fmt: on
+
+
+@dataclass
+class Context:
+    """What a case's setup may use: the emulator, and trap servers that must stay idle."""
+
+    emulator: SpanningEmulator
+    stack: ExitStack
+    traps: list[HostileServer] = field(default_factory=list)
+
+    def trap(self, host: str = "127.0.0.1", port: int = 0) -> HostileServer:
+        server = self.stack.enter_context(HostileServer(host=host, port=port))
+        self.traps.append(server)
+        return server
+
+
+Setup = Callable[[Context], list[dict[str, Any]]]
+SETUPS: dict[str, Setup] = {}
+
+
+def setup(*ids: str) -> Callable[[Setup], Setup]:
+    def register(function: Setup) -> Setup:
+        for case_id in ids:
+            SETUPS[case_id] = function
+        return function
+
+    return register
+
+
+def on_page_2(change: Callable[[Page], Any], *, persistent: bool = False) -> PageHook:
+    """A hook that rewrites page 2 (and, if persistent, every try after it)."""
+
+    def hook(number: int, page: Page) -> Any:
+        if number == 2 or (persistent and number > 2):
+            return change(copy.deepcopy(page))
+        return page
+
+    return hook
+
+
+def first_user_of_page_2(**fields: Any) -> PageHook:
+    def change(page: Page) -> Page:
+        user = page["users"][0]
+        for name, value in fields.items():
+            if value is ABSENT:
+                user.pop(name, None)
+            else:
+                user[name] = value
+        return page
+
+    return on_page_2(change)
+
+
+def hostile(ctx: Context, hook: PageHook) -> list[dict[str, Any]]:
+    ctx.emulator.page_hook = hook
+    return TENANT
+
+
+# ---------------------------------------------------------------- setups: pages
+
+
+@setup("page-users-is-a-string")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: {**p, "users": "alice,bob"}, persistent=True))
+
+
+@setup("page-users-is-an-object")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: {**p, "users": p["users"][0]}, persistent=True))
+
+
+@setup("page-users-is-null")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: {**p, "users": None}, persistent=True))
+
+
+@setup("page-is-a-list")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: p["users"], persistent=True))
+
+
+@setup("page-has-no-users")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(
+        ctx, on_page_2(lambda p: {"value": p["users"], "nextLink": p["nextLink"]}, persistent=True)
+    )
+
+
+@setup("page-nextlink-is-number")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: {**p, "nextLink": 3}, persistent=True))
+
+
+# ---------------------------------------------------------------- setups: users
+
+
+def replace_first_user(value: Any) -> PageHook:
+    def change(page: Page) -> Page:
+        page["users"][0] = value
+        return page
+
+    return on_page_2(change)
+
+
+USER_FIELDS: dict[str, dict[str, Any]] = {
+    "msid-absent": {"msId": ABSENT},
+    "msid-null": {"msId": None},
+    "msid-empty-string": {"msId": ""},
+    "msid-number": {"msId": 123},
+    "boolean-maybe": {"isAdmin": "maybe"},
+    "boolean-2": {"assigned": 2},
+    "boolean-empty-list": {"isDeleted": []},
+    "tags-is-a-string": {"tags": "Global Admin"},
+    "tags-is-an-object": {"tags": {"role": "User"}},
+    "tags-holds-a-number": {"tags": ["User", 7]},
+    "tags-holds-null": {"tags": ["User", None]},
+    "display-name-is-number": {"displayName": 42},
+}
+
+
+def user_fields_setup(fields: dict[str, Any]) -> Setup:
+    return lambda ctx: hostile(ctx, first_user_of_page_2(**fields))
+
+
+for _case_id, _fields in USER_FIELDS.items():
+    SETUPS[_case_id] = user_fields_setup(_fields)
+
+
+@setup("user-is-a-string")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, replace_first_user("not a user"))
+
+
+@setup("user-is-null")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, replace_first_user(None))
+
+
+# ---------------------------------------------------------------- setups: overlaps
+
+
+def remembering_page_1(change: Callable[[Page, Page], Page]) -> PageHook:
+    """A hook that changes page 2 knowing page 1 as it was sent."""
+    first: list[Page] = []
+
+    def hook(number: int, page: Page) -> Page:
+        if number == 1:
+            first.append(copy.deepcopy(page))
+        if number == 2:
+            return change(copy.deepcopy(page), first[0])
+        return page
+
+    return hook
+
+
+@setup("msid-twice-in-one-page")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: {**p, "users": [*p["users"], p["users"][0]]}))
+
+
+@setup("page-only-repeats")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(ctx, remembering_page_1(lambda p, first: {**p, "users": first["users"]}))
+
+
+@setup("page-repeats-some-users")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return hostile(
+        ctx,
+        remembering_page_1(lambda p, first: {**p, "users": [first["users"][-1], *p["users"]]}),
+    )
+
+
+@setup("empty-page-with-nextlink")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    # Page 2 comes back empty, its nextLink leading to page 2's users after all (the
+    # emulator ignores the extra parameter): nothing may be lost.
+    return hostile(
+        ctx,
+        remembering_page_1(lambda p, first: {"users": [], "nextLink": first["nextLink"] + "&x=1"}),
+    )
+
+
+# ---------------------------------------------------------------- setups: nextLink
+
+
+def next_link(ctx: Context, link: str) -> list[dict[str, Any]]:
+    return hostile(ctx, on_page_2(lambda p: {**p, "nextLink": link}))
+
+
+@setup("nextlink-other-loopback-host")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    port = ctx.emulator.server_port
+    trap = ctx.trap("127.0.0.2", port)
+    return next_link(ctx, f"{trap.base_url}/external/users?size=2")
+
+
+@setup("nextlink-other-port")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    trap = ctx.trap()
+    return next_link(ctx, f"{trap.base_url}/external/users?size=2")
+
+
+@setup("nextlink-lookalike-https-host")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, "https://o365-api-us.spanningbackup.com.evil.example/external/users")
+
+
+@setup("nextlink-http-public-host")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, "http://203.0.113.5/external/users?size=2")
+
+
+@setup("nextlink-protocol-relative")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, "//evil.example/external/users?size=2")
+
+
+@setup("nextlink-with-userinfo")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    origin = ctx.emulator.base_url.removeprefix("http://")
+    return next_link(ctx, f"http://someone:secret@{origin}/external/users?size=2")
+
+
+@setup("nextlink-file-url")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, "file:///etc/passwd")
+
+
+@setup("nextlink-javascript-url")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, "javascript:fetch('/external/users')")
+
+
+@setup("nextlink-data-url")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, 'data:application/json,{"users":[]}')
+
+
+@setup("nextlink-other-path")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, f"{ctx.emulator.base_url}/external/tenant")
+
+
+@setup("nextlink-dot-segments")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    return next_link(ctx, "/external/users/../tenant?size=2")
+
+
+@setup("nextlink-first-page-url")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    emulator = ctx.emulator
+
+    def back_to_page_1(page: Page) -> Page:
+        first = emulator.requests[0].path  # as the tap sent it: /external/users?size=2&...
+        return {**page, "nextLink": f"{emulator.base_url}{first}"}
+
+    return hostile(ctx, on_page_2(back_to_page_1))
+
+
+# ---------------------------------------------------------------- setups: odd but valid
+
+
+def guid() -> str:
+    return str(uuid.uuid4())
+
+
+def tenant_of(ctx: Context, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ctx.emulator.set_users(users)
+    return users
+
+
+# Hand-written: the spellings the tap accepts for a boolean, and what they mean.
+BOOLEAN_SPELLINGS: dict[object, bool] = {
+    "true": True,
+    "TRUE": True,
+    "True": True,
+    "1": True,
+    "yes": True,
+    "false": False,
+    "FALSE": False,
+    "0": False,
+    "no": False,
+    "No": False,
+}
+
+
+@setup("booleans-as-strings")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    spellings = list(BOOLEAN_SPELLINGS)
+    flags = ("assigned", "isAdmin", "isDeleted", "isArchive")
+    sent, meant = [], []
+    for index, user in enumerate(copy.deepcopy(TENANT)):
+        user["tags"] = ["Shared Mailbox"]
+        for offset, flag in enumerate(flags):
+            user[flag] = spellings[(index * len(flags) + offset) % len(spellings)]
+        sent.append(user)
+        meant.append({**user, **{flag: BOOLEAN_SPELLINGS[user[flag]] for flag in flags}})
+    ctx.emulator.set_users(sent)
+    # Every spelling is used, and both values reach every flag somewhere.
+    assert {u[f] for u in sent for f in flags} == set(spellings)
+    for flag in flags:
+        assert {u[flag] for u in meant} == {True, False}
+    return meant
+
+
+@setup("nulls-everywhere")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    nulls = dict.fromkeys(
+        (
+            "userPrincipalName",
+            "email",
+            "displayName",
+            "assigned",
+            "isAdmin",
+            "isDeleted",
+            "isArchive",
+            "tags",
+        )
+    )
+    users: list[dict[str, Any]] = [
+        {**nulls, "msId": guid()},  # everything null: a plain `user`
+        {"msId": guid()},  # everything absent: the same
+        {**nulls, "msId": guid(), "isArchive": True},  # user + archived, disabled
+        {**nulls, "msId": guid(), "tags": []},  # no role at all
+        {**nulls, "msId": guid(), "userDisplayName": None, "tags": ["Global Admin"]},
+        *copy.deepcopy(TENANT[:1]),
+    ]
+    return tenant_of(ctx, users)
+
+
+@setup("display-name-of-5-mb")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    users = copy.deepcopy(TENANT)
+    unit = "Zoë 𠮷 🚀 "
+    users[3]["displayName"] = (unit * (5 * 2**20 // len(unit.encode())))[: 5 * 2**20]
+    return tenant_of(ctx, users)
+
+
+CONTROL_TEXT = "nul\u0000 esc\u001b[31mred\u001b[0m ls\u2028 nel\u0085 fs\u001c emoji😀👩‍💻 ext𠮷"
+
+
+@setup("control-and-astral-text")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    users = copy.deepcopy(TENANT)
+    for index, user in enumerate(users):
+        user["displayName"] = f"{index} {CONTROL_TEXT}"
+        user["email"] = f"{index}\u2028😀@contoso.example"
+        user["userPrincipalName"] = f"{index}.𠮷😀\u2028{user['userPrincipalName']}"
+        user["tags"] = ["Global Admin", f"team {CONTROL_TEXT}", "𠮷野家 😀"]
+    return tenant_of(ctx, users)
+
+
+@setup("unknown-extra-fields")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    def decorate(number: int, page: Page) -> Page:
+        for user in page["users"]:
+            user["department"] = "Finance"
+            user["backupSummary"] = [{"type": "mail", "status": "success"}]
+            user["nested"] = {"deep": [1, {"x": None}], "msId": "not-this-one"}
+            user["isArchived"] = True  # a misspelling: not isArchive, so it means nothing
+            if user.get("displayName") is not None:
+                user["userDisplayName"] = "ignored while displayName is set"
+        return {"@odata.context": "x", "total": 6, "meta": {"users": "no"}, **page}
+
+    return hostile(ctx, decorate)
+
+
+# ---------------------------------------------------------------- the test
+
+
+def expected_of(users: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The emulator's ground truth, also for tags its hand-written table does not list.
+
+    A tag outside TAG_SPELLINGS is computed as "VIP" (a tag naming no role) and put
+    back in the `users` record, where it must appear as sent.
+    """
+    stand_ins = copy.deepcopy(users)
+    for user in stand_ins:
+        if isinstance(user.get("tags"), list):
+            user["tags"] = [tag if tag in TAG_SPELLINGS else "VIP" for tag in user["tags"]]
+    expected = expected_output(stand_ins)
+    by_msid = {user["msId"]: user for user in users}
+    for record in expected["users"]:
+        tags = by_msid[record["msId"]].get("tags")
+        record["tags"] = list(tags) if isinstance(tags, list) else None
+    return expected
+
+
+def case_params() -> list[Any]:
+    return [
+        pytest.param(
+            case,
+            id=case.id,
+            marks=[pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else [],
+        )
+        for case in CASES
+    ]
+
+
+def test_every_case_has_a_setup() -> None:
+    assert sorted(SETUPS) == sorted(case.id for case in CASES)
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_hostile_response(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path, case: Case
+) -> None:
+    emulator = start_emulator(TENANT)
+    config = {
+        "base_url": emulator.base_url,
+        "admin_email": ADMIN_EMAIL,
+        "api_key": api_key,
+        "page_size": PAGE_SIZE,
+        "max_retries": MAX_RETRIES,
+        "max_retry_wait": 0.02,
+    }
+    with ExitStack() as stack:
+        ctx = Context(emulator, stack)
+        users = SETUPS[case.id](ctx)
+        run = run_tap_checked(config, tmp_path, label=f"hostile {case.id}")
+        for trap in ctx.traps:
+            assert trap.requests == [], "a request went where the nextLink pointed"
+    assert "Traceback" not in run.stderr
+    if case.outcome == ACCEPT:
+        assert_same_output(run, users, expected_of(users))
+        assert case.phrase in run.stderr
+        # No log line per user: no msId or UPN of the tenant in a log line above DEBUG
+        # (at DEBUG, urllib3 logs each page's URL, which holds the keyset offsets).
+        logged = "\n".join(line for line in run.stderr.splitlines() if "| DEBUG" not in line)
+        for user in users:
+            for value in (user.get("msId"), user.get("userPrincipalName")):
+                assert not isinstance(value, str) or value not in logged
+    else:
+        assert run.returncode != 0
+        last = run.last_stderr_line()
+        assert "Sync failed: " in last, run.stderr[-3000:]
+        assert case.phrase in last
+    assert len(emulator.requests) == case.requests
+    # Whatever happens, no user is emitted twice.
+    msids = [record["msId"] for record in run.records("users")]
+    assert len(msids) == len(set(msids)), "a user was emitted twice"
+    # Log lines quote server text with repr(): no raw control character reaches a terminal.
+    for control in ("\u0000", "\u001b", "\u2028", "\u0085"):
+        assert control not in run.stderr
