@@ -24,6 +24,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+import msgspec
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -288,8 +289,8 @@ class SpanningStream(RESTStream[str | None]):
                 "redirects are not followed, so that credentials stay on the configured host."
             )
         try:
-            page = parse_page(response.json())
-        except (ValueError, PageError) as exc:
+            page = parse_page(msgspec.json.decode(response.content))
+        except (msgspec.DecodeError, PageError) as exc:
             # A cut-off body, a proxy's HTML page: the same request may well succeed.
             reason = exc if isinstance(exc, PageError) else "the body is not valid JSON"
             raise RetriableAPIError(f"HTTP {status} from {path} but {reason}", response) from None

@@ -67,9 +67,20 @@ def tag_key(tag: str) -> str:
     return _SEPARATORS.sub("", tag.casefold()).removesuffix(_READ_ONLY_SUFFIX)
 
 
+# A tenant uses a handful of distinct tags on thousands of users: fold each once.
+_ROLE_OF_TAG: dict[str, str | None] = {}
+_ROLE_OF_TAG_LIMIT = 10_000
+
+
 def role_for_tag(tag: str) -> str | None:
     """The role id a tag names, or None for a tag that names no role."""
-    return _KEY_TO_ROLE.get(tag_key(tag))
+    try:
+        return _ROLE_OF_TAG[tag]
+    except KeyError:
+        role_id = _KEY_TO_ROLE.get(tag_key(tag))
+        if len(_ROLE_OF_TAG) < _ROLE_OF_TAG_LIMIT:
+            _ROLE_OF_TAG[tag] = role_id
+        return role_id
 
 
 def roles_for_user(

@@ -5,35 +5,50 @@ request of its own. The SDK would sync a child once per parent record, writing a
 SCHEMA message, log lines and state for each user; instead `users` hands its child
 one batch per page, and the child writes its SCHEMA once per run and its state once
 at the end (spanning.md, "Output rules"). Every stream's ACTIVATE_VERSION waits for
-the end of a successful run (see ActivatesAtEnd).
+the end of its stream (see FullTableStream).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar
 
 import requests
 from singer_sdk import Stream
 from singer_sdk import typing as th
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import RecordMessage
 
 from tap_spanning.client import SpanningError, SpanningStream, page_of
 from tap_spanning.records import UserError, UserRecord, membership_records, quote, user_record
 from tap_spanning.roles import ROLES
+from tap_spanning.writer import BufferedMsgSpecWriter
 
 # Distinct unknown tags named one by one in the log before a single summary line.
 UNKNOWN_TAGS_LOGGED = 50
 
 
-class ActivatesAtEnd(Stream):
-    """Holds the stream's ACTIVATE_VERSION back until its last record is out.
+class FullTableStream(Stream):
+    """What the three streams share: when ACTIVATE_VERSION is sent, how RECORDs are written.
 
-    The SDK sends it before the first record. A loader with hard delete (target-postgres)
-    then drops the previous sync's rows at once, so a sync that fails half-way would
-    leave the warehouse with half the tenant. Sent after the stream's last record, a
-    failed sync activates nothing and the previous table stays whole.
+    ACTIVATE_VERSION waits until the stream's last record is out. The SDK sends it before
+    the first record; a loader with hard delete (target-postgres) then drops the previous
+    sync's rows at once, so a sync that fails half-way would leave the warehouse with half
+    the tenant. Sent after the last record, a failed sync activates nothing and the
+    previous table stays whole.
+
+    RECORDs skip the SDK's per-record steps when those cannot change them: our records are
+    built field by field from the schema, so with every property selected and no stream
+    map or flattening, removing deselected properties, conforming types and mapping all
+    hand the record back as it was. Otherwise the SDK's path runs as usual.
     """
+
+    # The time the current page was fetched: the records' time_extracted.
+    extracted_at: datetime | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,8 +67,35 @@ class ActivatesAtEnd(Stream):
             super()._write_activate_version_message(self._pending_version)
             self._pending_version = None
 
+    @cached_property
+    def _records_pass_through(self) -> bool:
+        maps = self.stream_maps
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and all(self.mask[("properties", name)] for name in self.schema["properties"])
+        )
 
-class UsersStream(ActivatesAtEnd, SpanningStream):
+    def _write_record_message(self, record: dict[str, Any]) -> None:
+        if not self._records_pass_through:
+            super()._write_record_message(record)
+            return
+        stream = self.stream_maps[0].stream_alias
+        extracted_at = self.extracted_at or utc_now()
+        writer = self._tap.message_writer
+        if isinstance(writer, BufferedMsgSpecWriter):
+            writer.write_record(stream, record, self._stream_version, extracted_at)
+        else:
+            self._tap.write_message(
+                RecordMessage(
+                    stream, record, version=self._stream_version, time_extracted=extracted_at
+                )
+            )
+        self.state_manager.is_flushed = False
+
+
+class UsersStream(FullTableStream, SpanningStream):
     """Every user of the tenant: `GET /external/users`, page by page."""
 
     name = "users"
@@ -97,6 +139,7 @@ class UsersStream(ActivatesAtEnd, SpanningStream):
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         """Yield the page's records, then hand their memberships to the child stream."""
         self._page_number += 1
+        self.extracted_at = utc_now()
         users = self._page_users(page_of(response).users)
         for user in users:
             yield user.record
@@ -170,6 +213,7 @@ class UsersStream(ActivatesAtEnd, SpanningStream):
                 continue
             if not (child.selected or child.has_selected_descendents):
                 continue
+            child.extracted_at = self.extracted_at
             child.pending = [
                 membership
                 for user in users
@@ -193,7 +237,7 @@ class UsersStream(ActivatesAtEnd, SpanningStream):
         self.activate_pending_version()
 
 
-class RoleMembershipsStream(ActivatesAtEnd, Stream):
+class RoleMembershipsStream(FullTableStream):
     """Who holds which role: one record per (role, user), from the user's record."""
 
     name = "role_memberships"
@@ -237,7 +281,7 @@ class RoleMembershipsStream(ActivatesAtEnd, Stream):
         self.activate_pending_version()
 
 
-class RolesStream(ActivatesAtEnd, Stream):
+class RolesStream(FullTableStream):
     """The seven role tiers, whatever the tenant holds."""
 
     name = "roles"

@@ -21,12 +21,14 @@ from tap_spanning.config import (
 )
 from tap_spanning.streams import RoleMembershipsStream, RolesStream, UsersStream
 from tap_spanning.urls import REGIONS
+from tap_spanning.writer import BufferedMsgSpecWriter
 
 
 class TapSpanning(Tap):
     """Singer tap for Kaseya Spanning Backup for Office 365."""
 
     name = "tap-spanning"
+    message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -237,3 +237,31 @@ def test_batch_messages_hold_the_whole_output(
     assert strip_descriptions(landed["roles"]) == expected["roles"]
     for stream in STREAMS:
         assert run.count("SCHEMA", stream) == 1
+
+
+def test_deselected_properties_are_left_out(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    """A catalog that deselects users.email and users.tags: the rest is exact."""
+    users = generate_users(80, seed=37)
+    emulator = start_emulator(users)
+    catalog = json.loads(
+        subprocess.run(
+            [*tap_executable(), "--discover"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] != "users":
+            continue
+        for item in entry["metadata"]:
+            if item["breadcrumb"] in (["properties", "email"], ["properties", "tags"]):
+                item["metadata"]["selected"] = False
+    run = run_tap(tap_config(emulator, page_size=30), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = expected_output(users)
+    trimmed = [
+        {key: value for key, value in user.items() if key not in ("email", "tags")}
+        for user in expected["users"]
+    ]
+    assert run.records("users") == trimmed
+    assert run.records("role_memberships") == expected["role_memberships"]

@@ -1,0 +1,584 @@
+"""`python -m bench`: the tap against the floor at 10,000 and 100,000 users.
+
+For each user count the emulator runs in its own process (`bench.emulator`), then
+the tap (`tap-spanning --config ...`) and the floor (`bench.floor`, no SDK) each
+sync the whole tenant `--repeat` times, alternately, into a counting null sink
+(`bench.measure`). Then a latency run: the same tap against an emulator that waits
+`--latency-ms` before each response.
+
+Prints Markdown tables (one per run, then the targets with PASS/FAIL) and, with
+`--json PATH`, writes every measurement there. The targets are printed, never
+asserted: the exit status is non-zero only when a program failed or its repeats
+disagree.
+
+To measure a modified copy of the tap, put it first on the path:
+`PYTHONPATH=/tmp/my-copy python -m bench` (the tap runs outside the repository, so
+the copy's `tap_spanning` is the one imported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.emulator import REPO, Emulator
+from bench.measure import STREAMS, RunResult, record_digests, run_measured
+
+DEFAULT_USERS = (10_000, 100_000)
+WALL_RATIO_LIMIT = 2.0
+RSS_RATIO_LIMIT = 1.25
+LATENCY_RATIO_LIMIT = 1.15
+
+
+def default_tap_command() -> list[str]:
+    found = shutil.which("tap-spanning", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "tap_spanning"]
+
+
+def floor_command() -> list[str]:
+    return [sys.executable, "-m", "bench.floor"]
+
+
+@dataclass
+class Summary:
+    """The repeats of one program in one scenario, reduced."""
+
+    runs: list[RunResult]
+
+    @property
+    def last(self) -> RunResult:
+        return self.runs[-1]
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(run.wall_seconds for run in self.runs)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(run.cpu_seconds for run in self.runs)
+
+    @property
+    def rss(self) -> int:
+        return max(run.peak_rss_bytes for run in self.runs)
+
+    @property
+    def first_output(self) -> float:
+        return statistics.median(run.first_output_seconds or 0.0 for run in self.runs)
+
+    @property
+    def requests(self) -> int:
+        return max(run.requests for run in self.runs)
+
+    @property
+    def consistent(self) -> bool:
+        """Every repeat wrote the same counts and made the same requests."""
+        first = self.runs[0]
+        return all(
+            run.counts.records == first.counts.records
+            and run.counts.schemas == first.counts.schemas
+            and run.requests == first.requests
+            and run.returncode == 0
+            for run in self.runs
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "wall_seconds_median": self.wall,
+            "cpu_seconds_median": self.cpu,
+            "peak_rss_bytes_max": self.rss,
+            "first_output_seconds_median": self.first_output,
+            "requests": self.requests,
+            "consistent": self.consistent,
+            "runs": [run.to_json() for run in self.runs],
+        }
+
+
+@dataclass
+class Scenario:
+    users: int
+    page_size: int
+    latency_ms: float
+    tap: Summary | None = None
+    floor: Summary | None = None
+    emulator_startup_seconds: float = 0.0
+    verify: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.users:,} users, page size {self.page_size}, latency {self.latency_ms:g} ms"
+
+    @property
+    def expected_requests(self) -> int:
+        return max(1, math.ceil(self.users / self.page_size))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "page_size": self.page_size,
+            "latency_ms": self.latency_ms,
+            "expected_requests": self.expected_requests,
+            "emulator_startup_seconds": self.emulator_startup_seconds,
+            "tap": self.tap.to_json() if self.tap else None,
+            "floor": self.floor.to_json() if self.floor else None,
+            "verify": self.verify,
+        }
+
+
+@dataclass
+class Target:
+    name: str
+    measured: str
+    limit: str
+    ok: bool | None  # None: not measured in this run
+
+    @property
+    def result(self) -> str:
+        return "n/a" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+
+# ---------------------------------------------------------------- running
+
+
+def _measure(
+    label: str,
+    command: list[str],
+    emulator: Emulator,
+    config_path: Path,
+    tee: Path | None,
+) -> RunResult:
+    leftover = emulator.stats()["requests"]
+    if leftover:
+        print(f"warning: {leftover} requests before {label} started", file=sys.stderr)
+    # The floor runs from the repository (`-m bench.floor`); the tap from the work
+    # directory, so that `python -m tap_spanning` imports what PYTHONPATH says.
+    cwd = REPO if label == "floor" else config_path.parent
+    result = run_measured(label, [*command, "--config", str(config_path)], cwd=cwd, tee=tee)
+    stats = emulator.stats()
+    result.requests = int(stats["requests"])
+    result.requests_by_path = dict(stats["by_path"])
+    if result.returncode != 0:
+        print(
+            f"warning: {label} exited {result.returncode}:\n{result.stderr_tail}",
+            file=sys.stderr,
+        )
+    return result
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    repeat: int,
+    seed: int,
+    tap_command: list[str],
+    with_floor: bool,
+    verify: bool,
+    workdir: Path,
+) -> Scenario:
+    log(f"-- {scenario.title}: starting the emulator")
+    with Emulator(scenario.users, seed=seed, latency_ms=scenario.latency_ms) as emulator:
+        scenario.emulator_startup_seconds = emulator.startup_seconds
+        config_path = workdir / f"config-{scenario.users}-{scenario.latency_ms:g}.json"
+        config_path.write_text(json.dumps(emulator.tap_config(scenario.page_size)))
+        tap_runs: list[RunResult] = []
+        floor_runs: list[RunResult] = []
+        tees = {"tap": workdir / "tap.jsonl", "floor": workdir / "floor.jsonl"}
+        for index in range(repeat):
+            tee_now = verify and index == 0
+            run = _measure(
+                "tap", tap_command, emulator, config_path, tees["tap"] if tee_now else None
+            )
+            tap_runs.append(run)
+            log(
+                f"   tap   #{index + 1}: {run.wall_seconds:.2f} s wall, {run.cpu_seconds:.2f} s CPU"
+            )
+            if with_floor:
+                run = _measure(
+                    "floor",
+                    floor_command(),
+                    emulator,
+                    config_path,
+                    tees["floor"] if tee_now else None,
+                )
+                floor_runs.append(run)
+                log(
+                    f"   floor #{index + 1}: {run.wall_seconds:.2f} s wall, "
+                    f"{run.cpu_seconds:.2f} s CPU"
+                )
+    scenario.tap = Summary(tap_runs)
+    scenario.floor = Summary(floor_runs) if floor_runs else None
+    if verify and floor_runs:
+        scenario.verify = compare_outputs(tees["tap"], tees["floor"])
+        for path in tees.values():
+            path.unlink(missing_ok=True)
+    return scenario
+
+
+def compare_outputs(tap_path: Path, floor_path: Path) -> dict[str, Any]:
+    """Every record of the tap against the floor's, per stream (order-insensitive).
+
+    The roles' descriptions are prose the contract does not fix: left out, so that
+    rewording one does not break the bench.
+    """
+    ignore = {"roles": frozenset({"description"})}
+    tap, floor = record_digests(tap_path, ignore), record_digests(floor_path, ignore)
+    report: dict[str, Any] = {"equal": True, "streams": {}}
+    for stream in sorted(set(tap) | set(floor)):
+        mine, theirs = tap.get(stream, (0, 0)), floor.get(stream, (0, 0))
+        report["streams"][stream] = {
+            "tap_records": mine[0],
+            "floor_records": theirs[0],
+            "same_records": mine == theirs,
+        }
+        if mine != theirs:
+            report["equal"] = False
+    return report
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _mib(value: int) -> str:
+    return f"{value / 2**20:.1f}"
+
+
+def _ratio(mine: float, theirs: float) -> str:
+    return f"{mine / theirs:.2f}x" if theirs else "-"
+
+
+def scenario_table(scenario: Scenario) -> str:
+    rows = [
+        "| program | wall s | CPU s | first output s | users/s | records/s | peak RSS MiB "
+        "| requests | SCHEMA | STATE (max bytes) | log lines | MB out "
+        "| records users / roles / memberships |",
+        "|---|" + "---:|" * 12,
+    ]
+    pair = [("tap", scenario.tap), ("floor", scenario.floor)]
+    for name, summary in pair:
+        if summary is None:
+            continue
+        counts = summary.last.counts
+        records = " / ".join(f"{counts.records[stream]:,}" for stream in STREAMS)
+        consistent = "" if summary.consistent else " (runs differ!)"
+        rows.append(
+            f"| {name}{consistent} | {summary.wall:.2f} | {summary.cpu:.2f} "
+            f"| {summary.first_output:.2f} "
+            f"| {scenario.users / summary.wall:,.0f} "
+            f"| {counts.total_records / summary.wall:,.0f} | {_mib(summary.rss)} "
+            f"| {summary.requests} | {counts.schema_messages} "
+            f"| {counts.state_messages} ({counts.state_bytes_max}) "
+            f"| {summary.last.stderr_lines} | {counts.bytes / 1e6:.1f} | {records} |"
+        )
+    if scenario.tap and scenario.floor:
+        tap, floor = scenario.tap, scenario.floor
+        rows.append(
+            f"| tap / floor | {_ratio(tap.wall, floor.wall)} | {_ratio(tap.cpu, floor.cpu)} "
+            f"| | {_ratio(floor.wall, tap.wall)} | {_ratio(floor.wall, tap.wall)} "
+            f"| {_ratio(tap.rss, floor.rss)} | | | | | "
+            f"{_ratio(tap.last.counts.bytes, floor.last.counts.bytes)} | |"
+        )
+    return "\n".join(rows)
+
+
+def targets(
+    scenarios: Sequence[Scenario], latency: Scenario | None, baseline_wall: float | None
+) -> list[Target]:
+    found: list[Target] = []
+    measured = [s for s in scenarios if s.tap is not None]
+    biggest = max(measured, key=lambda s: s.users, default=None)
+    smallest = min(measured, key=lambda s: s.users, default=None)
+    if biggest and biggest.tap and biggest.floor:
+        ratio = biggest.tap.wall / biggest.floor.wall
+        found.append(
+            Target(
+                f"tap wall <= {WALL_RATIO_LIMIT:g}x floor at {biggest.users:,} users",
+                f"{biggest.tap.wall:.2f} s / {biggest.floor.wall:.2f} s = {ratio:.2f}x",
+                f"{WALL_RATIO_LIMIT:g}x",
+                ratio <= WALL_RATIO_LIMIT,
+            )
+        )
+    if biggest and smallest and biggest is not smallest and biggest.tap and smallest.tap:
+        ratio = biggest.tap.rss / smallest.tap.rss
+        found.append(
+            Target(
+                f"peak RSS at {biggest.users:,} <= {RSS_RATIO_LIMIT:g}x at {smallest.users:,}",
+                f"{_mib(biggest.tap.rss)} / {_mib(smallest.tap.rss)} MiB = {ratio:.2f}x",
+                f"{RSS_RATIO_LIMIT:g}x",
+                ratio <= RSS_RATIO_LIMIT,
+            )
+        )
+    for scenario in [*measured, *([latency] if latency and latency.tap else [])]:
+        assert scenario.tap is not None
+        by_path = scenario.tap.last.requests_by_path
+        ok = scenario.tap.requests == scenario.expected_requests and set(by_path) == {
+            "/external/users"
+        }
+        found.append(
+            Target(
+                f"requests = ceil(users / page_size), {scenario.title}",
+                f"{scenario.tap.requests} ({', '.join(f'{p}: {n}' for p, n in by_path.items())})",
+                str(scenario.expected_requests),
+                ok,
+            )
+        )
+    for scenario in measured:
+        assert scenario.tap is not None
+        schemas = scenario.tap.last.counts.schemas
+        found.append(
+            Target(
+                f"one SCHEMA per stream, {scenario.users:,} users",
+                ", ".join(f"{stream}: {schemas.get(stream, 0)}" for stream in STREAMS),
+                "1 each",
+                all(schemas.get(stream) == 1 for stream in STREAMS)
+                and len(schemas) == len(STREAMS),
+            )
+        )
+    if biggest and smallest and biggest is not smallest and biggest.tap and smallest.tap:
+        big, small = biggest.tap.last.counts, smallest.tap.last.counts
+        found.append(
+            Target(
+                "STATE count and size do not grow with users",
+                f"{smallest.users:,}: {small.state_messages} msgs, {small.state_bytes_total} B; "
+                f"{biggest.users:,}: {big.state_messages} msgs, {big.state_bytes_total} B",
+                "equal",
+                big.state_messages == small.state_messages
+                and big.state_bytes_total == small.state_bytes_total,
+            )
+        )
+    if latency and latency.tap and baseline_wall is not None:
+        pages = latency.tap.requests
+        expected = pages * latency.latency_ms / 1000 + baseline_wall
+        ratio = latency.tap.wall / expected
+        found.append(
+            Target(
+                f"latency: wall <= {LATENCY_RATIO_LIMIT:g}x (pages x latency + CPU-bound wall)",
+                f"{latency.tap.wall:.2f} s / ({pages} x {latency.latency_ms:g} ms + "
+                f"{baseline_wall:.2f} s) = {ratio:.2f}x",
+                f"{LATENCY_RATIO_LIMIT:g}x",
+                ratio <= LATENCY_RATIO_LIMIT,
+            )
+        )
+    for scenario in [*measured, *([latency] if latency else [])]:
+        if scenario.tap is None or scenario.floor is None:
+            continue
+        tap_records = scenario.tap.last.counts.records
+        floor_records = scenario.floor.last.counts.records
+        ok = (
+            tap_records == floor_records
+            and tap_records["users"] == scenario.users
+            and scenario.tap.consistent
+            and scenario.floor.consistent
+        )
+        measured_text = (
+            "equal"
+            if tap_records == floor_records
+            else (f"tap {tap_records} vs floor {floor_records}")
+        )
+        if scenario.verify is not None:
+            ok = ok and bool(scenario.verify["equal"])
+            measured_text += (
+                ", every record equal"
+                if scenario.verify["equal"]
+                else (f", records differ: {scenario.verify['streams']}")
+            )
+        found.append(
+            Target(
+                f"records per stream, tap = floor, {scenario.title}",
+                measured_text,
+                "equal",
+                ok,
+            )
+        )
+    return found
+
+
+def targets_table(found: Sequence[Target]) -> str:
+    rows = ["| target | measured | limit | result |", "|---|---|---|---|"]
+    rows += [f"| {t.name} | {t.measured} | {t.limit} | {t.result} |" for t in found]
+    return "\n".join(rows)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers depend on: CPUs, load when the bench started, stdout buffering."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED"),
+    }
+
+
+def render(
+    scenarios: Sequence[Scenario],
+    latency: Scenario | None,
+    baseline_wall: float | None,
+    found: Sequence[Target],
+    repeat: int,
+    host: dict[str, Any],
+) -> str:
+    load = ", ".join(f"{value:.2f}" for value in host["load_average"])
+    parts = [
+        f"Medians of {repeat} runs (peak RSS: the largest); CPU and RSS are the child "
+        "process's own (wait4). Sink: a pipe the bench reads and counts. "
+        f"Python {host['python']}, {host['cpus']} CPUs, load average {load} at the start"
+        + (", PYTHONUNBUFFERED set" if host["PYTHONUNBUFFERED"] else "")
+        + ".",
+        "",
+    ]
+    for scenario in scenarios:
+        parts += [f"### {scenario.title}", "", scenario_table(scenario), ""]
+    if latency is not None:
+        parts += [f"### Latency: {latency.title}", "", scenario_table(latency), ""]
+        if baseline_wall is not None:
+            parts += [
+                f"CPU-bound wall of the tap at the same size (no latency): {baseline_wall:.2f} s.",
+                "",
+            ]
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    parts += [
+        f"The bench's own peak RSS is {_mib(own_peak)} MiB: a child's peak RSS (wait4) "
+        "includes its parent's at the moment it starts, so no child can read below that.",
+        "",
+    ]
+    parts += ["### Targets", "", targets_table(found), ""]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _user_counts(text: str) -> list[int]:
+    counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    if not counts or any(count < 1 for count in counts):
+        raise argparse.ArgumentTypeError("expected a comma-separated list of positive integers")
+    return counts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--users",
+        type=_user_counts,
+        default=list(DEFAULT_USERS),
+        metavar="N[,N...]",
+        help="user counts (default 10000,100000)",
+    )
+    parser.add_argument("--page-size", type=int, default=1000, help="default %(default)s")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each program per size (default 3)"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=100.0,
+        help="emulator latency for the latency run; 0 skips it (default %(default)s)",
+    )
+    parser.add_argument(
+        "--latency-users", type=int, default=10_000, help="users in the latency run"
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="measure the tap only (no ratio to the floor)"
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="also compare every record of the tap with the floor's (first run of each size)",
+    )
+    parser.add_argument(
+        "--tap-command",
+        metavar="CMD",
+        help="the tap to measure, e.g. 'python -m tap_spanning' (default: tap-spanning)",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write all results here")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then profile the tap (cProfile) at the largest size: see bench.profile",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    tap_command = shlex.split(args.tap_command) if args.tap_command else default_tap_command()
+    started = time.perf_counter()
+    host = machine()
+    with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
+        workdir = Path(tmp)
+        common = {
+            "repeat": args.repeat,
+            "seed": args.seed,
+            "tap_command": tap_command,
+            "verify": args.verify,
+            "workdir": workdir,
+        }
+        scenarios = [
+            run_scenario(
+                Scenario(users, args.page_size, 0.0), with_floor=not args.no_floor, **common
+            )
+            for users in args.users
+        ]
+        latency: Scenario | None = None
+        baseline_wall: float | None = None
+        if args.latency_ms > 0:
+            latency = run_scenario(
+                Scenario(args.latency_users, args.page_size, args.latency_ms),
+                with_floor=not args.no_floor,
+                **common,
+            )
+            baseline = next((s for s in scenarios if s.users == args.latency_users and s.tap), None)
+            if baseline is None:
+                baseline = run_scenario(
+                    Scenario(args.latency_users, args.page_size, 0.0), with_floor=False, **common
+                )
+            assert baseline.tap is not None
+            baseline_wall = baseline.tap.wall
+    found = targets(scenarios, latency, baseline_wall)
+    print(render(scenarios, latency, baseline_wall, found, args.repeat, host))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        results = {
+            "command": {"tap": tap_command, "floor": floor_command(), "argv": sys.argv[1:]},
+            "machine": host,
+            "repeat": args.repeat,
+            "scenarios": [scenario.to_json() for scenario in scenarios],
+            "latency": latency.to_json() if latency else None,
+            "latency_baseline_wall_seconds": baseline_wall,
+            "targets": [
+                {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.result}
+                for t in found
+            ],
+            "bench_seconds": time.perf_counter() - started,
+        }
+        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        log(f"results written to {args.json}")
+    if args.profile:
+        from bench.profile import profile_tap  # noqa: PLC0415
+
+        print(profile_tap(max(args.users), args.page_size, seed=args.seed))
+    all_ran = all(s.tap and s.tap.consistent for s in scenarios)
+    return 0 if all_ran else 1

@@ -1,0 +1,223 @@
+"""The floor: the least work that produces the tap's output, with no SDK.
+
+A plain loop with `requests` and `json`: fetch `/external/users` page by page
+(following `nextLink`), turn each user into its `users` record and its
+`role_memberships` records by the contract's tag rules, and write the same Singer
+messages as the tap (one SCHEMA per stream, the seven roles, the RECORDs, one STATE)
+to stdout, one buffered write per page.
+
+It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench`),
+so the bench compares the tap with an independent implementation. It has none of
+the tap's safety checks (URL pinning, retries, validation): it is a yardstick, not
+a second tap.
+
+Run: python -m bench.floor --config config.json   (the tap's config file)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+ROLES: tuple[tuple[str, str, str], ...] = (
+    ("user", "User", "A standard backed-up user mailbox."),
+    ("shared_mailbox", "Shared Mailbox", "A shared mailbox backed up by Spanning."),
+    ("global_admin", "Global Admin", "A Microsoft 365 Global Administrator."),
+    (
+        "spanning_admin",
+        "Spanning Admin",
+        "An administrator of the Spanning Backup console (every Global Admin is one).",
+    ),
+    (
+        "archived",
+        "Archived (read-only)",
+        "Holds an archive license: the backup is kept read-only, no new backups.",
+    ),
+    (
+        "no_microsoft_license",
+        "No Microsoft License",
+        "Has no Microsoft 365 license that Spanning can back up.",
+    ),
+    (
+        "deleted_from_microsoft",
+        "Deleted From Microsoft",
+        "Deleted from Microsoft Entra ID; the backup is still held in Spanning.",
+    ),
+)
+ROLE_ORDER = {role_id: index for index, (role_id, _, _) in enumerate(ROLES)}
+_SEPARATORS = re.compile(r"[\s_\-]+")
+_READ_ONLY = "(readonly)"
+TAG_ROLE = {
+    _SEPARATORS.sub("", name.casefold()).removesuffix(_READ_ONLY): role_id
+    for role_id, name, _ in ROLES
+}
+TAG_ROLE["archive"] = "archived"
+
+_STRING = {"type": ["string", "null"]}
+_BOOLEAN = {"type": ["boolean", "null"]}
+SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "roles": (
+        {"type": "object", "properties": {"id": _STRING, "name": _STRING, "description": _STRING}},
+        ["id"],
+    ),
+    "users": (
+        {
+            "type": "object",
+            "properties": {
+                "msId": _STRING,
+                "userPrincipalName": _STRING,
+                "email": _STRING,
+                "displayName": _STRING,
+                "assigned": _BOOLEAN,
+                "isAdmin": _BOOLEAN,
+                "isDeleted": _BOOLEAN,
+                "isArchive": _BOOLEAN,
+                "tags": {"type": ["array", "null"], "items": {"type": ["string"]}},
+                "disabled": _BOOLEAN,
+            },
+        },
+        ["msId"],
+    ),
+    "role_memberships": (
+        {
+            "type": "object",
+            "properties": {"roleId": _STRING, "msId": _STRING, "userPrincipalName": _STRING},
+        },
+        ["roleId", "msId"],
+    ),
+}
+
+
+def role_ids(user: dict[str, Any]) -> list[str]:
+    """The contract's rules 1-3, minimally: tags ignoring case and separators, then flags."""
+    tags = user.get("tags")
+    found: set[str] = set()
+    if tags is None:
+        found.add("user")
+    else:
+        for tag in tags:
+            role_id = TAG_ROLE.get(_SEPARATORS.sub("", tag.casefold()).removesuffix(_READ_ONLY))
+            if role_id is not None:
+                found.add(role_id)
+    if user.get("isAdmin"):
+        found.add("spanning_admin")
+    if user.get("isArchive"):
+        found.add("archived")
+    if user.get("isDeleted"):
+        found.add("deleted_from_microsoft")
+    return sorted(found, key=ROLE_ORDER.__getitem__)
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def page_lines(users: list[dict[str, Any]], extracted: str) -> list[str]:
+    """The RECORD lines of one page: its users, then their memberships (as the tap)."""
+    lines: list[str] = []
+    memberships: list[str] = []
+    for user in users:
+        roles = role_ids(user)
+        msid = user["msId"]
+        upn = user.get("userPrincipalName")
+        display = user.get("displayName")
+        record = {
+            "msId": msid,
+            "userPrincipalName": upn,
+            "email": user.get("email"),
+            "displayName": user.get("userDisplayName") if display is None else display,
+            "assigned": user.get("assigned"),
+            "isAdmin": user.get("isAdmin"),
+            "isDeleted": user.get("isDeleted"),
+            "isArchive": user.get("isArchive"),
+            "tags": user.get("tags"),
+            "disabled": "archived" in roles or "deleted_from_microsoft" in roles,
+        }
+        lines.append(
+            dumps(
+                {
+                    "type": "RECORD",
+                    "stream": "users",
+                    "record": record,
+                    "time_extracted": extracted,
+                }
+            )
+        )
+        memberships.extend(
+            dumps(
+                {
+                    "type": "RECORD",
+                    "stream": "role_memberships",
+                    "record": {"roleId": role_id, "msId": msid, "userPrincipalName": upn},
+                    "time_extracted": extracted,
+                }
+            )
+            for role_id in roles
+        )
+    lines.extend(memberships)
+    return lines
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
+    parser.add_argument("--config", required=True, help="the tap's config JSON file")
+    args = parser.parse_args(argv)
+    with open(args.config, encoding="utf-8") as handle:
+        config = json.load(handle)
+    base = config["base_url"].rstrip("/").removesuffix("/external")
+    out = sys.stdout.buffer
+
+    def write(text: str) -> None:
+        out.write(text.encode("utf-8"))
+
+    header = [
+        dumps({"type": "SCHEMA", "stream": name, "schema": schema, "key_properties": keys})
+        for name, (schema, keys) in SCHEMAS.items()
+    ]
+    extracted = now()
+    header.extend(
+        dumps(
+            {
+                "type": "RECORD",
+                "stream": "roles",
+                "record": {"id": role_id, "name": name, "description": description},
+                "time_extracted": extracted,
+            }
+        )
+        for role_id, name, description in ROLES
+    )
+    write("\n".join(header) + "\n")
+
+    session = requests.Session()
+    session.auth = (config["admin_email"], config["api_key"])
+    session.headers["Accept"] = "application/json"
+    url: str | None = f"{base}/external/users"
+    params: dict[str, Any] | None = {"size": config.get("page_size", 1000), "status": "false"}
+    timeout = float(config.get("request_timeout", 60))
+    while url:
+        response = session.get(url, params=params, timeout=timeout, allow_redirects=False)
+        response.raise_for_status()
+        page = json.loads(response.content)
+        write("\n".join(page_lines(page["users"], now())) + "\n")
+        link = page.get("nextLink")
+        url = urljoin(f"{base}/", link) if link else None
+        params = None
+    bookmarks: dict[str, dict[str, Any]] = {name: {} for name in SCHEMAS}
+    write(dumps({"type": "STATE", "value": {"bookmarks": bookmarks}}) + "\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
