@@ -71,7 +71,9 @@ class TapSpanning(Tap):
             "request_timeout",
             th.NumberType,
             default=DEFAULT_REQUEST_TIMEOUT,
-            description="Seconds a whole response may take, connect to last byte, before it is retried.",
+            description=(
+                "Seconds a whole response may take, connect to last byte, before it is retried."
+            ),
         ),
         th.Property(
             "max_retries",
