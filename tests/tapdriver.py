@@ -79,6 +79,24 @@ def run_tap(
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 
 
+def discovered_catalog() -> dict[str, Any]:
+    """What `tap-spanning --discover` prints, parsed: a catalog to edit and pass back."""
+    discovered = subprocess.run(
+        [*tap_executable(), "--discover"], capture_output=True, text=True, check=True
+    )
+    catalog: dict[str, Any] = json.loads(discovered.stdout)
+    return catalog
+
+
+def set_selected(catalog: dict[str, Any], stream: str, breadcrumb: list[str], on: bool) -> None:
+    """Select or deselect a stream (breadcrumb []) or one of its properties."""
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == stream:
+            for item in entry["metadata"]:
+                if item["breadcrumb"] == breadcrumb:
+                    item["metadata"]["selected"] = on
+
+
 def strip_descriptions(roles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Roles as the emulator's expected output has them: id and name only."""
     return [{"id": role["id"], "name": role["name"]} for role in roles]

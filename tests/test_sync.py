@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -14,7 +13,7 @@ import pytest
 
 from tap_spanning.emulator import FaultPlan, expected_output, generate_users
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import run_tap, strip_descriptions, tap_executable
+from tests.tapdriver import discovered_catalog, run_tap, set_selected, strip_descriptions
 
 STREAMS = ("users", "roles", "role_memberships")
 
@@ -170,16 +169,10 @@ def test_deselected_users_still_feed_memberships(
     """A catalog that selects only role_memberships gets all of them and no users."""
     users = generate_users(150, seed=19)
     emulator = start_emulator(users)
-    catalog = json.loads(
-        subprocess.run(
-            [*tap_executable(), "--discover"], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    for entry in catalog["streams"]:
-        selected = entry["tap_stream_id"] == "role_memberships"
-        for item in entry["metadata"]:
-            if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = selected
+    catalog = discovered_catalog()
+    for stream in ("users", "roles"):
+        set_selected(catalog, stream, [], on=False)
+    set_selected(catalog, "role_memberships", [], on=True)
     run = run_tap(tap_config(emulator, page_size=50), tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr
     assert run.records("role_memberships") == expected_output(users)["role_memberships"]
@@ -245,17 +238,9 @@ def test_deselected_properties_are_left_out(
     """A catalog that deselects users.email and users.tags: the rest is exact."""
     users = generate_users(80, seed=37)
     emulator = start_emulator(users)
-    catalog = json.loads(
-        subprocess.run(
-            [*tap_executable(), "--discover"], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    for entry in catalog["streams"]:
-        if entry["tap_stream_id"] != "users":
-            continue
-        for item in entry["metadata"]:
-            if item["breadcrumb"] in (["properties", "email"], ["properties", "tags"]):
-                item["metadata"]["selected"] = False
+    catalog = discovered_catalog()
+    for name in ("email", "tags"):
+        set_selected(catalog, "users", ["properties", name], on=False)
     run = run_tap(tap_config(emulator, page_size=30), tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
     expected = expected_output(users)
