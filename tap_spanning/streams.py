@@ -141,10 +141,14 @@ class UsersStream(FullTableStream, SpanningStream):
         self._page_number += 1
         self.extracted_at = utc_now()
         users = self._page_users(page_of(response).users)
+        # Built before the users are written: writing may strip deselected properties.
+        memberships = self._page_memberships(users)
         for user in users:
             yield user.record
         # Runs once the consumer has written the page's last user.
-        self._sync_memberships(users)
+        if memberships is not None:
+            self._memberships_stream.pending = memberships
+            self._memberships_stream.sync(context={"users_page": self._page_number})
 
     def _page_users(self, raw_users: list[Any]) -> list[UserRecord]:
         """Records of one page; an overlap with the previous page is dropped, once.
@@ -206,21 +210,24 @@ class UsersStream(FullTableStream, SpanningStream):
                     quote(tag),
                 )
 
-    def _sync_memberships(self, users: list[UserRecord]) -> None:
-        primary_map = self.stream_maps[0]
-        for child in self.child_streams:
-            if not isinstance(child, RoleMembershipsStream):
-                continue
-            if not (child.selected or child.has_selected_descendents):
-                continue
-            child.extracted_at = self.extracted_at
-            child.pending = [
-                membership
-                for user in users
-                if primary_map.get_filter_result(user.record)
-                for membership in membership_records(user)
-            ]
-            child.sync(context={"users_page": self._page_number})
+    @cached_property
+    def _memberships_stream(self) -> RoleMembershipsStream:
+        return next(c for c in self.child_streams if isinstance(c, RoleMembershipsStream))
+
+    def _page_memberships(self, users: list[UserRecord]) -> list[dict[str, Any]] | None:
+        """The page's memberships, or None when no one asked for them."""
+        child = self._memberships_stream
+        if not (child.selected or child.has_selected_descendents):
+            return None
+        child.extracted_at = self.extracted_at
+        # As the SDK does for children: a user a stream map filters out has none.
+        keep = self.stream_maps[0].get_filter_result
+        return [
+            membership
+            for user in users
+            if keep(user.record)
+            for membership in membership_records(user)
+        ]
 
     def generate_child_contexts(
         self, record: dict[str, Any], context: Any
@@ -231,9 +238,7 @@ class UsersStream(FullTableStream, SpanningStream):
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         yield from super().get_records(context)
         # Every page is in: the last user and its memberships have been written.
-        for child in self.child_streams:
-            if isinstance(child, RoleMembershipsStream):
-                child.finish_run()
+        self._memberships_stream.finish_run()
         self.activate_pending_version()
 
 
