@@ -146,16 +146,13 @@ class DeadlineAdapter(HTTPAdapter):
             return response
         body = response.raw
         chunks = []
+        late = False
         try:
             # read1 returns after one socket read, so the deadline is checked often even
             # when bytes arrive one at a time.
-            while chunk := body.read1(_CHUNK, decode_content=True):
+            while not late and (chunk := body.read1(_CHUNK, decode_content=True)):
                 chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    response.close()
-                    raise requests.exceptions.ReadTimeout(
-                        f"the response took longer than {self.seconds:g}s", request=request
-                    )
+                late = time.monotonic() > deadline
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise requests.exceptions.ReadTimeout(exc, request=request) from exc
         except urllib3.exceptions.DecodeError as exc:
@@ -163,6 +160,11 @@ class DeadlineAdapter(HTTPAdapter):
         except (urllib3.exceptions.ProtocolError, OSError) as exc:
             # The same exception requests raises for a body cut off mid-way.
             raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
+        if late:
+            response.close()
+            raise requests.exceptions.ReadTimeout(
+                f"the response took longer than {self.seconds:g}s", request=request
+            )
         body.release_conn()
         response._content = b"".join(chunks)  # what requests does when not streaming
         return response
