@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from types import FrameType
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -99,6 +101,13 @@ class TapSpanning(Tap):
             return exc.errors
         redaction.install(redaction.secret_forms(settings.admin_email, settings.api_key))
         return super()._validate_config(raise_errors=raise_errors)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # The SDK writes the state and exits 0; a sync stopped half-way did not succeed,
+        # and an orchestrator must not take its output for the whole tenant.
+        with contextlib.suppress(SystemExit):
+            super()._handle_termination(signum, frame)
+        sys.exit(128 + signum)
 
     def discover_streams(self) -> list[Stream]:
         return [UsersStream(self), RolesStream(self), RoleMembershipsStream(self)]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
+import signal
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +16,7 @@ import pytest
 
 from tap_spanning.emulator import FaultPlan, expected_output, generate_users
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import ADMIN_EMAIL, TapRun, run_tap
+from tests.tapdriver import ADMIN_EMAIL, TapRun, run_tap, tap_executable
 
 DEBUG = {"TAP_SPANNING_LOGLEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
 
@@ -237,3 +240,31 @@ def test_a_trickling_response_is_cut_off_by_the_deadline(
     assert elapsed < 10
     assert "try 1 of 5 failed: no complete answer within request_timeout (1s)" in run.stderr
     assert_key_absent(run, api_key)
+
+
+def test_a_terminated_sync_does_not_exit_0(
+    start_emulator: EmulatorFactory, tap_config: Any, api_key: str, tmp_path: Path
+) -> None:
+    """SIGTERM half-way: the records so far are flushed, no ACTIVATE_VERSION, exit 143."""
+    users = generate_users(200)
+    emulator = start_emulator(users, latency=0.3)
+    config = tap_config(emulator, page_size=20, emit_activate_version_messages=True)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [*tap_executable(), "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while len(emulator.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    messages = [json.loads(line) for line in stdout.splitlines()]
+    users_sent = [m for m in messages if m["type"] == "RECORD" and m["stream"] == "users"]
+    assert 0 < len(users_sent) < len(users)
+    assert not [m for m in messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "users"]
+    assert api_key not in stdout + stderr
