@@ -14,9 +14,12 @@ request headers, so the key cannot end up in one.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import math
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from functools import cached_property
@@ -24,6 +27,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+import backoff
 import msgspec
 import requests
 import urllib3
@@ -46,9 +50,8 @@ if TYPE_CHECKING:
 # How much of an error body goes into a message: enough to read, never a whole page.
 _BODY_EXCERPT = 300
 _PAGE_ATTRIBUTE = "_spanning_page"
-_CHUNK = 64 * 1024
 # Exceptions that mean "the request did not complete": worth another try.
-RETRIABLE_ERRORS: tuple[type[BaseException], ...] = (
+RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
     RetriableAPIError,
     ConnectionResetError,
     requests.exceptions.Timeout,
@@ -88,7 +91,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 def body_excerpt(response: requests.Response) -> str:
     """A one-line excerpt of a response body for an error message."""
-    text = " ".join(scrub(response.text[: _BODY_EXCERPT * 4]).split())
+    # Scrubbed whole, before the cut: a cut could split the key and hide it from scrub.
+    text = " ".join(scrub(response.text).split())
     if not text:
         return "empty body"
     return text if len(text) <= _BODY_EXCERPT else f"{text[:_BODY_EXCERPT]}..."
@@ -118,18 +122,70 @@ def page_of(response: requests.Response) -> UsersPage:
     return page
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An adapter that bounds the whole response, not just each socket read.
+class _Watch:
+    """The deadline of one request: when it passes, the request's socket is shut."""
 
-    requests' timeout applies per read, so a server that trickles a byte every few
-    seconds would hold a sync forever. Here the body is read in chunks against a
-    deadline of `seconds` from the moment the request is sent: a response takes at
-    most that plus one read timeout.
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.expired = False
+
+    def expire(self) -> None:
+        """Called by the timer thread: end whatever read the request is blocked in."""
+        self.expired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def watch(self, connection: Any) -> None:
+        """Called when the request takes a connection from the pool."""
+        self.connection = connection
+        if self.expired:
+            self.expire()
+
+
+# The watch of the request this thread is making, for the pools below to find.
+_current = threading.local()
+
+
+class _WatchedPool:
+    """Hands each connection it lends to the current request's watch."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)  # type: ignore[misc]
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.watch(connection)
+        return connection
+
+
+class _WatchedHTTPPool(_WatchedPool, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
+    pass
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An adapter that bounds a whole request, from connect to the last body byte.
+
+    requests' timeout applies to each socket read, so a server that trickles a byte
+    every few seconds, in the headers or the body, would hold a sync forever. Here a
+    timer shuts the request's socket once `seconds` have passed, and the request fails
+    as a timeout (then it is retried like any other).
     """
 
     def __init__(self, seconds: float) -> None:
         super().__init__()
         self.seconds = seconds
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
     def send(  # noqa: PLR0917  # the signature of HTTPAdapter.send
         self,
@@ -140,34 +196,31 @@ class DeadlineAdapter(HTTPAdapter):
         cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
-        deadline = time.monotonic() + self.seconds
-        response = super().send(request, True, timeout, verify, cert, proxies)
-        if stream:
-            return response
-        body = response.raw
-        chunks = []
-        late = False
+        watch = _Watch()
+        timer = threading.Timer(self.seconds, watch.expire)
+        timer.daemon = True
+        _current.watch = watch
+        timer.start()
         try:
-            # read1 returns after one socket read, so the deadline is checked often even
-            # when bytes arrive one at a time.
-            while not late and (chunk := body.read1(_CHUNK, decode_content=True)):
-                chunks.append(chunk)
-                late = time.monotonic() > deadline
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-            raise requests.exceptions.ReadTimeout(exc, request=request) from exc
-        except urllib3.exceptions.DecodeError as exc:
-            raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
-        except (urllib3.exceptions.ProtocolError, OSError) as exc:
-            # The same exception requests raises for a body cut off mid-way.
-            raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
-        if late:
+            response = super().send(request, True, timeout, verify, cert, proxies)
+            if not stream:
+                _ = response.content  # the body too, under the same deadline
+        except requests.exceptions.RequestException as exc:
+            if watch.expired:
+                raise self._late(request) from exc
+            raise
+        finally:
+            timer.cancel()
+            _current.watch = None
+        if watch.expired:  # a body cut short by the shut socket
             response.close()
-            raise requests.exceptions.ReadTimeout(
-                f"the response took longer than {self.seconds:g}s", request=request
-            )
-        body.release_conn()
-        response._content = b"".join(chunks)  # what requests does when not streaming
+            raise self._late(request)
         return response
+
+    def _late(self, request: requests.PreparedRequest) -> requests.exceptions.ReadTimeout:
+        return requests.exceptions.ReadTimeout(
+            f"the response took longer than {self.seconds:g}s", request=request
+        )
 
 
 class NextLinkPaginator(BaseAPIPaginator[str | None]):
@@ -188,7 +241,7 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         if link is None:
             return None
         try:
-            url = resolve_next_link(link, self._origin)
+            url = resolve_next_link(link, self._origin, response.url)
         except UrlError as exc:
             raise SpanningError(
                 f"Spanning sent a nextLink the tap will not follow: {exc}"
@@ -333,7 +386,17 @@ class SpanningStream(RESTStream[str | None]):
         )
 
     def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        retrying: Callable[..., requests.Response] = super().request_decorator(func)
+        # The SDK's decorator also hands backoff a logger, which then logs each retry
+        # a second time with the exception's text: the URL, and so a user's UPN in the
+        # nextLink's sortPropOffset. backoff_handler says what is needed, once.
+        retrying: Callable[..., requests.Response] = backoff.on_exception(
+            self.backoff_wait_generator,
+            RETRIABLE_ERRORS,
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
         tries = self.settings.max_retries
 
         def request_or_give_up(*args: Any, **kwargs: Any) -> requests.Response:
@@ -359,5 +422,5 @@ def _server_message(response: requests.Response) -> str:
         return body_excerpt(response)
     message = payload.get("message") if isinstance(payload, dict) else None
     if isinstance(message, str) and message.strip():
-        return " ".join(scrub(message)[:_BODY_EXCERPT].split())
+        return " ".join(scrub(message).split())[:_BODY_EXCERPT]
     return body_excerpt(response)

@@ -111,15 +111,15 @@ def region_base_url(region: str) -> str:
     return f"https://{region_host(region)}"
 
 
-def resolve_next_link(link: str, origin: Origin) -> str:
+def resolve_next_link(link: str, origin: Origin, page_url: str | None = None) -> str:
     """Turn a `nextLink` into the absolute URL to request, or raise UrlError.
 
     The link is kept verbatim (path and query are not re-encoded). Relative links are
-    resolved against the origin. `http://` on a non-loopback host is upgraded to
-    https. A link to any other host, port, scheme or path is refused, because the
-    request would carry the tenant's credentials.
+    resolved against the URL of the page that sent them (else the origin). `http://` on
+    a non-loopback host is upgraded to https. A link to any other host, port, scheme or
+    path is refused, because the request would carry the tenant's credentials.
     """
-    absolute = urljoin(f"{origin}/", link.strip())
+    absolute = urljoin(page_url or f"{origin}/", link.strip())
     parts, host, port = _split(absolute, "nextLink")
     scheme = parts.scheme
     if scheme == "http" and not origin.is_loopback and host == origin.host:

@@ -225,18 +225,20 @@ def test_debug_output_of_a_good_sync_holds_no_key(
     assert_key_absent(run, api_key)
 
 
+@pytest.mark.parametrize("kind", ["trickle", "slow-headers"])
 def test_a_trickling_response_is_cut_off_by_the_deadline(
-    start_emulator: EmulatorFactory, tap_config: Any, api_key: str, tmp_path: Path
+    start_emulator: EmulatorFactory, tap_config: Any, api_key: str, tmp_path: Path, kind: str
 ) -> None:
-    """A body sent a byte at a time never trips a read timeout; the deadline ends it."""
+    """Bytes sent one at a time, in the body or already in the headers, never trip a read
+    timeout; the deadline ends the request, and the retry gets the page."""
     users = generate_users(30)
-    emulator = start_emulator(users, faults=FaultPlan(at={1: "trickle"}))
+    emulator = start_emulator(users, faults=FaultPlan(at={1: kind}))
     started = time.monotonic()
     run = run_tap(tap_config(emulator, page_size=10, request_timeout=1), tmp_path, env=DEBUG)
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.records("users") == expected_output(users)["users"]
-    assert [r.fault for r in emulator.requests] == ["trickle", None, None, None]
+    assert [r.fault for r in emulator.requests] == [kind, None, None, None]
     assert elapsed < 10
     assert "try 1 of 5 failed: no complete answer within request_timeout (1s)" in run.stderr
     assert_key_absent(run, api_key)

@@ -175,3 +175,25 @@ def test_next_links_refused(link: str) -> None:
 def test_http_is_not_upgraded_on_loopback() -> None:
     with pytest.raises(UrlError):
         resolve_next_link("https://127.0.0.1:8765/external/users", LOCAL)
+
+
+PAGE = f"{US}/external/users?msIdOffset=a&sortPropOffset=b&size=50"
+
+
+@pytest.mark.parametrize(
+    ("link", "url"),
+    [
+        ("?msIdOffset=c&size=50", f"{US}/external/users?msIdOffset=c&size=50"),
+        ("users?msIdOffset=c", f"{US}/external/users?msIdOffset=c"),
+        ("/external/users?msIdOffset=c", f"{US}/external/users?msIdOffset=c"),
+        ("../external/users?x=1", f"{US}/external/users?x=1"),
+    ],
+)
+def test_relative_links_resolve_against_the_page_that_sent_them(link: str, url: str) -> None:
+    assert resolve_next_link(link, ORIGIN, PAGE) == url
+
+
+@pytest.mark.parametrize("link", ["../tenant", "?x=1#f", "//evil.example/external/users"])
+def test_relative_links_that_leave_the_users_path_are_refused(link: str) -> None:
+    with pytest.raises(UrlError):
+        resolve_next_link(link, ORIGIN, PAGE)

@@ -58,7 +58,16 @@ _REASONS = {
     504: "Gateway Time-out",
 }
 _DEFAULT_VARIANT = {500: "json", 502: "html", 503: "html", 504: "html"}
-_SIMPLE_FAULTS = ("429", "reset-before", "reset-during", "truncate", "hang", "trickle", "html200")
+_SIMPLE_FAULTS = (
+    "429",
+    "reset-before",
+    "reset-during",
+    "truncate",
+    "hang",
+    "trickle",
+    "slow-headers",
+    "html200",
+)
 _LAST_LINK_FIELDS: dict[str, dict[str, object]] = {
     "empty": {"nextLink": ""},
     "null": {"nextLink": None},
@@ -95,7 +104,8 @@ class Fault:
 
 def parse_fault(kind: str) -> Fault:
     """Parse '429', '500'..'504' (optionally ':json', ':html', ':empty'), 'reset-before',
-    'reset-during', 'truncate', 'hang', 'trickle' or 'html200'; ValueError otherwise."""
+    'reset-during', 'truncate', 'hang', 'trickle', 'slow-headers' or 'html200';
+    ValueError otherwise."""
     name, _, variant = kind.partition(":")
     if name.isdigit() and int(name) in _DEFAULT_VARIANT:
         variant = variant or _DEFAULT_VARIANT[int(name)]
@@ -105,7 +115,7 @@ def parse_fault(kind: str) -> Fault:
         return Fault(kind, 429 if name == "429" else None)
     raise ValueError(
         f"unknown fault kind {kind!r}: use 429, 500/502/503/504[:json|:html|:empty], "
-        "reset-before, reset-during, truncate, hang, trickle or html200"
+        "reset-before, reset-during, truncate, hang, trickle, slow-headers or html200"
     )
 
 
@@ -620,8 +630,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = replace(response, body=response.body[: len(response.body) // 2])
         self._record(number, response.status, fault)
         emulator.pause(emulator.latency)
-        if fault is not None and fault.kind == "trickle":
-            self._trickle(response)
+        if fault is not None and fault.kind in ("trickle", "slow-headers"):
+            self._trickle(response, headers_too=fault.kind == "slow-headers")
         else:
             self._send(response, fault is not None and fault.kind == "reset-during")
 
@@ -650,16 +660,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.abort(self.connection)
         self.close_connection = True
 
-    def _trickle(self, response: _Response) -> None:
-        """Send the headers, then one byte of the body every 0.2 s: never idle for long,
-        never done soon; only a client-side deadline ends it."""
-        self._send_headers(response)
+    def _trickle(self, response: _Response, *, headers_too: bool) -> None:
+        """Send the body (and, with headers_too, the status line and headers first) one
+        byte every 0.2 s: never idle for long, never done soon; only a client-side
+        deadline ends it."""
         self.close_connection = True
-        for index in range(len(response.body)):
+        if headers_too:
+            head = (
+                f"HTTP/1.1 {response.status} OK\r\nContent-Type: {response.content_type}\r\n"
+                f"Content-Length: {len(response.body)}\r\n\r\n"
+            ).encode("latin-1")
+            data = head + response.body
+        else:
+            self._send_headers(response)
+            data = response.body
+        for index in range(len(data)):
             if self.server.stopping:
                 return
             try:
-                self.wfile.write(response.body[index : index + 1])
+                self.wfile.write(data[index : index + 1])
                 self.wfile.flush()
             except OSError:
                 return
