@@ -59,6 +59,14 @@ def _text(config: Mapping[str, Any], name: str, errors: list[str]) -> str:
         # Say the type, never the value: this may be the API key.
         errors.append(f"{name} must be a string, not {type(value).__name__}")
         return ""
+    try:
+        value.encode("latin-1")  # what Basic auth sends
+    except UnicodeEncodeError:
+        errors.append(
+            f"{name} holds a character that cannot be sent in an HTTP header "
+            "(a stray character pasted with it?)"
+        )
+        return ""
     return value.strip()
 
 

@@ -100,6 +100,11 @@ class TapSpanning(Tap):
                 raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
             return exc.errors
         redaction.install(redaction.secret_forms(settings.admin_email, settings.api_key))
+        # Numbers given as text (environment variables, hand-written JSON) pass the check
+        # above; store them as numbers so that the SDK's schema check agrees.
+        for name in ("page_size", "request_timeout", "max_retries", "max_retry_wait"):
+            if name in self._config:
+                self._config[name] = getattr(settings, name)
         return super()._validate_config(raise_errors=raise_errors)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

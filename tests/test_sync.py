@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -13,7 +15,13 @@ import pytest
 
 from tap_spanning.emulator import FaultPlan, expected_output, generate_users
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import discovered_catalog, run_tap, set_selected, strip_descriptions
+from tests.tapdriver import (
+    discovered_catalog,
+    run_tap,
+    set_selected,
+    strip_descriptions,
+    tap_executable,
+)
 
 STREAMS = ("users", "roles", "role_memberships")
 
@@ -251,3 +259,32 @@ def test_deselected_properties_are_left_out(
     ]
     assert run.records("users") == trimmed
     assert run.records("role_memberships") == expected["role_memberships"]
+
+
+def test_settings_from_the_environment(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    """--config=ENV: every setting as text, numbers included."""
+    users = generate_users(45, seed=41)
+    emulator = start_emulator(users)
+    env = {
+        "TAP_SPANNING_BASE_URL": emulator.base_url,
+        "TAP_SPANNING_ADMIN_EMAIL": "admin@contoso.example",
+        "TAP_SPANNING_API_KEY": api_key,
+        "TAP_SPANNING_PAGE_SIZE": "20",
+        "TAP_SPANNING_REQUEST_TIMEOUT": "30",
+        "TAP_SPANNING_MAX_RETRIES": "3",
+        "TAP_SPANNING_MAX_RETRY_WAIT": "0.5",
+    }
+    done = subprocess.run(
+        [*tap_executable(), "--config=ENV"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    got = [m["record"] for m in records if m["type"] == "RECORD" and m["stream"] == "users"]
+    assert got == expected_output(users)["users"]
+    assert len(emulator.requests) == 3
