@@ -10,7 +10,7 @@ the end of its stream (see FullTableStream).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from datetime import datetime
 from functools import cached_property
 from typing import Any, ClassVar
@@ -18,9 +18,11 @@ from typing import Any, ClassVar
 import requests
 from singer_sdk import Stream
 from singer_sdk import typing as th
+from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.helpers.types import Context
+from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 from tap_spanning.client import SpanningError, SpanningStream, page_of
@@ -30,6 +32,10 @@ from tap_spanning.writer import BufferedMsgSpecWriter
 
 # Distinct unknown tags named one by one in the log before a single summary line.
 UNKNOWN_TAGS_LOGGED = 50
+
+
+def _keep_all(_record: dict[str, Any]) -> bool:
+    return True
 
 
 class FullTableStream(Stream):
@@ -66,6 +72,23 @@ class FullTableStream(Stream):
         if self._pending_version is not None:
             super()._write_activate_version_message(self._pending_version)
             self._pending_version = None
+
+    # A stream synced once per run activates when that sync has written everything:
+    # its last RECORD, or its last BATCH. role_memberships, synced once per page, turns
+    # this off and activates after the last page (finish_run).
+    activates_when_synced = True
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict[str, Any], Any, Any]:
+        yield from super()._sync_records(context, write_messages=write_messages)
+        if write_messages and self.activates_when_synced:
+            self.activate_pending_version()
+
+    def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
+        super()._sync_batches(batch_config, context=context)
+        if self.activates_when_synced:
+            self.activate_pending_version()
 
     @cached_property
     def _records_pass_through(self) -> bool:
@@ -220,8 +243,14 @@ class UsersStream(FullTableStream, SpanningStream):
         if not (child.selected or child.has_selected_descendents):
             return None
         child.extracted_at = self.extracted_at
-        # As the SDK does for children: a user a stream map filters out has none.
-        keep = self.stream_maps[0].get_filter_result
+        # As the SDK does for children: a user a stream map filters out has none. A map
+        # that removes the users stream from the output removes no user, though.
+        primary_map = self.stream_maps[0]
+        keep = (
+            _keep_all
+            if isinstance(primary_map, RemoveRecordTransform)
+            else primary_map.get_filter_result
+        )
         return [
             membership
             for user in users
@@ -239,7 +268,6 @@ class UsersStream(FullTableStream, SpanningStream):
         yield from super().get_records(context)
         # Every page is in: the last user and its memberships have been written.
         self._memberships_stream.finish_run()
-        self.activate_pending_version()
 
 
 class RoleMembershipsStream(FullTableStream):
@@ -251,6 +279,7 @@ class RoleMembershipsStream(FullTableStream):
     replication_key = None
     # The context is a page number, not a partition: keep no state per page.
     state_partitioning_keys: ClassVar[list[str]] = []
+    activates_when_synced = False
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     STATE_MSG_FREQUENCY = 2**62
 
@@ -302,4 +331,3 @@ class RolesStream(FullTableStream):
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         for role in ROLES:
             yield {"id": role.id, "name": role.name, "description": role.description}
-        self.activate_pending_version()

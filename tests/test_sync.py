@@ -223,7 +223,10 @@ def test_batch_messages_hold_the_whole_output(
         "encoding": {"format": "jsonl", "compression": "gzip"},
         "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "spanning-"},
     }
-    run = run_tap(tap_config(emulator, page_size=100, batch_config=batch_config), tmp_path)
+    config = tap_config(
+        emulator, page_size=100, batch_config=batch_config, emit_activate_version_messages=True
+    )
+    run = run_tap(config, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.count("RECORD") == 0
     landed: dict[str, list[dict[str, Any]]] = {stream: [] for stream in STREAMS}
@@ -238,6 +241,10 @@ def test_batch_messages_hold_the_whole_output(
     assert strip_descriptions(landed["roles"]) == expected["roles"]
     for stream in STREAMS:
         assert run.count("SCHEMA", stream) == 1
+        # Activated only after the stream's last BATCH.
+        kinds = [m["type"] for m in run.messages if m.get("stream") == stream]
+        assert kinds[-1] == "ACTIVATE_VERSION"
+        assert kinds.count("ACTIVATE_VERSION") == 1
 
 
 def test_deselected_properties_are_left_out(
@@ -288,3 +295,15 @@ def test_settings_from_the_environment(
     got = [m["record"] for m in records if m["type"] == "RECORD" and m["stream"] == "users"]
     assert got == expected_output(users)["users"]
     assert len(emulator.requests) == 3
+
+
+def test_a_users_stream_mapped_away_still_feeds_memberships(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    """A stream map that drops users from the output drops no user's memberships."""
+    users = generate_users(70, seed=43)
+    emulator = start_emulator(users)
+    run = run_tap(tap_config(emulator, page_size=25, stream_maps={"users": None}), tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.records("users") == []
+    assert run.records("role_memberships") == expected_output(users)["role_memberships"]
