@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from types import FrameType
@@ -23,7 +22,7 @@ from tap_spanning.config import (
 )
 from tap_spanning.streams import RoleMembershipsStream, RolesStream, UsersStream
 from tap_spanning.urls import REGIONS
-from tap_spanning.writer import BufferedMsgSpecWriter
+from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
 
 
 class TapSpanning(Tap):
@@ -108,10 +107,10 @@ class TapSpanning(Tap):
         return super()._validate_config(raise_errors=raise_errors)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # The SDK writes the state and exits 0; a sync stopped half-way did not succeed,
-        # and an orchestrator must not take its output for the whole tenant.
-        with contextlib.suppress(SystemExit):
-            super()._handle_termination(signum, frame)
+        # The SDK writes a STATE here and exits 0. There are no bookmarks to save, a
+        # write from a signal handler could land inside one in progress, and a sync
+        # stopped half-way did not succeed: exit 128 + signal, writing nothing.
+        self.logger.error("Stopped by signal %d before the sync was complete", signum)
         sys.exit(128 + signum)
 
     def discover_streams(self) -> list[Stream]:
@@ -122,6 +121,6 @@ def main() -> None:
     """Console entry point: the SDK's CLI, with a one-line error for known failures."""
     try:
         TapSpanning.cli()
-    except SpanningError as exc:
+    except (SpanningError, OutputClosedError) as exc:
         logging.getLogger(TapSpanning.name).error("Sync failed: %s", exc)
         sys.exit(1)

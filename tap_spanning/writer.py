@@ -5,11 +5,17 @@ which is half of the tap's time at 100,000 users. Here RECORD messages are encod
 msgspec into one buffer that is written every 64 KiB; any other message (SCHEMA, STATE,
 ACTIVATE_VERSION, BATCH) flushes the buffer first, so a STATE never overtakes the records
 it covers, and whatever is buffered is written when the process exits, on failure too.
+
+A signal may stop the tap in the middle of a write (TapSpanning._handle_termination
+exits at once and writes nothing itself). The buffer is taken before it is written, so
+what was handed to stdout is never written a second time at exit.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -21,13 +27,17 @@ from singer_sdk.singerlib.encoding.simple import Message
 FLUSH_AT = 64 * 1024
 
 
+class OutputClosedError(RuntimeError):
+    """stdout was closed by its reader: the target stopped reading."""
+
+
 class BufferedMsgSpecWriter(MsgSpecWriter):
     """Writes Singer messages to stdout, RECORDs in 64 KiB blocks."""
 
     def __init__(self) -> None:
         super().__init__()
         self._buffer = bytearray()
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
 
     def write_message(self, message: Message) -> None:
         self._encode(message.to_dict())
@@ -57,7 +67,24 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write out what is buffered."""
-        if self._buffer:
-            sys.stdout.buffer.write(self._buffer)
-            self._buffer.clear()
-        sys.stdout.buffer.flush()
+        data, self._buffer = self._buffer, bytearray()
+        try:
+            if data:
+                sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise OutputClosedError(
+                "the target closed its input before the sync was complete; its own log "
+                "should say why"
+            ) from None
+
+    def _flush_at_exit(self) -> None:
+        if self._buffer and not self._buffer.endswith(b"\n"):
+            self._buffer.extend(b"\n")  # stopped between a message and its newline
+        try:
+            self.flush()
+        except (OSError, ValueError, OutputClosedError):
+            # stdout is gone (the reader closed the pipe): nothing more can be delivered,
+            # and the failure was already reported; keep Python from reporting it again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -268,5 +268,29 @@ def test_a_terminated_sync_does_not_exit_0(
     messages = [json.loads(line) for line in stdout.splitlines()]
     users_sent = [m for m in messages if m["type"] == "RECORD" and m["stream"] == "users"]
     assert 0 < len(users_sent) < len(users)
+    assert len({m["record"]["msId"] for m in users_sent}) == len(users_sent)
+    assert "Stopped by signal 15" in stderr
     assert not [m for m in messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "users"]
     assert api_key not in stdout + stderr
+
+
+def test_a_target_that_stops_reading_fails_the_sync_in_one_line(
+    start_emulator: EmulatorFactory, tap_config: Any, api_key: str, tmp_path: Path
+) -> None:
+    emulator = start_emulator(generate_users(3000))
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(tap_config(emulator, page_size=500)))
+    process = subprocess.Popen(
+        [*tap_executable(), "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.read(1000)
+    process.stdout.close()  # the target died
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 1
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert "Sync failed: the target closed its input" in last
+    assert "Traceback" not in stderr
+    assert api_key not in stderr
