@@ -285,7 +285,8 @@ def test_a_target_that_stops_reading_fails_the_sync_in_one_line(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     process.stdout.read(1000)
     process.stdout.close()  # the target died
     stderr = process.stderr.read().decode()
