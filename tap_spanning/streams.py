@@ -170,8 +170,7 @@ class UsersStream(FullTableStream, SpanningStream):
             yield user.record
         # Runs once the consumer has written the page's last user.
         if memberships is not None:
-            self._memberships_stream.pending = memberships
-            self._memberships_stream.sync(context={"users_page": self._page_number})
+            self._memberships_stream.write_page(memberships, self._page_number)
 
     def _page_users(self, raw_users: list[Any]) -> list[UserRecord]:
         """Records of one page; an overlap with the previous page is dropped, once.
@@ -291,12 +290,32 @@ class RoleMembershipsStream(FullTableStream):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pending: list[dict[str, Any]] = []
-        self._schema_written = False
+        self._page: list[dict[str, Any]] = []
+        self._synced = False
+        self._schema_written = False  # BATCH mode syncs every page
+        self._written_directly = 0
         self._holding_state = True
 
+    def write_page(self, memberships: list[dict[str, Any]], page_number: int) -> None:
+        """Emit one page of memberships.
+
+        The first page goes through the SDK's sync: SCHEMA, table version, log lines.
+        Later pages need none of that again, so their records are written directly
+        (through the same _write_record_message, maps and all), which keeps the log to
+        a few lines per run rather than per page. BATCH mode syncs every page: each
+        page becomes a batch file.
+        """
+        if self._synced and self.selected and self.get_batch_config(self.config) is None:
+            for membership in memberships:
+                self._write_record_message(membership)
+            self._written_directly += len(memberships)
+            return
+        self._synced = True
+        self._page = memberships
+        self.sync(context={"users_page": page_number})
+
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
-        records, self.pending = self.pending, []
+        records, self._page = self._page, []
         return records
 
     def _write_schema_message(self) -> None:
@@ -310,6 +329,11 @@ class RoleMembershipsStream(FullTableStream):
 
     def finish_run(self) -> None:
         """After the last page: the stream's one STATE message and its ACTIVATE_VERSION."""
+        if self._written_directly:
+            self.logger.info(
+                "Wrote %d more role_memberships records after the first page",
+                self._written_directly,
+            )
         self._holding_state = False
         self._write_state_message()
         self.activate_pending_version()

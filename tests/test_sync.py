@@ -307,3 +307,17 @@ def test_a_users_stream_mapped_away_still_feeds_memberships(
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.records("users") == []
     assert run.records("role_memberships") == expected_output(users)["role_memberships"]
+
+
+def test_memberships_log_does_not_grow_with_pages(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    """Even at one user per page, role_memberships logs a fixed handful of lines."""
+    users = generate_users(40, seed=47)
+    emulator = start_emulator(users)
+    lines = {}
+    for page_size in (1, 40):
+        run = run_tap(tap_config(emulator, page_size=page_size), tmp_path)
+        assert run.records("role_memberships") == expected_output(users)["role_memberships"]
+        lines[page_size] = sum("role_memberships" in line for line in run.stderr.splitlines())
+    assert lines[1] <= lines[40] + 1, lines
