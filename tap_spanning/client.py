@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ from tap_spanning.urls import Origin, UrlError, resolve_next_link
 
 if TYPE_CHECKING:
     from backoff.types import Details
-    from singer_sdk.helpers.types import RequestFunc
+    from singer_sdk.helpers.types import Context, RequestFunc
 
 # How much of an error body goes into a message: enough to read, never a whole page.
 _BODY_EXCERPT = 300
@@ -409,6 +410,38 @@ class SpanningStream(RESTStream[str | None]):
                 ) from exc
 
         return request_or_give_up
+
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The pages' records, with the next page fetched while this one is processed.
+
+        The SDK's loop waits for each page and then works through it: against a slow
+        API the tap would wait for the network and for itself in turn. Here the next
+        request (its nextLink already checked) is under way in a worker thread while the
+        current page's records are written, so a page costs the longer of the two, not
+        their sum. At most two pages are in memory. A page that fails for good fails
+        the sync when it is reached, after the pages before it, as in the SDK's loop.
+        """
+        paginator = self.get_new_paginator()
+        request = self.request_decorator(self._request)
+        with (
+            self.get_http_request_counter() as request_counter,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanning-fetch") as fetcher,
+        ):
+            request_counter.with_context(context)
+
+            def fetch() -> tuple[requests.PreparedRequest, Future[requests.Response]]:
+                prepared = self._prepare_request(context=context, page=paginator)
+                return prepared, fetcher.submit(request, prepared, context)
+
+            pending: tuple[requests.PreparedRequest, Future[requests.Response]] | None = fetch()
+            while pending is not None:
+                prepared, future = pending
+                response = future.result()
+                request_counter.increment()
+                self.update_sync_costs(prepared, response, context)
+                paginator.advance(response)
+                pending = None if paginator.finished else fetch()
+                yield from self.parse_response(response)
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         raise NotImplementedError  # pragma: no cover - streams parse pages themselves
