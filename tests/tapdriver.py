@@ -79,6 +79,22 @@ def run_tap(
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 
 
+def start_tap(
+    config: dict[str, Any], tmp_path: Path, *, env: dict[str, str] | None = None, text: bool = True
+) -> subprocess.Popen[Any]:
+    """Start `tap-spanning --config <file>` with piped stdout and stderr, for tests that
+    act while it runs (signals, a reader that goes away)."""
+    config_file = tmp_path / f"config-{uuid.uuid4().hex[:8]}.json"
+    config_file.write_text(json.dumps(config))
+    return subprocess.Popen(
+        [*tap_executable(), "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=text,
+        env={**os.environ, **(env or {})},
+    )
+
+
 def discovered_catalog() -> dict[str, Any]:
     """What `tap-spanning --discover` prints, parsed: a catalog to edit and pass back."""
     discovered = subprocess.run(

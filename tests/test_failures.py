@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,7 @@ import pytest
 
 from tap_spanning.emulator import FaultPlan, expected_output, generate_users
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import ADMIN_EMAIL, TapRun, run_tap, tap_executable
+from tests.tapdriver import ADMIN_EMAIL, TapRun, run_tap, start_tap
 
 DEBUG = {"TAP_SPANNING_LOGLEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
 
@@ -251,14 +250,7 @@ def test_a_terminated_sync_does_not_exit_0(
     users = generate_users(200)
     emulator = start_emulator(users, latency=0.3)
     config = tap_config(emulator, page_size=20, emit_activate_version_messages=True)
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [*tap_executable(), "--config", str(config_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_tap(config, tmp_path)
     deadline = time.monotonic() + 20
     while len(emulator.requests) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -278,13 +270,7 @@ def test_a_target_that_stops_reading_fails_the_sync_in_one_line(
     start_emulator: EmulatorFactory, tap_config: Any, api_key: str, tmp_path: Path
 ) -> None:
     emulator = start_emulator(generate_users(3000))
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(tap_config(emulator, page_size=500)))
-    process = subprocess.Popen(
-        [*tap_executable(), "--config", str(config_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = start_tap(tap_config(emulator, page_size=500), tmp_path, text=False)
     assert process.stdout is not None
     assert process.stderr is not None
     process.stdout.read(1000)

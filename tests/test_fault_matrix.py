@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import queue
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +40,7 @@ from tests.hostile_server import (
     run_tap_checked,
     secret_forms,
 )
-from tests.tapdriver import ADMIN_EMAIL, tap_executable
+from tests.tapdriver import ADMIN_EMAIL, start_tap
 
 TENANT = generate_users(25, seed=29)
 PAGE_SIZE = 10
@@ -163,15 +161,7 @@ def test_transient_connection_refused_gives_the_fault_free_output(
     reserved.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
     port = int(reserved.getsockname()[1])
     config = config_for(api_key, f"http://127.0.0.1:{port}", max_retry_wait=1.0)
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [*tap_executable(), "--config", str(config_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **DEBUG_ENV},
-    )
+    process = start_tap(config, tmp_path, env=DEBUG_ENV)
     lines: queue.Queue[str] = queue.Queue()
     stdout: list[str] = []
     stderr: list[str] = []
