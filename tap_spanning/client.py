@@ -233,10 +233,6 @@ class NextLinkPaginator(BaseAPIPaginator[str | None]):
         # A link back to the first page is a loop too.
         self._seen: set[str] = {first_url}
 
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        # An empty page that still has a nextLink is not the end (the SDK would stop).
-        return True
-
     def get_next(self, response: requests.Response) -> str | None:
         link = page_of(response).next_link
         if link is None:
@@ -261,9 +257,6 @@ class SpanningStream(RESTStream[str | None]):
 
     # A redirect could carry the Authorization header to another host.
     allow_redirects = False
-    # The only retriable 4xx; 5xx are retried by `validate_response`.
-    extra_retry_statuses = (HTTPStatus.TOO_MANY_REQUESTS,)
-
     @cached_property
     def settings(self) -> Settings:
         return resolve_settings(self.config)
@@ -420,6 +413,7 @@ class SpanningStream(RESTStream[str | None]):
         current page's records are written, so a page costs the longer of the two, not
         their sum. At most two pages are in memory. A page that fails for good fails
         the sync when it is reached, after the pages before it, as in the SDK's loop.
+        Unlike the SDK's loop, an empty page that still has a nextLink is not the end.
         """
         paginator = self.get_new_paginator()
         request = self.request_decorator(self._request)

@@ -280,7 +280,6 @@ class RoleMembershipsStream(FullTableStream):
     state_partitioning_keys: ClassVar[list[str]] = []
     activates_when_synced = False
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    STATE_MSG_FREQUENCY = 2**62
 
     schema = th.PropertiesList(
         th.Property("roleId", th.StringType, required=True),
