@@ -1,31 +1,35 @@
-"""The HTTP side of the tap: auth, pagination, retries and error messages.
+"""HTTP for one tenant: auth, pagination, retries and error messages.
 
-`SpanningStream` is the SDK's RESTStream with the Spanning API's rules:
+`TenantClient` talks to one tenant's host with that tenant's credentials, on a
+session of its own, so that a fleet's tenants can be fetched side by side:
 - Basic auth through `requests.auth.HTTPBasicAuth`, which signs a URL without
   touching it (the SDK's BasicAuthenticator re-encodes the query of a nextLink);
-- the first request carries `size` and `status`; every later one is the server's
-  `nextLink`, verbatim, checked to stay on the configured host, and never seen twice;
-- 429, 5xx, connection errors, timeouts and bodies that are not a page are retried
-  with capped exponential backoff and jitter, honouring `Retry-After`;
+- the first users request carries `size` and `status`; every later one is the
+  server's `nextLink`, verbatim, checked to stay on this tenant's host, never seen twice;
+- 429, 5xx, connection errors, timeouts and bodies that are not what was asked for are
+  retried with capped exponential backoff and jitter, honouring `Retry-After`;
 - 4xx fail at once with a message that says what to fix.
 Every message is built here from status, path and a short body excerpt: never from
 request headers, so the key cannot end up in one.
+
+The streams do not use the SDK's RESTStream: it holds one session, one authenticator
+and one base URL per stream, and a fleet needs one of each per tenant, used from
+worker threads (README, "Development").
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import logging
 import math
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cached_property
+from collections.abc import Callable, Generator, Iterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import backoff
@@ -35,22 +39,21 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
-from singer_sdk.pagination import BaseAPIPaginator
-from singer_sdk.streams import RESTStream
-from singer_sdk.streams.rest import HTTPRequest, PageContext
+from typing_extensions import override
 
-from tap_spanning.config import Settings, resolve_settings
-from tap_spanning.records import PageError, UsersPage, parse_page, quote
+from tap_spanning.records import PageError, UsersPage, parse_page, parse_tenant, quote
 from tap_spanning.redaction import scrub
-from tap_spanning.urls import Origin, UrlError, resolve_next_link
+from tap_spanning.urls import TENANT_PATH, USERS_PATH, UrlError, resolve_next_link
 
 if TYPE_CHECKING:
     from backoff.types import Details
-    from singer_sdk.helpers.types import Context, RequestFunc
+
+    from tap_spanning.settings import Settings, Tenant
+
+T = TypeVar("T")
 
 # How much of an error body goes into a message: enough to read, never a whole page.
 _BODY_EXCERPT = 300
-_PAGE_ATTRIBUTE = "_spanning_page"
 # Exceptions that mean "the request did not complete": worth another try.
 RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
     RetriableAPIError,
@@ -63,11 +66,24 @@ RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
 
 
 class SpanningError(FatalAPIError):
-    """A failure the tap explains in one line; the sync stops and exits non-zero."""
+    """A failure the tap explains in one line: it ends the tenant it happened to.
 
-    def __init__(self, message: str) -> None:
+    `reason` is the few words that the run's last line gives for the tenant
+    ("credentials refused", "HTTP 503 after 5 tries").
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
         # Messages quote the server (bodies, links): never let one carry the key.
         super().__init__(scrub(message))
+        self.reason = scrub(reason)
+
+
+class _RetriableError(RetriableAPIError):
+    """A try that failed in a way worth another try; `reason` as in SpanningError."""
+
+    def __init__(self, message: str, reason: str, response: requests.Response) -> None:
+        super().__init__(message, response)
+        self.reason = reason
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -99,28 +115,24 @@ def body_excerpt(response: requests.Response) -> str:
     return text if len(text) <= _BODY_EXCERPT else f"{text[:_BODY_EXCERPT]}..."
 
 
-def describe_failure(exc: BaseException, timeout: float) -> str:
-    """One line saying why a try failed."""
+def describe_failure(exc: BaseException, timeout: float) -> tuple[str, str]:  # noqa: PLR0911
+    """(one line saying why a try failed, the few words of it for a summary)."""
+    if isinstance(exc, _RetriableError):
+        return str(exc), exc.reason
     if isinstance(exc, RetriableAPIError):
-        return str(exc)
+        return str(exc), "bad response"
     if isinstance(exc, requests.exceptions.Timeout):
-        return f"no complete answer within request_timeout ({timeout:g}s)"
+        return f"no complete answer within request_timeout ({timeout:g}s)", "timeout"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the connection broke off in the middle of the response"
+        return "the connection broke off in the middle of the response", "connection broken"
     if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return "the response body could not be decoded"
+        return "the response body could not be decoded", "bad response"
     if isinstance(exc, requests.exceptions.ConnectionError | ConnectionResetError):
-        return "could not connect, or the connection was reset before an answer"
-    return type(exc).__name__
-
-
-def page_of(response: requests.Response) -> UsersPage:
-    """The page parsed from a response by `validate_response`."""
-    page = getattr(response, _PAGE_ATTRIBUTE, None)
-    if not isinstance(page, UsersPage):  # pragma: no cover - validate_response sets it
-        msg = "response was not validated"
-        raise TypeError(msg)
-    return page
+        return (
+            "could not connect, or the connection was reset before an answer",
+            "connection failed",
+        )
+    return type(exc).__name__, type(exc).__name__
 
 
 class _Watch:
@@ -152,6 +164,7 @@ _current = threading.local()
 class _WatchedPool:
     """Hands each connection it lends to the current request's watch."""
 
+    # Overrides urllib3's HTTPConnectionPool._get_conn in the pools mixed with this.
     def _get_conn(self, timeout: float | None = None) -> Any:
         connection = super()._get_conn(timeout)  # type: ignore[misc]
         watch = getattr(_current, "watch", None)
@@ -181,6 +194,7 @@ class DeadlineAdapter(HTTPAdapter):
         super().__init__()
         self.seconds = seconds
 
+    @override
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
@@ -188,7 +202,8 @@ class DeadlineAdapter(HTTPAdapter):
             "https": _WatchedHTTPSPool,
         }
 
-    def send(  # noqa: PLR0917  # the signature of HTTPAdapter.send
+    @override
+    def send(  # the signature of HTTPAdapter.send
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
@@ -224,131 +239,166 @@ class DeadlineAdapter(HTTPAdapter):
         )
 
 
-class NextLinkPaginator(BaseAPIPaginator[str | None]):
-    """Follows `nextLink` on the configured host; fails on a link seen before."""
+class TenantClient:
+    """One tenant's requests: its own session, credentials and host."""
 
-    def __init__(self, origin: Origin, first_url: str) -> None:
-        super().__init__(None)
-        self._origin = origin
-        # A link back to the first page is a loop too.
-        self._seen: set[str] = {first_url}
+    def __init__(
+        self, tenant: Tenant, settings: Settings, logger: logging.Logger, user_agent: str
+    ) -> None:
+        self.tenant = tenant
+        self.settings = settings
+        self.logger = logger
+        self.requests_made = 0
+        self.retries = 0
+        self.session = requests.Session()
+        adapter = DeadlineAdapter(settings.request_timeout)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.auth = HTTPBasicAuth(tenant.admin_email, tenant.api_key)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
 
-    def get_next(self, response: requests.Response) -> str | None:
-        link = page_of(response).next_link
-        if link is None:
-            return None
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+    def users_pages(self, *, page_limit: int | None = None) -> Iterator[tuple[UsersPage, float]]:
+        """Every page of `GET /external/users` with the time it came back, in order.
+
+        Unlike the SDK's loop, an empty page that still has a nextLink is not the end.
+        """
+        origin = self.tenant.origin
+        query = urlencode({"size": self.settings.page_size, "status": "false"})
+        url = f"{origin}{USERS_PATH}?{query}"
+        seen = {url}  # a link back to the first page is a loop too
+        pages = 0
+        while True:
+            page, page_url = self.get(url, USERS_PATH, parse_page)
+            pages += 1
+            yield page, time.time()
+            if page.next_link is None or (page_limit is not None and pages >= page_limit):
+                return
+            url = self._next_url(page.next_link, page_url, seen)
+
+    def tenant_counters(self) -> dict[str, Any]:
+        """The tenant's license counters: `GET /external/tenant`."""
+        counters, _ = self.get(f"{self.tenant.origin}{TENANT_PATH}", TENANT_PATH, parse_tenant)
+        return counters
+
+    def _next_url(self, link: str, page_url: str, seen: set[str]) -> str:
         try:
-            url = resolve_next_link(link, self._origin, response.url)
+            url = resolve_next_link(link, self.tenant.origin, page_url)
         except UrlError as exc:
             raise SpanningError(
-                f"Spanning sent a nextLink the tap will not follow: {exc}"
+                f"Spanning sent a nextLink the tap will not follow: {exc}", "nextLink refused"
             ) from None
-        if url in self._seen:
+        if url in seen:
             raise SpanningError(
                 f"Spanning sent a nextLink already followed ({quote(link)}): the pages "
-                "loop, so the sync stops rather than emit users twice or run forever"
+                "loop, so the sync stops rather than emit users twice or run forever",
+                "pagination loop",
             )
-        self._seen.add(url)
+        seen.add(url)
         return url
 
+    def get(self, url: str, endpoint: str, parse: Callable[[object], T]) -> tuple[T, str]:
+        """GET `url` and parse its JSON body, retrying what is worth retrying.
 
-class SpanningStream(RESTStream[str | None]):
-    """Base stream for `GET /external/...` endpoints of one tenant."""
+        Returns the parsed body and the URL it came from (relative nextLinks resolve
+        against it).
+        """
+        tries = self.settings.max_retries
 
-    # A redirect could carry the Authorization header to another host.
-    allow_redirects = False
-    @cached_property
-    def settings(self) -> Settings:
-        return resolve_settings(self.config)
+        def on_backoff(details: Details) -> None:
+            self.retries += 1
+            exc = details.get("exception")
+            why = (
+                describe_failure(exc, self.settings.request_timeout)[0]
+                if isinstance(exc, BaseException)
+                else "unknown error"
+            )
+            self.logger.warning(
+                "Tenant %s: retrying GET %s in %.1fs (try %d of %d failed: %s)",
+                self.tenant.tenant_id,
+                endpoint,
+                details.get("wait", 0.0),
+                details.get("tries", 0),
+                tries,
+                why,
+            )
 
-    @cached_property
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = DeadlineAdapter(self.settings.request_timeout)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
+        # backoff's own logger would log each retry a second time with the exception's
+        # text: the URL, and so a user's UPN in the nextLink's sortPropOffset.
+        retrying = backoff.on_exception(
+            self._wait_generator,
+            RETRIABLE_ERRORS,
+            max_tries=tries,
+            on_backoff=on_backoff,
+            jitter=self._jitter,
+            logger=None,
+        )(self._get_once)
+        try:
+            return retrying(url, endpoint, parse)
+        except RETRIABLE_ERRORS as exc:
+            why, short = describe_failure(exc, self.settings.request_timeout)
+            raise SpanningError(
+                f"GET {endpoint} failed {tries} times, giving up: {why}",
+                f"{short} after {tries} tries",
+            ) from exc
 
-    @property
-    def requests_session(self) -> requests.Session:
-        return self._session
+    def _get_once(self, url: str, endpoint: str, parse: Callable[[object], T]) -> tuple[T, str]:
+        self.requests_made += 1
+        # A redirect could carry the Authorization header to another host.
+        response = self.session.get(
+            url, timeout=self.settings.request_timeout, allow_redirects=False
+        )
+        self._check_status(response, endpoint)
+        try:
+            return parse(msgspec.json.decode(response.content)), response.url
+        except (msgspec.DecodeError, PageError) as exc:
+            # A cut-off body, a proxy's HTML page: the same request may well succeed.
+            reason = exc if isinstance(exc, PageError) else "the body is not valid JSON"
+            raise _RetriableError(
+                f"HTTP {response.status_code} from {endpoint} but {reason}",
+                "bad response",
+                response,
+            ) from None
 
-    @property
-    def url_base(self) -> str:
-        return f"{self.settings.origin}/external"
-
-    @property
-    def endpoint(self) -> str:
-        """The path requested, for messages: /external/users."""
-        return f"/external{self.path}"
-
-    @cached_property
-    def authenticator(self) -> HTTPBasicAuth:
-        return HTTPBasicAuth(self.settings.admin_email, self.settings.api_key)
-
-    @property
-    def timeout(self) -> float:  # type: ignore[override]  # requests takes a float
-        return self.settings.request_timeout
-
-    @property
-    def http_headers(self) -> dict[str, str]:
-        return {"Accept": "application/json", "User-Agent": self.user_agent}
-
-    def get_new_paginator(self) -> NextLinkPaginator:
-        params = self.get_url_params(None, None)
-        first_query = params if isinstance(params, str) else urlencode(params)
-        return NextLinkPaginator(self.settings.origin, f"{self.get_url(None)}?{first_query}")
-
-    def get_http_request(self, *, page: PageContext[str | None]) -> HTTPRequest:
-        if page.next_page_token:
-            # The nextLink already holds every parameter; adding ours would repeat them.
-            return HTTPRequest(url=page.next_page_token, headers=self.http_headers)
-        return super().get_http_request(page=page)
-
-    # Errors and retries
-
-    def validate_response(self, response: requests.Response) -> None:
+    def _check_status(self, response: requests.Response, endpoint: str) -> None:
         status = response.status_code
-        path = urlsplit(response.url).path or self.path or ""
+        path = urlsplit(response.url).path or endpoint
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise RetriableAPIError(
-                f"HTTP {status} from {path}: {body_excerpt(response)}", response
+            raise _RetriableError(
+                f"HTTP {status} from {path}: {body_excerpt(response)}", f"HTTP {status}", response
             )
         if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise SpanningError(
                 f"Spanning refused the credentials (HTTP {status} from {path}). Check that "
                 "api_key is the token from Settings > API Token in the Spanning console, that "
                 "admin_email is the address of the admin who created it, and that the "
-                f"key belongs to this region ({self.settings.origin}): a key only works on "
-                "its own region's host."
+                f"key belongs to this region ({self.tenant.origin}): a key only works on "
+                "its own region's host.",
+                "credentials refused",
             )
         if status == HTTPStatus.NOT_FOUND:
             raise SpanningError(
                 f"Spanning answered 404 for {path} ({body_excerpt(response)}): base_url is "
                 "probably wrong; it should be https://o365-api-<region>.spanningbackup.com "
-                "(the tap adds /external/users itself)."
+                "(the tap adds /external/users itself).",
+                "HTTP 404, base_url wrong?",
             )
         if status == HTTPStatus.BAD_REQUEST:
             raise SpanningError(
-                f"Spanning rejected the request to {path} (HTTP 400): {_server_message(response)}"
+                f"Spanning rejected the request to {path} (HTTP 400): {_server_message(response)}",
+                "HTTP 400",
             )
         if status >= HTTPStatus.MULTIPLE_CHOICES:
             raise SpanningError(
                 f"Unexpected HTTP {status} from {path} ({body_excerpt(response)}); "
-                "redirects are not followed, so that credentials stay on the configured host."
+                "redirects are not followed, so that credentials stay on the configured host.",
+                f"HTTP {status}",
             )
-        try:
-            page = parse_page(msgspec.json.decode(response.content))
-        except (msgspec.DecodeError, PageError) as exc:
-            # A cut-off body, a proxy's HTML page: the same request may well succeed.
-            reason = exc if isinstance(exc, PageError) else "the body is not valid JSON"
-            raise RetriableAPIError(f"HTTP {status} from {path} but {reason}", response) from None
-        setattr(response, _PAGE_ATTRIBUTE, page)
 
-    def backoff_max_tries(self) -> int:
-        return self.settings.max_retries
-
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+    def _wait_generator(self) -> Generator[float, Any, None]:
         """Exponential backoff from 1 s, or what Retry-After asks, capped by max_retry_wait."""
         attempt = 0
         exc = yield 0.0  # backoff primes the generator, then sends each failure
@@ -362,83 +412,9 @@ class SpanningStream(RESTStream[str | None]):
             attempt += 1
             exc = yield min(wait, self.settings.max_retry_wait)
 
-    def backoff_jitter(self, value: float) -> float:
+    def _jitter(self, value: float) -> float:
         # Up to 10% longer, never shorter: a Retry-After is a floor, not a hint.
         return min(value * (1 + random.random() / 10), self.settings.max_retry_wait)
-
-    def backoff_handler(self, details: Details) -> None:
-        exc = details.get("exception")
-        self.logger.warning(
-            "Retrying GET %s in %.1fs (try %d of %d failed: %s)",
-            self.endpoint,
-            details.get("wait", 0.0),
-            details.get("tries", 0),
-            self.settings.max_retries,
-            describe_failure(exc, self.timeout)
-            if isinstance(exc, BaseException)
-            else "unknown error",
-        )
-
-    def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        # The SDK's decorator also hands backoff a logger, which then logs each retry
-        # a second time with the exception's text: the URL, and so a user's UPN in the
-        # nextLink's sortPropOffset. backoff_handler says what is needed, once.
-        retrying: Callable[..., requests.Response] = backoff.on_exception(
-            self.backoff_wait_generator,
-            RETRIABLE_ERRORS,
-            max_tries=self.backoff_max_tries,
-            on_backoff=self.backoff_handler,
-            jitter=self.backoff_jitter,
-            logger=None,
-        )(func)
-        tries = self.settings.max_retries
-
-        def request_or_give_up(*args: Any, **kwargs: Any) -> requests.Response:
-            try:
-                return retrying(*args, **kwargs)
-            except RETRIABLE_ERRORS as exc:
-                raise SpanningError(
-                    f"GET {self.endpoint} failed {tries} times, giving up: "
-                    f"{describe_failure(exc, self.timeout)}"
-                ) from exc
-
-        return request_or_give_up
-
-    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The pages' records, with the next page fetched while this one is processed.
-
-        The SDK's loop waits for each page and then works through it: against a slow
-        API the tap would wait for the network and for itself in turn. Here the next
-        request (its nextLink already checked) is under way in a worker thread while the
-        current page's records are written, so a page costs the longer of the two, not
-        their sum. At most two pages are in memory. A page that fails for good fails
-        the sync when it is reached, after the pages before it, as in the SDK's loop.
-        Unlike the SDK's loop, an empty page that still has a nextLink is not the end.
-        """
-        paginator = self.get_new_paginator()
-        request = self.request_decorator(self._request)
-        with (
-            self.get_http_request_counter() as request_counter,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanning-fetch") as fetcher,
-        ):
-            request_counter.with_context(context)
-
-            def fetch() -> tuple[requests.PreparedRequest, Future[requests.Response]]:
-                prepared = self._prepare_request(context=context, page=paginator)
-                return prepared, fetcher.submit(request, prepared, context)
-
-            pending: tuple[requests.PreparedRequest, Future[requests.Response]] | None = fetch()
-            while pending is not None:
-                prepared, future = pending
-                response = future.result()
-                request_counter.increment()
-                self.update_sync_costs(prepared, response, context)
-                paginator.advance(response)
-                pending = None if paginator.finished else fetch()
-                yield from self.parse_response(response)
-
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        raise NotImplementedError  # pragma: no cover - streams parse pages themselves
 
 
 def _server_message(response: requests.Response) -> str:

@@ -2,7 +2,7 @@
 
 A page whose shape is wrong (not an object, `users` not a list) may be a proxy's
 error page or a cut-off body, so it raises `PageError`, which the client retries.
-A user whose content is wrong raises `UserError`, which fails the sync at once:
+A user whose content is wrong raises `UserError`, which fails the tenant at once:
 asking again will not change the tenant's data, and a user is never dropped.
 """
 
@@ -33,6 +33,14 @@ class UsersPage:
 
     users: list[Any]
     next_link: str | None
+
+
+@dataclass(frozen=True)
+class UsersBatch:
+    """One page's users as records, checked, and the time the page came back."""
+
+    users: list[UserRecord]
+    extracted_at: float
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ def _tags(user: Mapping[str, Any], msid: str) -> list[str] | None:
     return tags
 
 
-def user_record(user: object) -> UserRecord:
+def user_record(user: object, tenant_id: str) -> UserRecord:
     """Turn one API user into a `users` record and its roles (contract, Part 2)."""
     if not isinstance(user, dict):
         raise UserError(f"a user is {quote(user)}, not a JSON object")
@@ -118,6 +126,7 @@ def user_record(user: object) -> UserRecord:
         tags, is_admin=bool(is_admin), is_archive=bool(is_archive), is_deleted=bool(is_deleted)
     )
     record = {
+        "tenant_id": tenant_id,
         "msId": msid,
         "userPrincipalName": _text(user, "userPrincipalName", msid),
         "email": _text(user, "email", msid),
@@ -134,8 +143,84 @@ def user_record(user: object) -> UserRecord:
 
 def membership_records(user: UserRecord) -> list[dict[str, Any]]:
     """The `role_memberships` records of one user."""
-    msid = user.record["msId"]
-    upn = user.record["userPrincipalName"]
+    record = user.record
+    tenant_id, msid, upn = record["tenant_id"], record["msId"], record["userPrincipalName"]
     return [
-        {"roleId": role_id, "msId": msid, "userPrincipalName": upn} for role_id in user.role_ids
+        {"tenant_id": tenant_id, "roleId": role_id, "msId": msid, "userPrincipalName": upn}
+        for role_id in user.role_ids
     ]
+
+
+class PageSequence:
+    """The checks that span one tenant's pages: no user twice, pages that advance.
+
+    Keyset pages should never overlap. If a page repeats users of the page before
+    (an offset that is inclusive, say), the repeats are dropped, counted in
+    `repeats_dropped`, so that no user is emitted twice. A page of nothing but repeats
+    means pagination is not advancing, and a page listing one msId twice cannot be
+    trusted: both raise UserError.
+    """
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.page_number = 0
+        self.repeats_dropped = 0
+        self._previous_page: set[str] = set()
+
+    def users_of(self, page: UsersPage) -> list[UserRecord]:
+        """The records of the next page, in the order sent."""
+        self.page_number += 1
+        users: list[UserRecord] = []
+        seen: set[str] = set()
+        repeats = 0
+        for raw in page.users:
+            try:
+                user = user_record(raw, self.tenant_id)
+            except UserError as exc:
+                raise UserError(f"page {self.page_number} of users: {exc}") from None
+            msid = user.record["msId"]
+            if msid in seen:
+                raise UserError(
+                    f"page {self.page_number} of users lists msId {msid} twice; "
+                    "the response cannot be trusted"
+                )
+            seen.add(msid)
+            if msid in self._previous_page:
+                repeats += 1
+                continue
+            users.append(user)
+        if repeats and not users:
+            raise UserError(
+                f"page {self.page_number} of users only repeats the previous page: "
+                "pagination is not advancing"
+            )
+        self.repeats_dropped = repeats
+        self._previous_page = seen
+        return users
+
+
+TENANT_COUNTERS = (
+    "licenses",
+    "archivedLicenses",
+    "users",
+    "assigned",
+    "assignedStandard",
+    "assignedArchive",
+)
+
+
+def parse_tenant(payload: object) -> dict[str, Any]:
+    """The counters of `GET /external/tenant`: missing ones are None, status as sent."""
+    if not isinstance(payload, dict):
+        raise PageError(f"expected a JSON object of counters, got {type(payload).__name__}")
+    counters: dict[str, Any] = {}
+    for name in TENANT_COUNTERS:
+        value = payload.get(name)
+        if isinstance(value, bool) or not (value is None or isinstance(value, int)):
+            raise PageError(f"counter {name} is {quote(value)}, not a whole number")
+        counters[name] = value
+    status = payload.get("status")
+    if status is not None and not isinstance(status, str):
+        raise PageError(f"status is {quote(status)}, not a string")
+    counters["status"] = status
+    return counters

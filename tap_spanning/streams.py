@@ -1,136 +1,104 @@
-"""The three streams: `users`, `roles` and `role_memberships`.
+"""The four streams: `users`, `role_memberships`, `tenants` and `roles`.
 
-`role_memberships` is a child of `users` computed from each user's record, with no
-request of its own. The SDK would sync a child once per parent record, writing a
-SCHEMA message, log lines and state for each user; instead `users` hands its child
-one batch per page, and the child writes its SCHEMA once per run and its state once
-at the end (spanning.md, "Output rules"). Every stream's ACTIVATE_VERSION waits for
-the end of its stream (see FullTableStream).
+`users` fetches every tenant's pages side by side (`SyncRun`) and hands each page
+to its child `role_memberships`, whose records are computed from the users, with no
+request of their own. The hand-off is one protocol owned by the child:
+`begin_run`, `add_page` for each page, `end_run` (README, "Output rules").
+
+A stream holding tenant data is activated (ACTIVATE_VERSION) only after its last
+RECORD or BATCH, and only when every tenant completed (README, "Many tenants").
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
-from datetime import datetime
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-import requests
-from singer_sdk import Stream
+import msgspec
 from singer_sdk import typing as th
-from singer_sdk.helpers._batch import BatchConfig
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.helpers.types import Context
-from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.mapper import RemoveRecordTransform, StreamMap
+from typing_extensions import override
 
-from tap_spanning.client import SpanningError, SpanningStream, page_of
-from tap_spanning.records import UserError, UserRecord, membership_records, quote, user_record
+from tap_spanning.fleet import TenantItem
+from tap_spanning.records import UserRecord, membership_records, quote
 from tap_spanning.roles import ROLES
-from tap_spanning.writer import BufferedMsgSpecWriter
+from tap_spanning.sdk_seam import SeamStream, utc_from_timestamp
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context, Record
+
+    from tap_spanning.run import SyncRun
+    from tap_spanning.tap import TapSpanning
 
 # Distinct unknown tags named one by one in the log before a single summary line.
 UNKNOWN_TAGS_LOGGED = 50
 
 
-def _keep_all(_record: dict[str, Any]) -> bool:
-    return True
+class FullTableStream(SeamStream):
+    """What the streams share: the run, when they activate, what BATCH files hold."""
 
-
-class FullTableStream(Stream):
-    """What the three streams share: when ACTIVATE_VERSION is sent, how RECORDs are written.
-
-    ACTIVATE_VERSION waits until the stream's last record is out. The SDK sends it before
-    the first record; a loader with hard delete (target-postgres) then drops the previous
-    sync's rows at once, so a sync that fails half-way would leave the warehouse with half
-    the tenant. Sent after the last record, a failed sync activates nothing and the
-    previous table stays whole.
-
-    RECORDs skip the SDK's per-record steps when those cannot change them: our records are
-    built field by field from the schema, so with every property selected and no stream
-    map or flattening, removing deselected properties, conforming types and mapping all
-    hand the record back as it was. Otherwise the SDK's path runs as usual.
-    """
-
-    # The time the current page was fetched: the records' time_extracted.
-    extracted_at: datetime | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # The SDK's table version is this // 1000: whole seconds, so two runs in one
-        # second would share a version and the second would delete nothing. Scaled, the
-        # version is the run's start in milliseconds.
-        self._initialized_at *= 1000
-        self._pending_version: int | None = None
-
-    def _write_activate_version_message(self, full_table_version: int) -> None:
-        self._pending_version = full_table_version
-
-    def activate_pending_version(self) -> None:
-        """Send the ACTIVATE_VERSION held back during the run, if any (once)."""
-        if self._pending_version is not None:
-            super()._write_activate_version_message(self._pending_version)
-            self._pending_version = None
-
-    # A stream synced once per run activates when that sync has written everything:
-    # its last RECORD, or its last BATCH. role_memberships, synced once per page, turns
-    # this off and activates after the last page (finish_run).
-    activates_when_synced = True
-
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> Generator[dict[str, Any], Any, Any]:
-        yield from super()._sync_records(context, write_messages=write_messages)
-        if write_messages and self.activates_when_synced:
-            self.activate_pending_version()
-
-    def _sync_batches(self, batch_config: BatchConfig, context: Context | None = None) -> None:
-        super()._sync_batches(batch_config, context=context)
-        if self.activates_when_synced:
-            self.activate_pending_version()
-
-    @cached_property
-    def _records_pass_through(self) -> bool:
-        maps = self.stream_maps
-        return (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and all(self.mask[("properties", name)] for name in self.schema["properties"])
-        )
-
-    def _write_record_message(self, record: dict[str, Any]) -> None:
-        if not self._records_pass_through:
-            super()._write_record_message(record)
-            return
-        stream = self.stream_maps[0].stream_alias
-        extracted_at = self.extracted_at or utc_now()
-        writer = self._tap.message_writer
-        if isinstance(writer, BufferedMsgSpecWriter):
-            writer.write_record(stream, record, self._stream_version, extracted_at)
-        else:
-            self._tap.write_message(
-                RecordMessage(
-                    stream, record, version=self._stream_version, time_extracted=extracted_at
-                )
-            )
-        self.state_manager.is_flushed = False
-
-
-class UsersStream(FullTableStream, SpanningStream):
-    """Every user of the tenant: `GET /external/users`, page by page."""
-
-    name = "users"
-    path = "/users"
-    primary_keys: ClassVar[list[str]] = ["msId"]
     replication_key = None
     # Records are built field by field from the contract, already JSON-typed.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     # There are no bookmarks to save mid-stream: one STATE at the end, whatever the size.
     STATE_MSG_FREQUENCY = 2**62
 
+    @property
+    def run(self) -> SyncRun:
+        """This run's tenants, failures and counters."""
+        tap: TapSpanning = self.tap  # type: ignore[assignment]
+        return tap.sync_run
+
+    def tenant_data_complete(self) -> bool:
+        """May this stream be activated? Tenant data: only if every tenant completed."""
+        return self.run.complete()
+
+    @cached_property
+    def batch_mode(self) -> bool:
+        """True when records go to BATCH files rather than RECORD messages."""
+        return self.get_batch_config(self.config) is not None
+
+    def stream_records(self, context: Context | None) -> Iterable[Record]:
+        """The stream's records, in order."""
+        raise NotImplementedError
+
+    def selected_properties(self, record: Record) -> Record:
+        """The record without deselected properties (what a BATCH file may hold)."""
+        return {name: value for name, value in record.items() if self.mask[("properties", name)]}
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[Record]:
+        if self.batch_mode:
+            # The SDK batches records as get_records yields them, before its own
+            # selection step: deselected properties must not reach the files.
+            for record in self.stream_records(context):
+                yield self.selected_properties(record)
+            return
+        yield from self.stream_records(context)
+        # The SDK wrote each record before asking for the next: all are out.
+        if self.tenant_data_complete():
+            self.activate_version()
+
+    @override
+    def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[Any]:
+        yield from super().get_batches(batch_config, context)
+        # The SDK wrote each BATCH message before asking for the next: all are out.
+        if self.tenant_data_complete():
+            self.activate_version()
+
+
+class UsersStream(FullTableStream):
+    """Every user of every tenant: `GET /external/users`, page by page."""
+
+    name = "users"
+    primary_keys: ClassVar[list[str]] = ["tenant_id", "msId"]
+
     schema = th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
         th.Property("msId", th.StringType, required=True, description="Microsoft Entra object id"),
         th.Property("userPrincipalName", th.StringType),
         th.Property("email", th.StringType),
@@ -148,202 +116,222 @@ class UsersStream(FullTableStream, SpanningStream):
         ),
     ).to_dict()
 
+    @override
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unknown_tags: set[str] = set()
-        self._page_number = 0
-        # msIds of the previous page: keyset pages must not overlap (see _page_users).
-        self._previous_page: set[str] = set()
-
-    def get_url_params(self, context: Any, next_page_token: str | None) -> dict[str, Any]:
-        # Only the first request: later ones follow nextLink, which carries these.
-        return {"size": self.settings.page_size, "status": "false"}
-
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        """Yield the page's records, then hand their memberships to the child stream."""
-        self._page_number += 1
-        self.extracted_at = utc_now()
-        users = self._page_users(page_of(response).users)
-        # Built before the users are written: writing may strip deselected properties.
-        memberships = self._page_memberships(users)
-        for user in users:
-            yield user.record
-        # Runs once the consumer has written the page's last user.
-        if memberships is not None:
-            self._memberships_stream.write_page(memberships, self._page_number)
-
-    def _page_users(self, raw_users: list[Any]) -> list[UserRecord]:
-        """Records of one page; an overlap with the previous page is dropped, once.
-
-        Keyset pages should never overlap. If a page repeats users of the page before
-        (an offset that is inclusive, say), the repeats are dropped with a warning so
-        that no user is emitted twice. A page of nothing but repeats means pagination
-        is not advancing, and a page listing one msId twice cannot be trusted: both
-        fail the sync.
-        """
-        users: list[UserRecord] = []
-        seen: set[str] = set()
-        repeats = 0
-        for raw in raw_users:
-            try:
-                user = user_record(raw)
-            except UserError as exc:
-                raise SpanningError(f"Page {self._page_number} of users: {exc}") from None
-            msid = user.record["msId"]
-            if msid in seen:
-                raise SpanningError(
-                    f"Page {self._page_number} of users lists msId {msid} twice; "
-                    "the response cannot be trusted"
-                )
-            seen.add(msid)
-            if msid in self._previous_page:
-                repeats += 1
-                continue
-            if user.unmatched_tags:
-                self._note_unknown_tags(user.unmatched_tags)
-            users.append(user)
-        if repeats:
-            if not users:
-                raise SpanningError(
-                    f"Page {self._page_number} of users only repeats the previous page: "
-                    "pagination is not advancing"
-                )
-            self.logger.warning(
-                "Page %d of users repeats %d users of the previous page; they are emitted once",
-                self._page_number,
-                repeats,
-            )
-        self._previous_page = seen
-        return users
-
-    def _note_unknown_tags(self, tags: list[str]) -> None:
-        for tag in tags:
-            if tag in self._unknown_tags or len(self._unknown_tags) > UNKNOWN_TAGS_LOGGED:
-                continue
-            self._unknown_tags.add(tag)
-            if len(self._unknown_tags) > UNKNOWN_TAGS_LOGGED:
-                self.logger.info(
-                    "More than %d distinct tags name no role; no more are listed",
-                    UNKNOWN_TAGS_LOGGED,
-                )
-            else:
-                self.logger.info(
-                    "Tag %s names no Spanning role: kept in users.tags, no membership",
-                    quote(tag),
-                )
 
     @cached_property
-    def _memberships_stream(self) -> RoleMembershipsStream:
+    def memberships(self) -> RoleMembershipsStream:
+        """The child stream this one hands its pages to."""
         return next(c for c in self.child_streams if isinstance(c, RoleMembershipsStream))
 
-    def _page_memberships(self, users: list[UserRecord]) -> list[dict[str, Any]] | None:
-        """The page's memberships, or None when no one asked for them."""
-        child = self._memberships_stream
-        if not (child.selected or child.has_selected_descendents):
-            return None
-        child.extracted_at = self.extracted_at
-        # As the SDK does for children: a user a stream map filters out has none. A map
-        # that removes the users stream from the output removes no user, though.
-        primary_map = self.stream_maps[0]
-        keep = (
-            _keep_all
-            if isinstance(primary_map, RemoveRecordTransform)
-            else primary_map.get_filter_result
-        )
-        return [
-            membership
-            for user in users
-            if keep(user.record)
-            for membership in membership_records(user)
-        ]
+    @override
+    def stream_records(self, context: Context | None) -> Iterable[Record]:
+        run = self.run
+        # --test: the SDK stops a stream after this many records, logging an error; one
+        # page a tenant and no more records than that proves the connection cleanly.
+        limit = self.ABORT_AT_RECORD_COUNT
+        memberships = self.memberships
+        memberships.begin_run(self.stream_maps[0], limit)
+        written = 0
+        for event in run.users_batches(page_limit=None if limit is None else 1):
+            if not isinstance(event, TenantItem):
+                continue
+            users = event.item.users
+            if limit is not None:
+                users = users[: max(0, limit - written)]
+            self.extracted_at = utc_from_timestamp(event.item.extracted_at)
+            self._note_unknown_tags(users)
+            # Computed from the whole records, before the SDK strips deselected properties.
+            memberships.add_page(users, self.extracted_at)
+            for user in users:
+                yield user.record
+            written += len(users)
+            run.note_page(len(users))
+        memberships.end_run(self.tenant_data_complete())
+        run.stop_if_no_tenant_answered()
 
-    def generate_child_contexts(
-        self, record: dict[str, Any], context: Any
-    ) -> Iterable[dict[str, Any] | None]:
-        # No child sync per user: parse_response hands the child a page at a time.
+    def _note_unknown_tags(self, users: list[UserRecord]) -> None:
+        for user in users:
+            for tag in user.unmatched_tags:
+                if tag in self._unknown_tags or len(self._unknown_tags) > UNKNOWN_TAGS_LOGGED:
+                    continue
+                self._unknown_tags.add(tag)
+                if len(self._unknown_tags) > UNKNOWN_TAGS_LOGGED:
+                    self.logger.info(
+                        "More than %d distinct tags name no role; no more are listed",
+                        UNKNOWN_TAGS_LOGGED,
+                    )
+                else:
+                    self.logger.info(
+                        "Tag %s names no Spanning role: kept in users.tags, no membership",
+                        quote(tag),
+                    )
+
+    @override
+    def generate_child_contexts(self, record: Record, context: Context | None) -> Iterable[Any]:
+        # No child sync per user: the child is handed a page at a time (add_page).
         return ()
 
-    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
-        yield from super().get_records(context)
-        # Every page is in: the last user and its memberships have been written.
-        self._memberships_stream.finish_run()
+
+def _keep_all(_record: Record) -> bool:
+    return True
+
+
+@dataclass
+class _MembershipsRun:
+    """The child's state during one run of its parent."""
+
+    keep: Callable[[Record], bool]
+    limit: int | None
+    written: int = 0
+    spool: IO[bytes] | None = None  # BATCH mode: records wait here for the one sync
+    complete: bool = False
+    ended: bool = False
+    encoder: msgspec.json.Encoder = field(default_factory=msgspec.json.Encoder)
 
 
 class RoleMembershipsStream(FullTableStream):
-    """Who holds which role: one record per (role, user), from the user's record."""
+    """Who holds which role: one record per (tenant, role, user), from the user's record.
+
+    The run lifecycle, driven by `users`:
+    - `begin_run`: the SCHEMA (once) and a held table version;
+    - `add_page`: the page's memberships, written at once (RECORD), or spooled to a
+      temporary file (BATCH, which the SDK writes in one sync at the end);
+    - `end_run`: the BATCH sync, then ACTIVATE_VERSION if every tenant completed.
+    """
 
     name = "role_memberships"
     parent_stream_type = UsersStream
-    primary_keys: ClassVar[list[str]] = ["roleId", "msId"]
-    replication_key = None
-    # The context is a page number, not a partition: keep no state per page.
+    primary_keys: ClassVar[list[str]] = ["tenant_id", "roleId", "msId"]
+    # No state per parent record: one STATE for the run.
     state_partitioning_keys: ClassVar[list[str]] = []
-    activates_when_synced = False
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     schema = th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True),
         th.Property("roleId", th.StringType, required=True),
         th.Property("msId", th.StringType, required=True),
         th.Property("userPrincipalName", th.StringType),
     ).to_dict()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._page: list[dict[str, Any]] = []
-        self._synced = False
-        self._schema_written = False  # BATCH mode syncs every page
-        self._written_directly = 0
-        self._holding_state = True
+    _current: _MembershipsRun | None = None
 
-    def write_page(self, memberships: list[dict[str, Any]], page_number: int) -> None:
-        """Emit one page of memberships.
+    @property
+    def wanted(self) -> bool:
+        """True when the catalog asks for memberships."""
+        return self.selected or self.has_selected_descendents
 
-        The first page goes through the SDK's sync: SCHEMA, table version, log lines.
-        Later pages need none of that again, so their records are written directly
-        (through the same _write_record_message, maps and all), which keeps the log to
-        a few lines per run rather than per page. BATCH mode syncs every page: each
-        page becomes a batch file.
-        """
-        if self._synced and self.selected and self.get_batch_config(self.config) is None:
-            for membership in memberships:
-                self._write_record_message(membership)
-            self._written_directly += len(memberships)
+    def begin_run(self, users_map: StreamMap, limit: int | None) -> None:
+        """Start a run: `users_map` is the users stream's primary stream map."""
+        # As the SDK does for children: a user that a stream map filters out has no
+        # memberships. A map that removes the users stream itself removes no user.
+        keep = (
+            _keep_all
+            if isinstance(users_map, RemoveRecordTransform)
+            else users_map.get_filter_result
+        )
+        self._current = _MembershipsRun(keep, limit)
+        if not self.wanted:
             return
-        self._synced = True
-        self._page = memberships
-        self.sync(context={"users_page": page_number})
+        if self.batch_mode:
+            self._current.spool = tempfile.TemporaryFile()  # noqa: SIM115  # closed in end_run
+        else:
+            self.write_schema()
+            self.hold_version()
 
-    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
-        records, self._page = self._page, []
-        return records
+    def add_page(self, users: list[UserRecord], extracted_at: Any) -> None:
+        """The memberships of one page of users (of any tenant)."""
+        run = self._current
+        if run is None or not self.wanted:
+            return
+        records = [
+            membership
+            for user in users
+            if run.keep(user.record)
+            for membership in membership_records(user)
+        ]
+        if run.limit is not None:
+            records = records[: max(0, run.limit - run.written)]
+        run.written += len(records)
+        if run.spool is not None:
+            for record in records:
+                run.spool.write(run.encoder.encode(record) + b"\n")
+            return
+        self.extracted_at = extracted_at
+        for record in records:
+            self.write_record(record)
 
-    def _write_schema_message(self) -> None:
-        if not self._schema_written:
-            self._schema_written = True
-            super()._write_schema_message()
+    def end_run(self, complete: bool) -> None:
+        """After the last page: BATCH files if any, then activation if all completed."""
+        run = self._current
+        if run is None or not self.wanted:
+            return
+        run.complete = complete
+        self.run.memberships += run.written
+        if run.spool is not None:
+            run.spool.seek(0)
+            try:
+                self.sync()  # BATCH: the SDK's own sync, one run's worth of records
+            finally:
+                run.spool.close()
+        elif complete:
+            self.activate_version()
+        run.ended = True
 
-    def _write_state_message(self) -> None:
-        if not self._holding_state:
-            super()._write_state_message()
+    @override
+    def tenant_data_complete(self) -> bool:
+        return self._current is not None and self._current.complete
 
-    def finish_run(self) -> None:
-        """After the last page: the stream's one STATE message and its ACTIVATE_VERSION."""
-        if self._written_directly:
-            self.logger.info(
-                "Wrote %d more role_memberships records after the first page",
-                self._written_directly,
-            )
-        self._holding_state = False
-        self._write_state_message()
-        self.activate_pending_version()
+    @override
+    def stream_records(self, context: Context | None) -> Iterator[Record]:
+        run = self._current
+        if run is None or run.spool is None:  # only the BATCH sync of end_run asks
+            return
+        decode = msgspec.json.Decoder(dict[str, Any]).decode
+        for line in run.spool:
+            yield decode(line)
+
+
+class TenantsStream(FullTableStream):
+    """Each tenant's license counters: `GET /external/tenant`, one request a tenant."""
+
+    name = "tenants"
+    primary_keys: ClassVar[list[str]] = ["tenant_id"]
+
+    schema = th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
+        th.Property("region", th.StringType, description="Spanning region; null on loopback"),
+        th.Property("base_url", th.StringType, description="The host the tenant is read from"),
+        th.Property("licenses", th.IntegerType, description="Standard licenses bought"),
+        th.Property("archivedLicenses", th.IntegerType, description="Archive licenses bought"),
+        th.Property("users", th.IntegerType, description="Users in the tenant"),
+        th.Property("assigned", th.IntegerType, description="Licenses assigned"),
+        th.Property("assignedStandard", th.IntegerType, description="Standard licenses assigned"),
+        th.Property("assignedArchive", th.IntegerType, description="Archive licenses assigned"),
+        th.Property("status", th.StringType, description="trial, paid, expired, or as sent"),
+    ).to_dict()
+
+    @override
+    def stream_records(self, context: Context | None) -> Iterable[Record]:
+        run = self.run
+        for event in run.tenant_counters():
+            if isinstance(event, TenantItem):
+                tenant = event.tenant
+                yield {
+                    "tenant_id": tenant.tenant_id,
+                    "region": tenant.region,
+                    "base_url": str(tenant.origin),
+                    **event.item,
+                }
+        run.stop_if_no_tenant_answered()
 
 
 class RolesStream(FullTableStream):
-    """The seven role tiers, whatever the tenant holds."""
+    """The seven role tiers, whatever the tenants hold."""
 
     name = "roles"
     primary_keys: ClassVar[list[str]] = ["id"]
-    replication_key = None
 
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
@@ -351,6 +339,11 @@ class RolesStream(FullTableStream):
         th.Property("description", th.StringType, required=True),
     ).to_dict()
 
-    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+    @override
+    def tenant_data_complete(self) -> bool:
+        return True  # not tenant data: the same seven records for every fleet
+
+    @override
+    def stream_records(self, context: Context | None) -> Iterable[Record]:
         for role in ROLES:
             yield {"id": role.id, "name": role.name, "description": role.description}

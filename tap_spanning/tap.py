@@ -4,45 +4,81 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import FrameType
+from functools import cached_property
+from typing import Any, ClassVar
 
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from typing_extensions import override
 
 from tap_spanning import redaction
-from tap_spanning.client import SpanningError
-from tap_spanning.config import (
+from tap_spanning.run import RunFailed, SyncRun
+from tap_spanning.sdk_seam import SeamTap
+from tap_spanning.settings import (
+    DEFAULT_MAX_CONCURRENT_TENANTS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_TENANT_ID,
+    MAX_CONCURRENT_TENANTS,
     MAX_PAGE_SIZE,
+    MAX_RETRIES_LIMIT,
+    MIN_REQUEST_TIMEOUT,
+    Settings,
     SettingsError,
     resolve_settings,
 )
-from tap_spanning.streams import RoleMembershipsStream, RolesStream, UsersStream
+from tap_spanning.streams import RoleMembershipsStream, RolesStream, TenantsStream, UsersStream
 from tap_spanning.urls import REGIONS
 from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
 
+# Numbers that may arrive as text (environment variables, Meltano) and are stored as
+# numbers once checked, so that the SDK's schema check agrees.
+_NUMERIC_SETTINGS = (
+    "page_size",
+    "request_timeout",
+    "max_retries",
+    "max_retry_wait",
+    "max_concurrent_tenants",
+)
 
-class TapSpanning(Tap):
+_TENANT_ENTRY = th.ObjectType(
+    th.Property(
+        "tenant_id",
+        th.StringType,
+        required=True,
+        description="Stable id, 1-64 of A-Z a-z 0-9 . _ -",
+    ),
+    th.Property(
+        "admin_email", th.StringType, required=True, description="The tenant's Spanning admin"
+    ),
+    th.Property("region", th.StringType, allowed_values=list(REGIONS)),
+    th.Property("base_url", th.StringType),
+    th.Property("api_key", th.StringType, secret=True, description="Else from tenant_api_keys"),
+)
+
+
+class TapSpanning(SeamTap):
     """Singer tap for Kaseya Spanning Backup for Office 365."""
 
     name = "tap-spanning"
     message_writer_class = BufferedMsgSpecWriter
+    # The runs this process made, for main() to close with their summary and failures.
+    runs: ClassVar[list[SyncRun]] = []
 
     config_jsonschema = th.PropertiesList(
         th.Property(
             "admin_email",
             th.StringType,
-            required=True,
             title="Admin email",
-            description="Email of the Spanning admin who owns the API token (Basic auth user).",
+            description=(
+                "Email of the Spanning admin who owns the API token (Basic auth user). "
+                "One-tenant form; a fleet sets it per tenant."
+            ),
         ),
         th.Property(
             "api_key",
             th.StringType,
-            required=True,
             secret=True,
             title="API key",
             description="Token from Settings > API Token in the Spanning admin console.",
@@ -63,14 +99,42 @@ class TapSpanning(Tap):
             description="Spanning region; builds base_url, and must agree with it if both are set.",
         ),
         th.Property(
+            "tenant_id",
+            th.StringType,
+            description=(
+                f"The one tenant's id in every record (default {DEFAULT_TENANT_ID!r}); "
+                "1-64 of A-Z a-z 0-9 . _ -"
+            ),
+        ),
+        th.Property(
+            "tenants",
+            th.ArrayType(_TENANT_ENTRY),
+            description=(
+                "Many tenants in one run: {tenant_id, admin_email, region or base_url, "
+                "api_key (else tenant_api_keys)}. Not with the one-tenant settings."
+            ),
+        ),
+        th.Property(
+            "tenant_api_keys",
+            th.ObjectType(additional_properties=th.StringType),
+            secret=True,
+            description="The tenants' API keys: an object of tenant_id to key.",
+        ),
+        th.Property(
+            "max_concurrent_tenants",
+            th.IntegerType(minimum=1, maximum=MAX_CONCURRENT_TENANTS),
+            default=DEFAULT_MAX_CONCURRENT_TENANTS,
+            description="Tenants fetched at once.",
+        ),
+        th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
             default=MAX_PAGE_SIZE,
-            description=f"Users per request, 1..{MAX_PAGE_SIZE}.",
+            description="Users per request.",
         ),
         th.Property(
             "request_timeout",
-            th.NumberType,
+            th.NumberType(minimum=MIN_REQUEST_TIMEOUT),  # type: ignore[arg-type]
             default=DEFAULT_REQUEST_TIMEOUT,
             description=(
                 "Seconds a whole response may take, connect to last byte, before it is retried."
@@ -78,49 +142,87 @@ class TapSpanning(Tap):
         ),
         th.Property(
             "max_retries",
-            th.IntegerType,
+            th.IntegerType(minimum=1, maximum=MAX_RETRIES_LIMIT),
             default=DEFAULT_MAX_RETRIES,
-            description="Tries per request (the first included) before the sync fails.",
+            description="Tries per request (the first included) before the tenant fails.",
         ),
         th.Property(
             "max_retry_wait",
-            th.NumberType,
+            th.NumberType(minimum=0),
             default=DEFAULT_MAX_RETRY_WAIT,
             description="Longest wait between tries, in seconds, whatever Retry-After asks.",
         ),
     ).to_dict()
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # Our own checks first: they name the setting and never echo the key.
+    @cached_property
+    def settings(self) -> Settings:
+        """The checked settings."""
+        return resolve_settings(self.config)
+
+    @cached_property
+    def sync_run(self) -> SyncRun:
+        """This run's tenants, failures and counters, shared by the streams."""
+        run = SyncRun(
+            self.settings,
+            self.logger,
+            self.config.get("user_agent") or f"{self.name}/{self.plugin_version}",
+            one_tenant_form=self.config.get("tenants") is None,
+        )
+        TapSpanning.runs.append(run)
+        return run
+
+    @override
+    def check_settings(self, config: dict[str, Any]) -> list[str]:
         try:
-            settings = resolve_settings(self.config)
+            settings = resolve_settings(config)
         except SettingsError as exc:
-            if raise_errors:
-                raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
             return exc.errors
-        redaction.install(redaction.secret_forms(settings.admin_email, settings.api_key))
-        # Numbers given as text (environment variables, hand-written JSON) pass the check
-        # above; store them as numbers so that the SDK's schema check agrees.
-        for name in ("page_size", "request_timeout", "max_retries", "max_retry_wait"):
-            if name in self._config:
-                self._config[name] = getattr(settings, name)
-        return super()._validate_config(raise_errors=raise_errors)
+        redaction.install(settings.secret_forms)
+        for name in _NUMERIC_SETTINGS:
+            if name in config:
+                config[name] = getattr(settings, name)
+        return []
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # The SDK writes a STATE here and exits 0. There are no bookmarks to save, a
-        # write from a signal handler could land inside one in progress, and a sync
-        # stopped half-way did not succeed: exit 128 + signal, writing nothing.
+    @override
+    def stopped_by_signal(self, signum: int) -> None:
         self.logger.error("Stopped by signal %d before the sync was complete", signum)
-        sys.exit(128 + signum)
 
+    @override
     def discover_streams(self) -> list[Stream]:
-        return [UsersStream(self), RolesStream(self), RoleMembershipsStream(self)]
+        return [
+            UsersStream(self),
+            RoleMembershipsStream(self),
+            TenantsStream(self),
+            RolesStream(self),
+        ]
+
+    @override
+    def load_streams(self) -> list[Stream]:
+        # The SDK sorts streams by name and syncs them in that order, so `roles` would
+        # write its records before any request. Streams that read tenants go first:
+        # no record is written before a tenant has answered well (README, "Output rules").
+        order = {"users": 0, "role_memberships": 1, "tenants": 2, "roles": 3}
+        return sorted(super().load_streams(), key=lambda stream: order[stream.name])
 
 
 def main() -> None:
-    """Console entry point: the SDK's CLI, with a one-line error for known failures."""
+    """Console entry point: the SDK's CLI, closed by the run's summary and failures."""
+    logger = logging.getLogger(TapSpanning.name)
+    code: int | str | None = 0
     try:
         TapSpanning.cli()
-    except (SpanningError, OutputClosedError) as exc:
-        logging.getLogger(TapSpanning.name).error("Sync failed: %s", exc)
+    except SystemExit as done:
+        code = done.code
+    except RunFailed:
+        code = 1  # the run's failure line follows
+    except OutputClosedError as exc:
+        logger.error("Sync failed: %s", exc)
         sys.exit(1)
+    failed = False
+    for run in TapSpanning.runs:
+        logger.info("%s", run.summary_line())
+        failed = failed or bool(run.failures)
+    for run in TapSpanning.runs:
+        if run.failures:
+            logger.error("%s", run.failure_line())
+    sys.exit(1 if failed else code)

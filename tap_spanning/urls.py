@@ -14,6 +14,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 REGIONS: tuple[str, ...] = ("us", "eu", "ap", "ca", "uk", "af")
 USERS_PATH = "/external/users"
+TENANT_PATH = "/external/tenant"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ACCEPTED_BASE_PATHS = ("", "/", "/external", "/external/")
 

@@ -1,5 +1,0 @@
-"""`python -m tap_spanning.emulator`: same as the spanning-emulator command."""
-
-from .cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The seam with singer-sdk: the only module that touches the SDK's private members.
+
+Everything else in the tap uses the SDK's public API. Each private member used here
+is listed in `PRIVATE_SDK_MEMBERS` with the SDK behaviour it changes and why, and
+tests/test_sdk_seam.py pins each one's existence and call shape, so an SDK upgrade
+that changes one fails in the tests rather than in production.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from functools import cached_property
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream, Tap
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
+
+from tap_spanning.writer import BufferedMsgSpecWriter
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Record
+
+# member -> (owner, the SDK behaviour it changes and why). Tests name every one.
+PRIVATE_SDK_MEMBERS: dict[str, tuple[str, str]] = {
+    "_validate_config": (
+        "PluginBase",
+        "runs the tap's own settings check first: its messages name the setting and the "
+        "tenant and never echo a key, where the SDK's schema errors quote values",
+    ),
+    "_config": (
+        "PluginBase",
+        "stores numbers given as text (environment, Meltano) as numbers, so that the "
+        "SDK's schema check that follows agrees with the tap's",
+    ),
+    "_handle_termination": (
+        "PluginBase",
+        "the SDK writes a STATE and exits 0 on SIGTERM/SIGINT; a sync stopped half-way "
+        "did not succeed, so exit 128 + signal with the reason as the last line",
+    ),
+    "_write_activate_version_message": (
+        "Stream",
+        "the SDK sends ACTIVATE_VERSION before the first record; a loader with hard delete "
+        "would then drop the old rows of a sync that later fails. Held back until every "
+        "tenant's data is written",
+    ),
+    "_stream_version": (
+        "Stream",
+        "the SDK's table version is whole seconds, so two runs in one second share it "
+        "and the second deletes nothing; set to the run's start in milliseconds",
+    ),
+    "_write_record_message": (
+        "Stream",
+        "skips the SDK's per-record steps (property pop, type conformance, mapping) "
+        "when they cannot change the record: half the tap's time at 100,000 users",
+    ),
+    "_write_schema_message": (
+        "Stream",
+        "role_memberships is fed a page at a time, not synced per parent record: "
+        "one SCHEMA per run, not one per user",
+    ),
+}
+
+
+def utc_from_timestamp(seconds: float) -> datetime:
+    """An aware UTC datetime, as the SDK puts in time_extracted."""
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+class SeamTap(Tap):
+    """The tap-level private members: settings check and signals."""
+
+    # The tap's own check, run before the SDK's schema check: it returns the errors it
+    # found (an empty list when the settings are good) and may normalise values.
+    def check_settings(self, config: dict[str, Any]) -> list[str]:
+        """Check and normalise `config` in place; return the mistakes found."""
+        raise NotImplementedError
+
+    def stopped_by_signal(self, signum: int) -> None:
+        """Say why the run stops; called before the process exits on a signal."""
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        from singer_sdk.exceptions import ConfigValidationError  # noqa: PLC0415
+
+        errors = self.check_settings(self._config)
+        if errors:
+            if raise_errors:
+                raise ConfigValidationError("Config validation failed", errors=errors) from None
+            return errors
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # No bookmarks to save, and a write from a signal handler could land inside
+        # one in progress: say why, and exit 128 + signal, writing nothing more.
+        self.stopped_by_signal(signum)
+        sys.exit(128 + signum)
+
+
+class SeamStream(Stream):
+    """The stream-level private members: when ACTIVATE_VERSION goes, how RECORDs go.
+
+    ACTIVATE_VERSION is held back and sent by `activate_version()`, which the streams
+    call once every tenant's data is written (README, "Output rules"). The version is
+    the run's start in milliseconds.
+
+    RECORDs skip the SDK's per-record steps when those cannot change them: our records
+    are built field by field from the schema, so with every property selected and no
+    stream map or flattening, removing deselected properties, conforming types and
+    mapping all hand the record back as it was. Otherwise the SDK's path runs.
+    """
+
+    # The time the records being written were fetched: their time_extracted.
+    extracted_at: datetime | None = None
+
+    @override
+    def __init__(self, tap: Tap, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tap, *args, **kwargs)
+        self.tap = tap
+        self._version_held = False
+        self._schema_written = False
+
+    @property
+    def run_version(self) -> int:
+        """The table version of this run: its start, in milliseconds."""
+        return self.tap.initialized_at
+
+    def hold_version(self) -> None:
+        """Start a table version, to be activated later, as the SDK's sync() would."""
+        if self.selected and self.emit_activate_version_messages:
+            self._write_activate_version_message(self.run_version)
+
+    @override
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        self._stream_version = self.run_version
+        self._version_held = True
+
+    def activate_version(self) -> None:
+        """Send the ACTIVATE_VERSION held back during the run, if any (once)."""
+        if self._version_held and self._stream_version is not None:
+            self._version_held = False
+            super()._write_activate_version_message(self._stream_version)
+
+    @override
+    def _write_schema_message(self) -> None:
+        if not self._schema_written:
+            self._schema_written = True
+            super()._write_schema_message()
+
+    def write_schema(self) -> None:
+        """Write this stream's SCHEMA, once per run."""
+        if self.selected:
+            self._write_schema_message()
+
+    @cached_property
+    def records_pass_through(self) -> bool:
+        """True when the SDK's per-record steps would hand every record back unchanged."""
+        maps = self.stream_maps
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and all(self.mask[("properties", name)] for name in self.schema["properties"])
+        )
+
+    def write_record(self, record: Record) -> None:
+        """Write one RECORD (through maps and selection when they apply)."""
+        self._write_record_message(record)
+
+    @override
+    def _write_record_message(self, record: Record) -> None:
+        if not self.records_pass_through:
+            super()._write_record_message(record)
+            return
+        stream = self.stream_maps[0].stream_alias
+        extracted_at = self.extracted_at or datetime.now(timezone.utc)
+        writer = self.tap.message_writer
+        if isinstance(writer, BufferedMsgSpecWriter):
+            writer.write_record(stream, record, self._stream_version, extracted_at)
+        else:
+            self.tap.write_message(
+                RecordMessage(
+                    stream, record, version=self._stream_version, time_extracted=extracted_at
+                )
+            )
+        self.state_manager.is_flushed = False  # as the SDK's path does: STATE follows
