@@ -12,6 +12,8 @@ import base64
 import logging
 from urllib.parse import quote
 
+from typing_extensions import override
+
 MASK = "[redacted]"
 
 # The forms of this run's key, once the settings are known. Text from the server is
@@ -53,6 +55,7 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self.secrets = secrets
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = redact(message, self.secrets)

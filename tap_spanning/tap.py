@@ -58,6 +58,9 @@ _TENANT_ENTRY = th.ObjectType(
 )
 
 
+SYNC_ORDER = ("users", "role_memberships", "tenants", "roles")
+
+
 class TapSpanning(SeamTap):
     """Singer tap for Kaseya Spanning Backup for Office 365."""
 
@@ -152,6 +155,16 @@ class TapSpanning(SeamTap):
             default=DEFAULT_MAX_RETRY_WAIT,
             description="Longest wait between tries, in seconds, whatever Retry-After asks.",
         ),
+        th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=False,
+            description=(
+                "Send ACTIVATE_VERSION after each stream's last record, so that a loader "
+                "with hard delete drops rows a full sync no longer holds (README, "
+                '"Warehouses").'
+            ),
+        ),
     ).to_dict()
 
     @cached_property
@@ -196,13 +209,14 @@ class TapSpanning(SeamTap):
             RolesStream(self),
         ]
 
+    @property
     @override
-    def load_streams(self) -> list[Stream]:
-        # The SDK sorts streams by name and syncs them in that order, so `roles` would
-        # write its records before any request. Streams that read tenants go first:
-        # no record is written before a tenant has answered well (README, "Output rules").
-        order = {"users": 0, "role_memberships": 1, "tenants": 2, "roles": 3}
-        return sorted(super().load_streams(), key=lambda stream: order[stream.name])
+    def streams(self) -> dict[str, Stream]:
+        # The SDK orders streams by name and syncs them in that order, so `roles` would
+        # write its records before any request. Streams that read tenants go first: no
+        # record is written before a tenant has answered well (README, "Output rules").
+        by_name = super().streams
+        return {name: by_name[name] for name in SYNC_ORDER if name in by_name}
 
 
 def main() -> None:

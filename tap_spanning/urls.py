@@ -12,6 +12,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urljoin, urlsplit
 
+from typing_extensions import override
+
 REGIONS: tuple[str, ...] = ("us", "eu", "ap", "ca", "uk", "af")
 USERS_PATH = "/external/users"
 TENANT_PATH = "/external/tenant"
@@ -35,6 +37,7 @@ class Origin:
     def is_loopback(self) -> bool:
         return is_loopback_host(self.host)
 
+    @override
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.port == _DEFAULT_PORTS[self.scheme]:

@@ -6,7 +6,7 @@ msgspec into one buffer that is written every 64 KiB; any other message (SCHEMA,
 ACTIVATE_VERSION, BATCH) flushes the buffer first, so a STATE never overtakes the records
 it covers, and whatever is buffered is written when the process exits, on failure too.
 
-A signal may stop the tap in the middle of a write (TapSpanning._handle_termination
+A signal may stop the tap in the middle of a write (the signal handler in sdk_seam.py
 exits at once and writes nothing itself). The buffer is taken before it is written, so
 what was handed to stdout is never written a second time at exit.
 """
@@ -23,6 +23,7 @@ from typing import Any
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.encoding.simple import Message
+from typing_extensions import override
 
 FLUSH_AT = 64 * 1024
 
@@ -39,6 +40,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         self._buffer = bytearray()
         atexit.register(self._flush_at_exit)
 
+    @override
     def write_message(self, message: Message) -> None:
         self._encode(message.to_dict())
         if not isinstance(message, RecordMessage) or len(self._buffer) >= FLUSH_AT:

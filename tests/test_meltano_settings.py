@@ -1,0 +1,73 @@
+"""meltano.yml declares the tap's settings as `tap-spanning --about` does: one source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.tapdriver import tap_executable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# JSON Schema type -> the Meltano setting kinds that may declare it.
+KINDS = {
+    "string": {"string", "options"},
+    "integer": {"integer"},
+    "number": {"decimal"},
+    "boolean": {"boolean"},
+    "array": {"array"},
+    "object": {"object"},
+}
+
+
+def about_settings() -> dict[str, Any]:
+    done = subprocess.run(
+        [*tap_executable(), "--about", "--format=json"], capture_output=True, text=True, check=True
+    )
+    properties: dict[str, Any] = json.loads(done.stdout)["settings"]["properties"]
+    return properties
+
+
+def meltano_settings() -> dict[str, dict[str, Any]]:
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (tap,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-spanning"]
+    return {setting["name"]: setting for setting in tap["settings"]}
+
+
+def test_meltano_declares_exactly_the_settings_of_about() -> None:
+    assert sorted(meltano_settings()) == sorted(about_settings())
+
+
+def test_kinds_defaults_and_sensitivity_agree() -> None:
+    declared = meltano_settings()
+    for name, schema in about_settings().items():
+        setting = declared[name]
+        json_type = next(t for t in schema["type"] if t != "null")
+        assert setting["kind"] in KINDS[json_type], name
+        assert setting.get("value") == schema.get("default"), name
+        assert bool(setting.get("sensitive")) == bool(schema.get("secret")), name
+        if "enum" in schema:
+            assert [o["value"] for o in setting["options"]] == [
+                v for v in schema["enum"] if v is not None
+            ], name
+
+
+def test_fractional_seconds_are_declared_as_decimals() -> None:
+    # A timeout of 0.5 s is valid: an integer kind would make Meltano refuse it.
+    declared = meltano_settings()
+    assert declared["request_timeout"]["kind"] == "decimal"
+    assert declared["max_retry_wait"]["kind"] == "decimal"
+
+
+def test_limits_are_in_the_schema_that_about_shows() -> None:
+    settings = about_settings()
+    assert (settings["page_size"]["minimum"], settings["page_size"]["maximum"]) == (1, 1000)
+    assert (settings["max_retries"]["minimum"], settings["max_retries"]["maximum"]) == (1, 100)
+    assert settings["max_concurrent_tenants"]["minimum"] == 1
+    assert settings["max_concurrent_tenants"]["maximum"] == 64
+    assert settings["request_timeout"]["minimum"] > 0
+    assert settings["max_retry_wait"]["minimum"] == 0

@@ -1,0 +1,102 @@
+"""The seam with singer-sdk: every private SDK member the tap relies on, pinned by name.
+
+If an SDK upgrade renames one of these, changes its parameters, or stops calling it
+where the tap expects, a test here fails (README, "Development").
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+from singer_sdk import Stream, Tap
+from singer_sdk.plugin_base import PluginBase
+
+from tap_spanning.sdk_seam import PRIVATE_SDK_MEMBERS
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "tap_spanning"
+SDK_STREAM_CORE = Path(inspect.getfile(Stream))
+
+
+def parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_the_seam_lists_each_member_with_a_reason() -> None:
+    assert len(PRIVATE_SDK_MEMBERS) <= 12
+    for name, (owner, reason) in PRIVATE_SDK_MEMBERS.items():
+        assert name.startswith("_"), name
+        assert owner in ("PluginBase", "Stream"), name
+        assert len(reason) > 40, name
+
+
+def test_plugin_validate_config() -> None:
+    assert parameters(PluginBase._validate_config) == ["self", "raise_errors"]
+    # Called by the constructor, with the config already in place.
+    source = inspect.getsource(PluginBase.__init__)
+    assert "self._config = config_dict" in source
+    assert source.index("self._config = config_dict") < source.index("self._validate_config(")
+
+
+def test_plugin_config() -> None:
+    # The mapping the SDK validates and later serves as `config`.
+    source = inspect.getsource(PluginBase._validate_config)
+    assert "self._config" in source or "self.config" in source
+    config = inspect.getattr_static(PluginBase, "config")
+    assert isinstance(config, property)
+    assert config.fget is not None
+    assert "self._config" in inspect.getsource(config.fget)
+
+
+def test_plugin_handle_termination() -> None:
+    assert parameters(Tap._handle_termination) == ["self", "signum", "frame"]
+    assert "self._handle_termination" in inspect.getsource(PluginBase._setup_signal_handlers)
+
+
+def test_stream_write_activate_version_message() -> None:
+    assert parameters(Stream._write_activate_version_message) == ["self", "full_table_version"]
+    sync = inspect.getsource(Stream.sync)
+    # Still sent at the start of sync, with the version it sets: the seam holds it back.
+    assert re.search(r"self\._stream_version = .*\n\s*self\._write_activate_version_message\(", sync)
+
+
+def test_stream_stream_version() -> None:
+    assert "version=self._stream_version" in inspect.getsource(Stream._generate_record_messages)
+
+
+def test_stream_write_record_message() -> None:
+    assert parameters(Stream._write_record_message) == ["self", "record"]
+    assert "self._write_record_message(record)" in inspect.getsource(Stream._sync_records)
+
+
+def test_stream_write_schema_message() -> None:
+    assert parameters(Stream._write_schema_message) == ["self"]
+    assert "self._write_schema_message()" in inspect.getsource(Stream.sync)
+
+
+@pytest.mark.parametrize("name", sorted(PRIVATE_SDK_MEMBERS))
+def test_every_listed_member_has_its_own_test(name: str) -> None:
+    tests = inspect.getsource(__import__(__name__, fromlist=["_"]))
+    assert f"def test_{PRIVATE_SDK_MEMBERS[name][0].replace('Base', '').lower()}{name}(" in tests
+
+
+def test_no_other_module_touches_a_private_sdk_member() -> None:
+    private_import = re.compile(r"(from|import) singer_sdk(\.\w+)*\._\w")
+    seam = PACKAGE / "sdk_seam.py"
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        assert not private_import.search(text), f"{path.name} imports a private SDK module"
+        if path == seam:
+            continue
+        for name in PRIVATE_SDK_MEMBERS:
+            assert not re.search(rf"\b{name}\b", text), f"{path.name} uses {name}"
+
+
+def test_the_seam_uses_no_member_it_does_not_list() -> None:
+    text = (PACKAGE / "sdk_seam.py").read_text()
+    used = set(re.findall(r"(?:self|super\(\))\.(_[a-z]\w*)", text))
+    own = {"_version_held", "_schema_written"}
+    assert used - own <= set(PRIVATE_SDK_MEMBERS)
