@@ -342,7 +342,7 @@ class TenantClient:
             why, short = describe_failure(exc, self.settings.request_timeout)
             raise SpanningError(
                 f"GET {endpoint} failed {tries} times, giving up: {why}",
-                f"{short} after {tries} tries",
+                f"{short} after {tries} {'try' if tries == 1 else 'tries'}",
             ) from exc
 
     def _get_once(self, url: str, endpoint: str, parse: Callable[[object], T]) -> tuple[T, str]:

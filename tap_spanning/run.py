@@ -199,5 +199,9 @@ class SyncRun:
         if self.one_tenant_form:
             failure = next(iter(self.failures.values()))
             return f"Sync failed: {failure.message}"
-        named = ", ".join(f"{f.tenant_id} ({f.reason})" for f in self.failures.values())
+        named = ", ".join(
+            f"{t.tenant_id} ({self.failures[t.tenant_id].reason})"
+            for t in self.settings.tenants  # in the configured order, whatever failed first
+            if t.tenant_id in self.failures
+        )
         return f"{len(self.failures)} of {len(self.settings.tenants)} tenants failed: {named}"

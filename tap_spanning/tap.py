@@ -189,7 +189,10 @@ class TapSpanning(SeamTap):
         try:
             settings = resolve_settings(config)
         except SettingsError as exc:
-            return exc.errors
+            return exc.errors + batch_errors(config)
+        errors = batch_errors(config)
+        if errors:
+            return errors
         redaction.install(settings.secret_forms)
         for name in _NUMERIC_SETTINGS:
             if name in config:
@@ -217,6 +220,33 @@ class TapSpanning(SeamTap):
         # record is written before a tenant has answered well (README, "Output rules").
         by_name = super().streams
         return {name: by_name[name] for name in SYNC_ORDER if name in by_name}
+
+
+def batch_errors(config: dict[str, Any]) -> list[str]:
+    """BATCH combinations the tap refuses rather than write files that break them.
+
+    BATCH files hold records as the tap builds them, less deselected properties: a
+    stream map or flattening would not reach them, and the SDK's JSONL files are always
+    gzipped (README, "BATCH").
+    """
+    batch = config.get("batch_config")
+    if not batch:
+        return []
+    errors: list[str] = []
+    if config.get("stream_maps") or config.get("flattening_enabled"):
+        errors.append(
+            "batch_config cannot be combined with stream_maps or flattening_enabled: "
+            "BATCH files would hold the records before the maps; use RECORD messages"
+        )
+    encoding = batch.get("encoding") if isinstance(batch, dict) else None
+    if not isinstance(encoding, dict) or encoding.get("format") != "jsonl":
+        errors.append("batch_config.encoding.format must be jsonl")
+    elif encoding.get("compression", "gzip") != "gzip":
+        errors.append(
+            "batch_config.encoding.compression must be gzip: the SDK writes every JSONL "
+            "batch file gzipped, whatever it is told"
+        )
+    return errors
 
 
 def main() -> None:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# A full refresh of the DuckDB warehouse that a failed sync cannot damage.
+#
+# target-duckdb 0.8.0 ignores ACTIVATE_VERSION, so removals only land if the load starts
+# from empty tables. Loading into the live file after dropping its tables would leave it
+# empty or partial when a sync fails (a tenant refused, the API down). Instead the sync
+# loads a fresh file next to it, and the fresh file replaces the live one (an atomic
+# rename) only when `meltano run` succeeded: a failed run leaves the previous warehouse whole.
+#
+# Usage: bash scripts/duckdb_refresh.sh [extra `meltano run` arguments]
+# The live file is $TARGET_DUCKDB_PATH, default output/spanning.duckdb (as in meltano.yml).
+set -euo pipefail
+live="${TARGET_DUCKDB_PATH:-output/spanning.duckdb}"
+fresh="$live.loading"
+mkdir -p "$(dirname "$live")"
+rm -f "$fresh" "$fresh.wal"
+if TARGET_DUCKDB_PATH="$fresh" meltano run "$@" tap-spanning target-duckdb; then
+  mv -f "$fresh" "$live"
+  rm -f "$live.wal"
+  echo "duckdb_refresh: $live replaced by the new sync" >&2
+else
+  status=$?
+  rm -f "$fresh" "$fresh.wal"
+  echo "duckdb_refresh: the sync failed (exit $status); $live is unchanged" >&2
+  exit "$status"
+fi

@@ -1,0 +1,543 @@
+"""Many tenants in one run (README, "Many tenants"): over real HTTP, against a fleet emulator.
+
+Each tenant lives on one of several loopback hosts, with its own admin, key, faults and
+latency. Every expectation comes from the emulator's ground truth per tenant.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spanning_emulator import (
+    EmulatedTenant,
+    FaultPlan,
+    FleetEmulator,
+    SpanningEmulator,
+    expected_output,
+    expected_tenant_record,
+    generate_users,
+)
+
+from tap_spanning.settings import SettingsError, resolve_settings
+from tests.tapdriver import TapRun, run_tap
+
+HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+TENANT_DATA = ("users", "role_memberships", "tenants")
+DEBUG_ENV = {"TAP_SPANNING_LOGLEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
+
+
+def make_tenants(count: int, *, sizes: Sequence[int] | None = None) -> list[EmulatedTenant]:
+    """A small fleet spread over three hosts; sizes cross page boundaries on purpose."""
+    sizes = sizes or [0, 1, 249, 250, 251, 600, 37, 5, 999, 120, 3, 260][:count]
+    return [
+        EmulatedTenant(
+            tenant_id=f"client-{index:02d}.example",
+            users=generate_users(size, seed=100 + index),
+            admin_email=f"admin@client{index}.example",
+            api_key=f"key-{index:02d}-5f0c2a8e-7d1b-4c3e-9a6f-{index:012d}",
+            host=HOSTS[index % len(HOSTS)],
+            counters=counters_for(index, size),
+        )
+        for index, size in enumerate(sizes)
+    ]
+
+
+def counters_for(index: int, size: int) -> dict[str, object]:
+    """Hand-made counters: every status the contract names, one it does not, one gap."""
+    counters: dict[str, object] = {
+        "licenses": size + 10,
+        "archivedLicenses": index,
+        "users": size,
+        "assigned": size // 2,
+        "assignedStandard": size // 2 - index % 2,
+        "assignedArchive": index % 2,
+        "status": ("paid", "trial", "expired", "suspended")[index % 4],
+    }
+    if index == 3:
+        del counters["archivedLicenses"]  # a counter the API left out: null
+    return counters
+
+
+@pytest.fixture
+def fleet_of() -> Iterator[Any]:
+    started: list[FleetEmulator] = []
+
+    def start(tenants: list[EmulatedTenant]) -> FleetEmulator:
+        emulator = FleetEmulator(tenants)
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+def fleet_config(
+    emulator: FleetEmulator, tenants: Sequence[EmulatedTenant], **overrides: Any
+) -> dict[str, Any]:
+    """The config an MSP writes: the list in the config, the keys in tenant_api_keys."""
+    config: dict[str, Any] = {
+        "tenants": [
+            {
+                "tenant_id": t.tenant_id,
+                "admin_email": t.admin_email,
+                "base_url": emulator.base_url(t.tenant_id),
+            }
+            for t in tenants
+        ],
+        "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
+        "page_size": 250,
+        "max_retry_wait": 0.01,
+        "emit_activate_version_messages": True,
+    }
+    config.update(overrides)
+    return config
+
+
+def records_of(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:
+    return [r for r in run.records(stream) if r.get("tenant_id") == tenant_id]
+
+
+def assert_tenant_complete(run: TapRun, tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
+    """Every user, membership and counter of this tenant, exactly, in the API's order."""
+    expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
+    assert records_of(run, "users", tenant.tenant_id) == expected["users"], tenant.tenant_id
+    assert records_of(run, "role_memberships", tenant.tenant_id) == expected["role_memberships"], (
+        tenant.tenant_id
+    )
+    assert tenant.counters is not None
+    assert records_of(run, "tenants", tenant.tenant_id) == [
+        expected_tenant_record(
+            tenant.tenant_id, tenant.counters, emulator.base_url(tenant.tenant_id)
+        )
+    ]
+
+
+def activated(run: TapRun) -> set[str]:
+    return {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
+
+
+def test_a_fleet_lands_whole_per_tenant_with_one_schema_and_activation_per_stream(
+    fleet_of: Any, tmp_path: Path
+) -> None:
+    tenants = make_tenants(12)
+    emulator = fleet_of(tenants)
+    run = run_tap(fleet_config(emulator, tenants), tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for tenant in tenants:
+        assert_tenant_complete(run, tenant, emulator)
+    assert len(run.records("users")) == sum(len(t.users) for t in tenants)
+    assert len(run.records("roles")) == 7
+    for stream in ("users", "role_memberships", "tenants", "roles"):
+        assert run.count("SCHEMA", stream) == 1, stream
+        assert run.count("ACTIVATE_VERSION", stream) == 1, stream
+    # Activation after the stream's last record.
+    for stream in TENANT_DATA:
+        positions = [i for i, m in enumerate(run.messages) if m.get("stream") == stream]
+        assert run.messages[positions[-1]]["type"] == "ACTIVATE_VERSION", stream
+    # Requests: ceil(users / page_size) each, plus one for its counters; nothing else.
+    for tenant in tenants:
+        mine = [r for r in emulator.requests if r.tenant_id == tenant.tenant_id]
+        users_pages = [r for r in mine if r.path.startswith("/external/users")]
+        assert len(users_pages) == max(1, math.ceil(len(tenant.users) / 250)), tenant.tenant_id
+        assert [r.path for r in mine if r.path == "/external/tenant"] == ["/external/tenant"]
+    assert all(r.tenant_id is not None for r in emulator.requests)
+
+
+def test_each_tenants_credentials_go_only_to_its_own_host(fleet_of: Any, tmp_path: Path) -> None:
+    tenants = make_tenants(6)
+    emulator = fleet_of(tenants)
+    run = run_tap(fleet_config(emulator, tenants), tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    by_id = {t.tenant_id: t for t in tenants}
+    for request in emulator.requests:
+        scheme, _, token = request.headers["Authorization"].partition(" ")
+        email, _, key = base64.b64decode(token).decode().partition(":")
+        tenant = by_id[str(request.tenant_id)]
+        assert (scheme, email, key) == ("Basic", tenant.admin_email, tenant.api_key)
+        assert request.host == tenant.host
+
+
+def test_a_next_link_to_another_tenants_host_is_refused(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    victim_users, other_users = generate_users(120, seed=4), generate_users(90, seed=5)
+    first = start_emulator(victim_users, host="127.0.0.1", api_key="key-of-a-000000000001")
+    second = start_emulator(other_users, host="127.0.0.2", api_key="key-of-b-000000000002")
+
+    def redirect(number: int, page: dict[str, Any]) -> dict[str, Any]:
+        if page.get("nextLink"):
+            page["nextLink"] = str(page["nextLink"]).replace(first.base_url, second.base_url)
+        return page
+
+    first.page_hook = redirect
+    config = {
+        "tenants": [
+            {"tenant_id": "a", "admin_email": first.admin_email, "base_url": first.base_url},
+            {"tenant_id": "b", "admin_email": second.admin_email, "base_url": second.base_url},
+        ],
+        "tenant_api_keys": {"a": "key-of-a-000000000001", "b": "key-of-b-000000000002"},
+        "page_size": 50,
+        "emit_activate_version_messages": True,
+    }
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 1
+    assert run.last_stderr_line().endswith("1 of 2 tenants failed: a (nextLink refused)")
+    # b is whole; a's key never reached b's host.
+    assert records_of(run, "users", "b") == expected_output(other_users, tenant_id="b")["users"]
+    assert len(first.requests) == 1
+    for request in second.requests:
+        assert (
+            "key-of-a"
+            not in base64.b64decode(request.headers["Authorization"].partition(" ")[2]).decode()
+        )
+    assert activated(run) == {"roles"}
+
+
+def _wrong_key(tenant: EmulatedTenant, config: dict[str, Any]) -> None:
+    config["tenant_api_keys"][tenant.tenant_id] = "not-the-key-0000-0000"
+
+
+def _persistent_503(tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
+    emulator.set_faults(tenant.tenant_id, FaultPlan(every=1, kind="503"))
+
+
+def _hang_up(tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
+    emulator.set_faults(tenant.tenant_id, FaultPlan(every=1, kind="reset-before"))
+
+
+def _unkeyed_user(tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
+    users = [dict(u) for u in tenant.users]
+    users[-1].pop("msId")
+    emulator.set_users(tenant.tenant_id, users)
+
+
+def _counters_fail(tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
+    pages = max(1, math.ceil(len(tenant.users) / 250))
+    at = {n: "500" for n in range(pages + 1, pages + 10)}
+    emulator.set_faults(tenant.tenant_id, FaultPlan(at=at))
+
+
+FAILURES = {
+    "credentials refused": (_wrong_key, None),
+    "HTTP 503 after 3 tries": (None, _persistent_503),
+    "connection failed after 3 tries": (None, _hang_up),
+    "unreadable users page": (None, _unkeyed_user),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(FAILURES))
+def test_a_failing_tenant_fails_alone_and_nothing_holding_tenant_data_is_activated(
+    fleet_of: Any, tmp_path: Path, reason: str
+) -> None:
+    tenants = make_tenants(8)
+    emulator = fleet_of(tenants)
+    victim = tenants[5]  # 600 users: fails after other tenants have started
+    config = fleet_config(emulator, tenants, max_retries=3, max_concurrent_tenants=3)
+    break_config, break_emulator = FAILURES[reason]
+    if break_config:
+        break_config(victim, config)
+    if break_emulator:
+        break_emulator(victim, emulator)
+    run = run_tap(config, tmp_path, env=DEBUG_ENV)
+    assert run.returncode == 1
+    assert run.last_stderr_line().endswith(f"1 of 8 tenants failed: {victim.tenant_id} ({reason})")
+    for tenant in tenants:
+        if tenant is not victim:
+            assert_tenant_complete(run, tenant, emulator)
+    assert records_of(run, "tenants", victim.tenant_id) == []
+    assert activated(run) == {"roles"}
+    failure_lines = [
+        line for line in run.stderr.splitlines() if f"Tenant {victim.tenant_id} failed" in line
+    ]
+    assert len(failure_lines) == 1
+    # The failed tenant is not asked again for its counters.
+    assert "/external/tenant" not in [
+        r.path for r in emulator.requests if r.tenant_id == victim.tenant_id
+    ]
+
+
+def test_a_tenant_failing_only_its_counters_keeps_users_activated(
+    fleet_of: Any, tmp_path: Path
+) -> None:
+    tenants = make_tenants(5)
+    emulator = fleet_of(tenants)
+    _counters_fail(tenants[2], emulator)
+    run = run_tap(fleet_config(emulator, tenants, max_retries=2), tmp_path)
+    assert run.returncode == 1
+    assert run.last_stderr_line().endswith(
+        f"1 of 5 tenants failed: {tenants[2].tenant_id} (HTTP 500 after 2 tries)"
+    )
+    assert activated(run) == {"users", "role_memberships", "roles"}
+    assert len(run.records("tenants")) == 4
+
+
+def test_two_failing_tenants_are_both_named_and_all_failing_writes_no_record(
+    fleet_of: Any, tmp_path: Path
+) -> None:
+    tenants = make_tenants(4)
+    emulator = fleet_of(tenants)
+    config = fleet_config(emulator, tenants, max_retries=1)
+    _wrong_key(tenants[1], config)
+    _persistent_503(tenants[3], emulator)
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 1
+    assert run.last_stderr_line().endswith(
+        f"2 of 4 tenants failed: {tenants[1].tenant_id} (credentials refused), "
+        f"{tenants[3].tenant_id} (HTTP 503 after 1 try)"
+    )
+    for tenant in tenants:
+        config["tenant_api_keys"][tenant.tenant_id] = "wrong-wrong-wrong-000"
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 1
+    assert run.count("RECORD") == 0
+    assert "4 of 4 tenants failed: " in run.last_stderr_line()
+
+
+def test_tenants_are_fetched_side_by_side_up_to_the_limit(fleet_of: Any, tmp_path: Path) -> None:
+    tenants = make_tenants(12, sizes=[10] * 12)
+    for tenant in tenants:
+        tenant.latency = 0.3
+    emulator = fleet_of(tenants)
+    config = fleet_config(emulator, tenants, max_concurrent_tenants=4)
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    arrivals = sorted(
+        r.received_at for r in emulator.requests if r.path.startswith("/external/users")
+    )
+    first_wave = [t for t in arrivals if t - arrivals[0] < 0.15]
+    assert len(first_wave) == 4
+    # Three waves of four, not twelve requests one after the other.
+    assert arrivals[-1] - arrivals[0] < 12 * 0.3 / 2
+
+
+def test_state_does_not_grow_with_tenants(fleet_of: Any, tmp_path: Path) -> None:
+    tenants = make_tenants(12)
+    emulator = fleet_of(tenants)
+    one = run_tap(fleet_config(emulator, tenants[:1]), tmp_path)
+    many = run_tap(fleet_config(emulator, tenants), tmp_path)
+    states = [[json.dumps(m) for m in run.messages if m["type"] == "STATE"] for run in (one, many)]
+    assert states[0] == states[1]
+
+
+def test_every_key_of_every_tenant_is_absent_at_debug(fleet_of: Any, tmp_path: Path) -> None:
+    tenants = make_tenants(6)
+    emulator = fleet_of(tenants)
+    config = fleet_config(emulator, tenants, max_retries=2)
+    _wrong_key(tenants[0], config)
+    _persistent_503(tenants[1], emulator)
+    run = run_tap(config, tmp_path, env=DEBUG_ENV)
+    assert run.returncode == 1
+    assert "DEBUG" in run.stderr
+    output = run.stdout + run.stderr
+    for tenant in tenants:
+        assert tenant.api_key not in output
+        pair = f"{tenant.admin_email}:{tenant.api_key}".encode()
+        assert base64.b64encode(pair).decode() not in output
+
+
+# -- settings: every tenant checked before any request
+
+
+BASE_TENANT = {"tenant_id": "acme", "admin_email": "admin@acme.example", "region": "us"}
+
+
+def errors_of(config: dict[str, Any]) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        resolve_settings(config)
+    return caught.value.errors
+
+
+def test_a_fleet_takes_keys_from_the_entry_or_the_map() -> None:
+    settings = resolve_settings(
+        {
+            "tenants": [
+                {**BASE_TENANT, "api_key": "key-in-entry"},
+                {"tenant_id": "globex", "admin_email": "a@globex.example", "region": "eu"},
+            ],
+            "tenant_api_keys": {"globex": "key-in-map"},
+        }
+    )
+    assert [(t.tenant_id, t.api_key, t.region) for t in settings.tenants] == [
+        ("acme", "key-in-entry", "us"),
+        ("globex", "key-in-map", "eu"),
+    ]
+    assert settings.max_concurrent_tenants == 8
+
+
+def test_the_one_tenant_form_has_a_default_tenant_id() -> None:
+    settings = resolve_settings({"admin_email": "a@b.example", "api_key": "k", "region": "us"})
+    assert [t.tenant_id for t in settings.tenants] == ["default"]
+    named = resolve_settings(
+        {"admin_email": "a@b.example", "api_key": "k", "region": "us", "tenant_id": "hq"}
+    )
+    assert [t.tenant_id for t in named.tenants] == ["hq"]
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        (
+            {"tenants": [BASE_TENANT], "api_key": "secret-key-1", "tenant_api_keys": {"acme": "k"}},
+            "not both",
+        ),
+        ({"tenants": [BASE_TENANT]}, "tenants[0] (acme): api_key is missing"),
+        (
+            {"tenants": [BASE_TENANT, BASE_TENANT], "tenant_api_keys": {"acme": "k"}},
+            "tenants[1] (acme): tenant_id 'acme' is already used by tenants[0]",
+        ),
+        (
+            {"tenants": [{**BASE_TENANT, "tenant_id": "a b"}], "tenant_api_keys": {"a b": "k"}},
+            "tenant_id must be 1 to 64 letters",
+        ),
+        (
+            {"tenants": [{**BASE_TENANT, "tenant_id": "x" * 65}], "tenant_api_keys": {}},
+            "tenant_id must be 1 to 64",
+        ),
+        (
+            {
+                "tenants": [{**BASE_TENANT, "base_url": "https://evil.example"}],
+                "tenant_api_keys": {"acme": "k"},
+            },
+            "tenants[0] (acme): base_url host 'evil.example' is not a Spanning API host",
+        ),
+        (
+            {"tenants": [{**BASE_TENANT, "regoin": "eu"}], "tenant_api_keys": {"acme": "k"}},
+            "tenants[0] (acme): unknown setting 'regoin' (did you mean region?)",
+        ),
+        (
+            {"tenants": [BASE_TENANT], "tenant_api_keys": {"acme": "k", "initech": "k2"}},
+            "tenant_api_keys names tenants that are not in tenants: 'initech'",
+        ),
+        ({"tenants": []}, "tenants must be a non-empty list"),
+        (
+            {
+                "tenants": [BASE_TENANT],
+                "tenant_api_keys": {"acme": "k"},
+                "max_concurrent_tenants": 65,
+            },
+            "max_concurrent_tenants must be between 1 and 64",
+        ),
+        (
+            {
+                "admin_email": "a@b.example",
+                "api_key": "k",
+                "region": "us",
+                "tenant_api_keys": {"x": "k"},
+            },
+            "tenant_api_keys goes with tenants",
+        ),
+    ],
+)
+def test_fleet_setting_mistakes_name_the_tenant_and_the_setting(
+    config: dict[str, Any], says: str
+) -> None:
+    errors = errors_of(config)
+    assert any(says in error for error in errors), errors
+
+
+def test_a_key_pasted_into_a_tenant_setting_is_never_echoed() -> None:
+    key = "d3adbeef-1234-4321-aaaa-0123456789ab"
+    errors = errors_of(
+        {
+            "tenants": [{**BASE_TENANT, "admin_email": key, "base_url": key}],
+            "tenant_api_keys": {"acme": key},
+        }
+    )
+    assert errors
+    assert not any(key in error for error in errors), errors
+
+
+def test_a_config_mistake_in_one_tenant_stops_the_run_before_any_request(
+    fleet_of: Any, tmp_path: Path
+) -> None:
+    tenants = make_tenants(3)
+    emulator = fleet_of(tenants)
+    config = fleet_config(emulator, tenants)
+    del config["tenant_api_keys"][tenants[2].tenant_id]
+    run = run_tap(config, tmp_path)
+    assert run.returncode == 1
+    assert f"tenants[2] ({tenants[2].tenant_id}): api_key is missing" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert emulator.requests == []
+    assert run.messages == []
+
+
+def test_the_emulators_fleet_syncs_with_its_keys_from_the_environment(tmp_path: Path) -> None:
+    """`spanning-emulator --tenants K`: the config file, the keys as .env holds them, served."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "fleet"
+    fleet_args = [sys.executable, "-m", "spanning_emulator", "--tenants", "5", "--port", str(port)]
+    subprocess.run([*fleet_args, "--write-fleet", str(out)], check=True)
+    config = json.loads((out / "tap-config.json").read_text())
+    name, _, quoted = (out / "tenant-keys.env").read_text().strip().partition("=")
+    keys = json.loads(quoted.strip("'"))
+    assert name == "TAP_SPANNING_TENANT_API_KEYS"
+    assert sorted(keys) == sorted(t["tenant_id"] for t in config["tenants"])
+    assert not any(key in json.dumps(config) for key in keys.values())
+    ready = tmp_path / "ready"
+    server = subprocess.Popen([*fleet_args, "--ready-file", str(ready)])
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        config["emit_activate_version_messages"] = True
+        run = run_tap(config, tmp_path, "--config", "ENV", env={name: quoted.strip("'")})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for tenant in config["tenants"]:
+        tenant_id = tenant["tenant_id"]
+        for stream in TENANT_DATA:
+            lines = (out / "expected" / tenant_id / f"{stream}.jsonl").read_text().splitlines()
+            assert records_of(run, stream, tenant_id) == [json.loads(line) for line in lines]
+
+
+def test_a_single_emulator_tenant_is_the_fleet_of_one(
+    start_emulator: SpanningEmulator, tmp_path: Path
+) -> None:
+    """The one-tenant form and a one-entry list give the same records, tenant_id aside."""
+    users = generate_users(300, seed=9)
+    emulator = start_emulator(users)  # type: ignore[operator]
+    one = run_tap(
+        {
+            "base_url": emulator.base_url,
+            "admin_email": emulator.admin_email,
+            "api_key": emulator.api_key,
+            "page_size": 100,
+            "tenant_id": "solo",
+        },
+        tmp_path,
+    )
+    fleet = run_tap(
+        {
+            "tenants": [
+                {
+                    "tenant_id": "solo",
+                    "admin_email": emulator.admin_email,
+                    "base_url": emulator.base_url,
+                    "api_key": emulator.api_key,
+                }
+            ],
+            "page_size": 100,
+        },
+        tmp_path,
+    )
+    assert one.returncode == fleet.returncode == 0
+    for stream in ("users", "role_memberships", "tenants", "roles"):
+        assert one.records(stream) == fleet.records(stream), stream
+    assert one.records("users") == expected_output(users, tenant_id="solo")["users"]
