@@ -7,10 +7,11 @@ MELTANO_INSTALLED := .meltano/.installed
 
 .PHONY: install lint test demo bench meltano-install clean
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./emulator
 	touch $@
 
 install: $(INSTALLED)
@@ -24,7 +25,7 @@ $(MELTANO_INSTALLED): $(INSTALLED) meltano.yml
 meltano-install: $(MELTANO_INSTALLED)
 
 lint: install
-	$(BIN)/ruff check tap_spanning tests bench scripts
+	$(BIN)/ruff check tap_spanning emulator tests bench scripts
 	$(BIN)/mypy
 
 test: lint $(MELTANO_INSTALLED)

@@ -1,0 +1,1089 @@
+"""A loopback HTTP emulator of the Spanning Backup for Office 365 API, with faults.
+
+`SpanningEmulator` serves one tenant on one address. `FleetEmulator` serves many
+tenants (an MSP's clients), one listener per loopback address standing for a regional
+host; each listener tells its tenants apart by their Basic credentials, as the real
+regional hosts do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import contextlib
+import functools
+import hmac
+import json
+import re
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, final
+from urllib.parse import parse_qs, quote, unquote
+
+from .hosts import is_loopback_host
+from .tenant import DEFAULT_TENANT_ID, generate_users, sort_key, tenant_summary
+
+if TYPE_CHECKING:  # typing_extensions for mypy only: the emulator is stdlib-only at run time
+    from typing_extensions import override
+elif sys.version_info >= (3, 12):
+    from typing import override
+else:
+
+    def override(method: object) -> object:
+        return method
+
+
+DEFAULT_ADMIN_EMAIL = "admin@contoso.example"
+DEFAULT_API_KEY = "5f0c2a8e-7d1b-4c3e-9a6f-2b8d4e1c7a90"
+DEFAULT_PAGE_SIZE = 50
+DEFAULT_USER_COUNT = 100
+
+LinkStyle = Literal["absolute", "relative"]
+LastLink = Literal["empty", "null", "absent"]
+PageHook = Callable[[int, dict[str, object]], dict[str, object]]
+_Request = socket.socket | tuple[bytes, socket.socket]
+
+JSON_TYPE = "application/json; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+
+USERS_PATH = "/external/users"
+TENANT_PATH = "/external/tenant"
+
+_BACKUP_SUMMARY: list[dict[str, object]] = [
+    {"type": kind, "status": "success", "lastBackupDate": "2024-05-01T02:00:00.000Z", "count": 1}
+    for kind in ("mail", "drive", "calendar", "contacts", "sharepoint")
+]
+_HTML_MAINTENANCE = (
+    b"<html><head><title>Scheduled maintenance</title></head><body>"
+    b"<h1>We'll be back soon</h1><p>The service is down for maintenance.</p></body></html>"
+)
+_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
+_DEFAULT_VARIANT = {500: "json", 502: "html", 503: "html", 504: "html"}
+_SIMPLE_FAULTS = (
+    "429",
+    "reset-before",
+    "reset-during",
+    "truncate",
+    "hang",
+    "trickle",
+    "slow-headers",
+    "html200",
+)
+_LAST_LINK_FIELDS: dict[str, dict[str, object]] = {
+    "empty": {"nextLink": ""},
+    "null": {"nextLink": None},
+    "absent": {},
+}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# ---------------------------------------------------------------- faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A parsed fault kind: `status`/`variant` are set for the 5xx kinds."""
+
+    kind: str
+    status: int | None = None
+    variant: str | None = None
+
+
+def parse_fault(kind: str) -> Fault:
+    """Parse '429', '500'..'504' (optionally ':json', ':html', ':empty'), 'reset-before',
+    'reset-during', 'truncate', 'hang', 'trickle', 'slow-headers' or 'html200';
+    ValueError otherwise."""
+    name, _, variant = kind.partition(":")
+    if name.isdigit() and int(name) in _DEFAULT_VARIANT:
+        variant = variant or _DEFAULT_VARIANT[int(name)]
+        if variant in ("json", "html", "empty"):
+            return Fault(kind, int(name), variant)
+    elif name in _SIMPLE_FAULTS and not variant:
+        return Fault(kind, 429 if name == "429" else None)
+    raise ValueError(
+        f"unknown fault kind {kind!r}: use 429, 500/502/503/504[:json|:html|:empty], "
+        "reset-before, reset-during, truncate, hang, trickle, slow-headers or html200"
+    )
+
+
+@dataclass
+class FaultPlan:
+    """Which requests get which fault.
+
+    Requests are numbered from 1: every request of a SpanningEmulator counts; in a
+    FleetEmulator each tenant counts its own requests only.
+    """
+
+    every: int = 0
+    kind: str = "500"
+    at: dict[int, str] = field(default_factory=dict)
+    retry_after: str | None = "1"
+    hang_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            raise ValueError("every must be >= 0")
+        for kind in [self.kind, *self.at.values()]:
+            parse_fault(kind)
+
+    def fault_for(self, number: int) -> Fault | None:
+        """The fault for request `number`, if any; `at` wins over `every`."""
+        if number in self.at:
+            return parse_fault(self.at[number])
+        if self.every and number % self.every == 0:
+            return parse_fault(self.kind)
+        return None
+
+
+# ---------------------------------------------------------------- responses
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as received, and what the emulator did with it.
+
+    `number` counts from 1: every request of a SpanningEmulator, or the requests of
+    one tenant of a FleetEmulator (0 there for a request whose credentials match no
+    tenant of the listener it reached; such requests are not numbered).
+    """
+
+    number: int
+    method: str
+    path: str
+    headers: dict[str, str] = field(repr=False)  # holds the Basic credentials
+    status: int | None
+    fault: str | None
+    # time.monotonic() when the request arrived: tests measure waits between tries.
+    received_at: float = 0.0
+    # Whose credentials these were (None: nobody's on this listener), and the address
+    # of the listener the request arrived on.
+    tenant_id: str | None = None
+    host: str = ""
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str | None = JSON_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+_UNAUTHORIZED = _Response(401, _dumps({"code": "Unauthorized", "message": ""}))
+_USER_NOT_FOUND = _Response(
+    404, _dumps({"statusCode": 404, "code": "NotFound", "message": "User not found"})
+)
+
+
+def _not_found(method: str, path: str) -> _Response:
+    return _Response(404, f"Cannot {method} {path}".encode(), HTML_TYPE)
+
+
+def _bad_request(message: str) -> _Response:
+    body = {
+        "statusCode": 400,
+        "code": "FST_ERR_VALIDATION",
+        "error": "Bad Request",
+        "message": message,
+    }
+    return _Response(400, _dumps(body))
+
+
+def _server_error(status: int, variant: str | None) -> _Response:
+    reason = _REASONS[status]
+    if variant == "json":
+        return _Response(status, _dumps({"statusCode": status, "error": reason, "message": reason}))
+    if variant == "html":
+        title = f"{status} {reason}"
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
+        return _Response(status, page.encode(), HTML_TYPE)
+    return _Response(status, b"", None)
+
+
+def _fault_response(fault: Fault, retry_after: str | None) -> _Response | None:
+    """The canned answer of a fault that replaces the response, else None."""
+    if fault.kind == "429":
+        headers = (("Retry-After", retry_after),) if retry_after is not None else ()
+        return _Response(429, b"Too many requests, please try again later.", TEXT_TYPE, headers)
+    if fault.kind == "html200":
+        return _Response(200, _HTML_MAINTENANCE, HTML_TYPE)
+    if fault.status is not None:
+        return _server_error(fault.status, fault.variant)
+    return None
+
+
+# ---------------------------------------------------------------- tenant data
+
+
+@dataclass(frozen=True)
+class _View:
+    """Users in API order, as sort keys (for bisect) and pre-serialised JSON."""
+
+    keys: list[tuple[str, str]]
+    raw: list[bytes]
+
+
+class _Snapshot:
+    """One immutable tenant, sorted and serialised once so pages are cheap."""
+
+    def __init__(
+        self,
+        users: Sequence[Mapping[str, object]],
+        counters: Mapping[str, object] | None = None,
+    ) -> None:
+        ordered = sorted(users, key=sort_key)
+        keys = [sort_key(user) for user in ordered]
+        raw = [_dumps(user) for user in ordered]
+        in_ad = [user.get("inActiveDirectory") is True for user in ordered]
+        self.count = len(ordered)
+        self.views: dict[str | None, _View] = {None: _View(keys, raw)}
+        for wanted in (True, False):
+            picked = [i for i, flag in enumerate(in_ad) if flag is wanted]
+            self.views[str(wanted).lower()] = _View(
+                [keys[i] for i in picked], [raw[i] for i in picked]
+            )
+        self.by_upn = {key[0]: body for key, body in zip(keys, raw, strict=True)}
+        self.by_folded_upn: dict[str, bytes] = {}
+        for key, body in zip(keys, raw, strict=True):
+            self.by_folded_upn.setdefault(key[0].casefold(), body)
+        self.tenant = _dumps(tenant_summary(ordered) if counters is None else dict(counters))
+
+    def user(self, upn: str) -> bytes | None:
+        """A user by UPN; UPNs are case-insensitive in Microsoft Entra."""
+        return self.by_upn.get(upn) or self.by_folded_upn.get(upn.casefold())
+
+
+_SUMMARY_JSON = _dumps(_BACKUP_SUMMARY)
+
+
+def _with_summary(raw: bytes) -> bytes:
+    """Splice backupSummary into a pre-serialised user object."""
+    comma = b"" if raw == b"{}" else b","
+    return raw[:-1] + comma + b'"backupSummary":' + _SUMMARY_JSON + b"}"
+
+
+def _credentials(header: str | None) -> tuple[str, str] | None:
+    """(email, key) of a Basic Authorization header, or None when it is not one."""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    email, colon, key = decoded.partition(":")
+    return (email, key) if colon else None
+
+
+def _same_credentials(given: tuple[str, str] | None, admin_email: str, api_key: str) -> bool:
+    if given is None:
+        return False
+    email, key = given
+    same_key = hmac.compare_digest(key.encode(), api_key.encode())
+    return same_key and email.casefold() == admin_email.casefold()
+
+
+# ---------------------------------------------------------------- query parsing
+
+
+class _Invalid(Exception):
+    """A query-string validation failure, answered with a Fastify-style 400."""
+
+
+@dataclass(frozen=True)
+class _PageQuery:
+    size: int
+    status: str | None
+    in_ad: str | None
+    after: tuple[str, str] | None
+
+
+def _single(params: dict[str, list[str]], name: str, kind: str) -> str | None:
+    values = params.get(name)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise _Invalid(f"querystring/{name} must be {kind}")
+    return values[0]
+
+
+def _boolean(params: dict[str, list[str]], name: str) -> str | None:
+    value = _single(params, name, "boolean")
+    if value is not None and value not in ("true", "false"):
+        raise _Invalid(f"querystring/{name} must be boolean")
+    return value
+
+
+def _size(params: dict[str, list[str]], max_size: int) -> int:
+    value = _single(params, "size", "integer")
+    if value is None:
+        return min(DEFAULT_PAGE_SIZE, max_size)
+    if not _INTEGER.fullmatch(value):
+        raise _Invalid("querystring/size must be integer")
+    size = int(value)
+    if size < 1:
+        raise _Invalid("querystring/size must be >= 1")
+    if size > max_size:
+        raise _Invalid(f"querystring/size must be <= {max_size}")
+    return size
+
+
+def _parse_page_query(query: str, max_size: int) -> _PageQuery:
+    params = parse_qs(query, keep_blank_values=True)
+    ms_id = _single(params, "msIdOffset", "string")
+    sort_prop = _single(params, "sortPropOffset", "string")
+    after = None if ms_id is None and sort_prop is None else (sort_prop or "", ms_id or "")
+    size = _size(params, max_size)
+    return _PageQuery(
+        size, _boolean(params, "status"), _boolean(params, "inActiveDirectory"), after
+    )
+
+
+# ---------------------------------------------------------------- listeners
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """Who a request is for, decided when it arrives: numbering, faults, latency, data."""
+
+    number: int
+    tenant_id: str | None
+    snapshot: _Snapshot | None  # None: the credentials match no tenant here (401)
+    faults: FaultPlan
+    latency: float
+    page_hook: PageHook | None = None
+
+
+class _Listener(ThreadingHTTPServer):
+    """One loopback address and port: lifecycle, connections and the API's answers.
+
+    Subclasses decide who a request is for (admit) and where its log entry goes.
+    """
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_page_size: int,
+        link_style: LinkStyle,
+        last_link: LastLink,
+        verbose: bool,
+    ) -> None:
+        if not is_loopback_host(host):
+            raise ValueError(
+                f"refusing to serve on {host!r}: the emulator binds loopback addresses only"
+            )
+        if link_style not in ("absolute", "relative"):
+            raise ValueError(f"unknown link_style {link_style!r}")
+        if last_link not in ("empty", "null", "absent"):
+            raise ValueError(f"unknown last_link {last_link!r}")
+        self.max_page_size = max_page_size
+        self.link_style: LinkStyle = link_style
+        self.last_link: LastLink = last_link
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._aborted: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        if ":" in host.strip("[]"):
+            self.address_family = socket.AF_INET6
+        super().__init__((host.strip("[]"), port), _Handler)
+
+    # -- what subclasses decide
+
+    def admit(self, authorization: str | None) -> _Admission:
+        """Number the request just received and find whose it is."""
+        raise NotImplementedError
+
+    def record(self, entry: RequestRecord) -> None:
+        """Append to the request log."""
+        raise NotImplementedError
+
+    # -- lifecycle
+
+    @override
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse DNS lookup of the host."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = (
+            str(self.server_address[0]),
+            int(self.server_address[1]),
+        )
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            # A short poll interval is what lets stop() return quickly.
+            serve = functools.partial(self.serve_forever, poll_interval=0.05)
+            self._thread = threading.Thread(target=serve, name="spanning-emulator", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections, without waiting on hung ones."""
+        self._stopping.set()
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            _quietly_shutdown(connection)
+        self.server_close()
+
+    @property
+    def base_url(self) -> str:
+        """E.g. http://127.0.0.1:8765 (no trailing slash)."""
+        host = self.server_name
+        return (
+            f"http://[{host}]:{self.server_port}"
+            if ":" in host
+            else f"http://{host}:{self.server_port}"
+        )
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the server stops."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() has begun: slow fault handlers give up."""
+        return self._stopping.is_set()
+
+    # -- connection bookkeeping (so stop() and the reset faults work)
+
+    @override
+    def process_request(self, request: _Request, client_address: object) -> None:
+        if isinstance(request, socket.socket):
+            with self._lock:
+                self._open.add(request)
+        super().process_request(request, client_address)
+
+    def abort(self, connection: socket.socket) -> None:
+        """Make the coming close send a TCP RST instead of a FIN."""
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._lock:
+            self._aborted.add(connection)
+
+    @override
+    def shutdown_request(self, request: _Request) -> None:
+        connection = request if isinstance(request, socket.socket) else request[1]
+        with self._lock:
+            self._open.discard(connection)
+            aborted = connection in self._aborted
+            self._aborted.discard(connection)
+        if aborted:
+            self.close_request(request)  # no shutdown(): that would send a FIN first
+        else:
+            super().shutdown_request(request)
+
+    @override
+    def handle_error(self, request: _Request, client_address: object) -> None:
+        # Clients that time out or hang up mid-response are expected here.
+        if self.verbose:
+            super().handle_error(request, client_address)
+
+    # -- the API
+
+    def answer(self, method: str, target: str, admission: _Admission) -> _Response:
+        """The normal (fault-free) answer to one admitted request."""
+        path, _, query = target.partition("?")
+        if method != "GET" or not _is_route(path):
+            return _not_found(method, path)
+        snapshot = admission.snapshot
+        if snapshot is None:
+            return _UNAUTHORIZED
+        if path == TENANT_PATH:
+            return _Response(200, snapshot.tenant)
+        if path == USERS_PATH:
+            return self._users_page(snapshot, query, admission)
+        body = snapshot.user(unquote(path[len(USERS_PATH) + 1 :]))
+        return _USER_NOT_FOUND if body is None else _Response(200, body)
+
+    def _users_page(self, snapshot: _Snapshot, query: str, admission: _Admission) -> _Response:
+        try:
+            page = _parse_page_query(query, self.max_page_size)
+        except _Invalid as invalid:
+            return _bad_request(str(invalid))
+        view = snapshot.views[page.in_ad]
+        start = 0 if page.after is None else bisect.bisect_right(view.keys, page.after)
+        end = start + page.size
+        users = view.raw[start:end]
+        if page.status != "false":
+            users = [_with_summary(raw) for raw in users]
+        link = self._next_link(page, view.keys[end - 1]) if end < len(view.keys) else None
+        body = _page_body(users, self._link_field(link), admission)
+        return _Response(200, body)
+
+    def _next_link(self, page: _PageQuery, last: tuple[str, str]) -> str:
+        params = [("msIdOffset", last[1]), ("sortPropOffset", last[0]), ("size", str(page.size))]
+        echoed = (("status", page.status), ("inActiveDirectory", page.in_ad))
+        params += [(name, value) for name, value in echoed if value is not None]
+        path = (
+            USERS_PATH + "?" + "&".join(f"{name}={quote(value, safe='')}" for name, value in params)
+        )
+        return path if self.link_style == "relative" else self.base_url + path
+
+    def _link_field(self, link: str | None) -> dict[str, object]:
+        """The nextLink member: the link, or the configured last-page spelling."""
+        if link is not None:
+            return {"nextLink": link}
+        return _LAST_LINK_FIELDS[self.last_link]
+
+
+def _page_body(users: list[bytes], link_field: dict[str, object], admission: _Admission) -> bytes:
+    hook = admission.page_hook
+    if hook is not None:
+        payload: dict[str, object] = {"users": [json.loads(raw) for raw in users], **link_field}
+        return _dumps(hook(admission.number, payload))
+    tail = b"," + _dumps(link_field)[1:-1] if link_field else b""
+    return b'{"users":[' + b",".join(users) + b"]" + tail + b"}"
+
+
+# ---------------------------------------------------------------- one tenant
+
+
+@final
+class SpanningEmulator(_Listener):
+    """The Spanning API on loopback: users, tenant, single user, Basic auth, faults.
+
+    One tenant on one address; every request is numbered (from 1) for `faults`,
+    whatever its credentials.
+    """
+
+    def __init__(
+        self,
+        users: Sequence[Mapping[str, object]] | None = None,
+        *,
+        admin_email: str = DEFAULT_ADMIN_EMAIL,
+        api_key: str = DEFAULT_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_page_size: int = 1000,
+        latency: float = 0.0,
+        link_style: LinkStyle = "absolute",
+        last_link: LastLink = "empty",
+        faults: FaultPlan | None = None,
+        verbose: bool = False,
+        tenant_id: str = DEFAULT_TENANT_ID,
+    ) -> None:
+        self.admin_email = admin_email
+        self.api_key = api_key
+        self.latency = latency
+        self.faults = faults or FaultPlan()
+        self.tenant_id = tenant_id
+        self.page_hook: PageHook | None = None
+        self._snapshot = _Snapshot(generate_users(DEFAULT_USER_COUNT) if users is None else users)
+        self._log: list[RequestRecord] = []
+        self._count = 0
+        super().__init__(
+            host,
+            port,
+            max_page_size=max_page_size,
+            link_style=link_style,
+            last_link=last_link,
+            verbose=verbose,
+        )
+
+    def start(self) -> SpanningEmulator:
+        """Serve in a daemon thread; returns self."""
+        self._start_thread()
+        return self
+
+    @override
+    def __enter__(self) -> SpanningEmulator:
+        return self.start()
+
+    @override
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- tenant and request log
+
+    def set_users(self, users: Sequence[Mapping[str, object]]) -> None:
+        """Replace the tenant atomically (requests in flight keep the old one)."""
+        self._snapshot = _Snapshot(users)
+
+    @property
+    def user_count(self) -> int:
+        """Users in the current tenant."""
+        return self._snapshot.count
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A copy of the log of every request received so far."""
+        with self._lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        """Empty the log and restart request numbering at 1 (fault plans count from there)."""
+        with self._lock:
+            self._log.clear()
+            self._count = 0
+
+    def next_request_number(self) -> int:
+        """Number the request just received (from 1, every request counts)."""
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    @override
+    def record(self, entry: RequestRecord) -> None:
+        """Append to the request log."""
+        with self._lock:
+            self._log.append(entry)
+
+    @override
+    def admit(self, authorization: str | None) -> _Admission:
+        return self._admission(authorization, self.next_request_number())
+
+    def respond(
+        self, method: str, target: str, authorization: str | None, number: int
+    ) -> _Response:
+        """The normal (fault-free) answer to one request."""
+        return self.answer(method, target, self._admission(authorization, number))
+
+    def _admission(self, authorization: str | None, number: int) -> _Admission:
+        authorised = _same_credentials(_credentials(authorization), self.admin_email, self.api_key)
+        return _Admission(
+            number,
+            self.tenant_id if authorised else None,
+            self._snapshot if authorised else None,
+            self.faults,
+            self.latency,
+            self.page_hook,
+        )
+
+
+# ---------------------------------------------------------------- a fleet of tenants
+
+
+@dataclass
+class EmulatedTenant:
+    """One client tenant of a FleetEmulator, on the regional host `host`.
+
+    `counters` None: GET /external/tenant answers what the users add up to
+    (tenant_summary); a dict is sent as it is (a test can send status "suspended",
+    or leave a counter out).
+    """
+
+    tenant_id: str
+    users: Sequence[Mapping[str, object]] = field(repr=False)
+    admin_email: str
+    api_key: str = field(repr=False)
+    host: str = "127.0.0.1"
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    latency: float = 0.0
+    counters: dict[str, object] | None = None
+
+    @property
+    def user_count(self) -> int:
+        """Users in this tenant."""
+        return len(self.users)
+
+    def served_counters(self) -> dict[str, object]:
+        """What GET /external/tenant answers for this tenant."""
+        return tenant_summary(self.users) if self.counters is None else dict(self.counters)
+
+
+class _TenantState:
+    """A tenant as served: its current definition, snapshot and request count."""
+
+    def __init__(self, tenant: EmulatedTenant) -> None:
+        self.tenant = tenant
+        self.snapshot = _Snapshot(tenant.users, tenant.counters)
+        self.count = 0
+
+
+@final
+class _FleetListener(_Listener):
+    """One regional host of a fleet: serves the tenants whose host it is."""
+
+    def __init__(
+        self,
+        fleet: FleetEmulator,
+        host: str,
+        port: int,
+        *,
+        max_page_size: int,
+        link_style: LinkStyle,
+        last_link: LastLink,
+        verbose: bool,
+    ) -> None:
+        self.fleet = fleet
+        self.host = host
+        super().__init__(
+            host,
+            port,
+            max_page_size=max_page_size,
+            link_style=link_style,
+            last_link=last_link,
+            verbose=verbose,
+        )
+
+    @override
+    def admit(self, authorization: str | None) -> _Admission:
+        return self.fleet._admit(self.host, _credentials(authorization))
+
+    @override
+    def record(self, entry: RequestRecord) -> None:
+        self.fleet._record(entry)
+
+
+def _check_tenants(tenants: Sequence[EmulatedTenant]) -> None:
+    if not tenants:
+        raise ValueError("a fleet needs at least one tenant")
+    seen: set[str] = set()
+    credentials: set[tuple[str, str, str]] = set()
+    for tenant in tenants:
+        if not TENANT_ID_PATTERN.fullmatch(tenant.tenant_id):
+            raise ValueError(
+                f"tenant_id {tenant.tenant_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
+            )
+        if tenant.tenant_id in seen:
+            raise ValueError(f"tenant_id {tenant.tenant_id!r} appears twice")
+        seen.add(tenant.tenant_id)
+        if not is_loopback_host(tenant.host):
+            raise ValueError(
+                f"tenant {tenant.tenant_id}: refusing to serve on {tenant.host!r}: "
+                "the emulator binds loopback addresses only"
+            )
+        if tenant.latency < 0:
+            raise ValueError(f"tenant {tenant.tenant_id}: latency must be >= 0")
+        key = (tenant.host, tenant.admin_email.casefold(), tenant.api_key)
+        if key in credentials:
+            raise ValueError(
+                f"tenant {tenant.tenant_id}: another tenant on {tenant.host} has the same "
+                "admin email and key"
+            )
+        credentials.add(key)
+
+
+class FleetEmulator:
+    """Many tenants, one listener per distinct loopback host, all on one port if possible.
+
+    A listener serves only the tenants whose `host` it is, and tells them apart by
+    their Basic credentials (email case-insensitive); another host's tenant gets 401
+    exactly like a wrong key (keys are region-scoped). Faults and latency are per
+    tenant, and each tenant numbers its own requests from 1. Requests whose
+    credentials match no tenant of the listener get 401, no fault and no latency.
+    """
+
+    def __init__(
+        self,
+        tenants: Sequence[EmulatedTenant],
+        *,
+        port: int = 0,
+        max_page_size: int = 1000,
+        link_style: LinkStyle = "absolute",
+        last_link: LastLink = "empty",
+        verbose: bool = False,
+    ) -> None:
+        _check_tenants(tenants)
+        self._lock = threading.Lock()
+        self._log: list[RequestRecord] = []
+        self._states = {tenant.tenant_id: _TenantState(tenant) for tenant in tenants}
+        self._by_host: dict[str, dict[str, list[_TenantState]]] = {}
+        for state in self._states.values():
+            emails = self._by_host.setdefault(state.tenant.host, {})
+            emails.setdefault(state.tenant.admin_email.casefold(), []).append(state)
+        self._listeners: dict[str, _FleetListener] = {}
+
+        def bind(host: str, port: int) -> _FleetListener:
+            return _FleetListener(
+                self,
+                host,
+                port,
+                max_page_size=max_page_size,
+                link_style=link_style,
+                last_link=last_link,
+                verbose=verbose,
+            )
+
+        try:
+            wanted = port
+            for host in self._by_host:
+                try:
+                    listener = bind(host, wanted)
+                except OSError:
+                    if port != 0 or not self._listeners:
+                        raise
+                    listener = bind(host, 0)  # the first listener's port is taken here
+                if not self._listeners:
+                    wanted = listener.server_port
+                self._listeners[host] = listener
+        except BaseException:
+            for listener in self._listeners.values():
+                listener.server_close()
+            raise
+
+    # -- lifecycle
+
+    def start(self) -> FleetEmulator:
+        """Serve every listener in its own daemon thread; returns self."""
+        for listener in self._listeners.values():
+            listener._start_thread()
+        return self
+
+    def stop(self) -> None:
+        """Stop every listener, without waiting on hung connections."""
+        for listener in self._listeners.values():
+            listener.stop()
+
+    def __enter__(self) -> FleetEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses and tenants
+
+    def base_url(self, tenant_id: str) -> str:
+        """The base URL of the tenant's host, e.g. http://127.0.0.2:41234."""
+        return self._listeners[self._state(tenant_id).tenant.host].base_url
+
+    @property
+    def base_urls(self) -> list[str]:
+        """One base URL per listener (per distinct host), in order of first tenant."""
+        return [listener.base_url for listener in self._listeners.values()]
+
+    @property
+    def tenants(self) -> list[EmulatedTenant]:
+        """Every tenant as currently defined, in the order given."""
+        return [state.tenant for state in self._states.values()]
+
+    def tenant(self, tenant_id: str) -> EmulatedTenant:
+        """The tenant as currently defined (after any set_users/set_faults)."""
+        return self._state(tenant_id).tenant
+
+    def set_users(self, tenant_id: str, users: Sequence[Mapping[str, object]]) -> None:
+        """Replace a tenant's users atomically (requests in flight keep the old ones)."""
+        state = self._state(tenant_id)
+        snapshot = _Snapshot(users, state.tenant.counters)
+        with self._lock:
+            state.tenant = replace(state.tenant, users=users)
+            state.snapshot = snapshot
+
+    def set_faults(self, tenant_id: str, plan: FaultPlan) -> None:
+        """Replace a tenant's fault plan (its request numbering goes on)."""
+        state = self._state(tenant_id)
+        with self._lock:
+            state.tenant = replace(state.tenant, faults=plan)
+
+    def set_latency(self, tenant_id: str, seconds: float) -> None:
+        """Replace a tenant's added latency per response."""
+        if seconds < 0:
+            raise ValueError("latency must be >= 0")
+        state = self._state(tenant_id)
+        with self._lock:
+            state.tenant = replace(state.tenant, latency=seconds)
+
+    def _state(self, tenant_id: str) -> _TenantState:
+        try:
+            return self._states[tenant_id]
+        except KeyError:
+            raise KeyError(f"unknown tenant {tenant_id!r}") from None
+
+    # -- request log
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A copy of the log of every listener, in arrival order."""
+        with self._lock:
+            log = list(self._log)
+        return sorted(log, key=lambda entry: entry.received_at)
+
+    def clear_requests(self) -> None:
+        """Empty the log and restart every tenant's request numbering at 1."""
+        with self._lock:
+            self._log.clear()
+            for state in self._states.values():
+                state.count = 0
+
+    def _record(self, entry: RequestRecord) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def _admit(self, host: str, given: tuple[str, str] | None) -> _Admission:
+        state = None
+        if given is not None:
+            candidates = self._by_host.get(host, {}).get(given[0].casefold(), [])
+            for candidate in candidates:
+                tenant = candidate.tenant
+                if _same_credentials(given, tenant.admin_email, tenant.api_key):
+                    state = candidate
+                    break
+        if state is None:
+            return _Admission(0, None, None, FaultPlan(), 0.0)
+        with self._lock:
+            state.count += 1
+            tenant, snapshot, number = state.tenant, state.snapshot, state.count
+        return _Admission(number, tenant.tenant_id, snapshot, tenant.faults, tenant.latency)
+
+
+def _is_route(path: str) -> bool:
+    """Exact routes only: '//external/users' or '/external/users/' are 404s."""
+    if path in (USERS_PATH, TENANT_PATH):
+        return True
+    return path.startswith(USERS_PATH + "/") and len(path) > len(USERS_PATH) + 1
+
+
+def _quietly_shutdown(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by its handler
+        connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns each HTTP request into its listener's answer, applying the tenant's fault."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else small keep-alive responses stall ~40 ms on delayed ACKs
+    server: _Listener
+
+    @override
+    def log_message(self, format: str, *args: object) -> None:
+        if self.server.verbose:
+            sys.stderr.write(f"spanning-emulator: {self.address_string()} {format % args}\n")
+
+    @property
+    def target(self) -> str:
+        """The request target exactly as sent (self.path collapses a leading '//')."""
+        parts = self.requestline.split(" ")
+        return parts[1] if len(parts) == 3 else self.path
+
+    def _serve(self) -> None:
+        self._received_at = time.monotonic()
+        listener = self.server
+        admission = listener.admit(self.headers.get("Authorization"))
+        self._drain_body()
+        plan = admission.faults
+        fault = plan.fault_for(admission.number)
+        if fault is not None and fault.kind in ("reset-before", "hang"):
+            self._record(admission, None, fault)
+            self._drop(fault, plan.hang_seconds)
+            return
+        response = _fault_response(fault, plan.retry_after) if fault is not None else None
+        if response is None:
+            response = listener.answer(self.command, self.target, admission)
+        if fault is not None and fault.kind == "truncate":
+            response = replace(response, body=response.body[: len(response.body) // 2])
+        self._record(admission, response.status, fault)
+        listener.pause(admission.latency)
+        if fault is not None and fault.kind in ("trickle", "slow-headers"):
+            self._trickle(response, headers_too=fault.kind == "slow-headers")
+        else:
+            self._send(response, fault is not None and fault.kind == "reset-during")
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def _drain_body(self) -> None:
+        """Read any request body so the keep-alive connection stays in sync."""
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) > 0:
+            self.rfile.read(int(length))
+
+    def _record(self, admission: _Admission, status: int | None, fault: Fault | None) -> None:
+        headers = dict(self.headers.items())
+        kind = None if fault is None else fault.kind
+        self.server.record(
+            RequestRecord(
+                admission.number,
+                self.command,
+                self.target,
+                headers,
+                status,
+                kind,
+                self._received_at,
+                admission.tenant_id,
+                self.server.server_name,
+            )
+        )
+
+    def _drop(self, fault: Fault, hang_seconds: float) -> None:
+        """Answer nothing: hang first, or reset the connection at once."""
+        if fault.kind == "hang":
+            self.server.pause(hang_seconds)
+        else:
+            self.server.abort(self.connection)
+        self.close_connection = True
+
+    def _trickle(self, response: _Response, *, headers_too: bool) -> None:
+        """Send the body (and, with headers_too, the status line and headers first) one
+        byte every 0.2 s: never idle for long, never done soon; only a client-side
+        deadline ends it."""
+        self.close_connection = True
+        if headers_too:
+            head = (
+                f"HTTP/1.1 {response.status} OK\r\nContent-Type: {response.content_type}\r\n"
+                f"Content-Length: {len(response.body)}\r\n\r\n"
+            ).encode("latin-1")
+            data = head + response.body
+        else:
+            self._send_headers(response)
+            data = response.body
+        for index in range(len(data)):
+            if self.server.stopping:
+                return
+            try:
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def _send_headers(self, response: _Response) -> None:
+        self.send_response(response.status)
+        if response.content_type is not None:
+            self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+
+    def _send(self, response: _Response, half_then_close: bool) -> None:
+        self._send_headers(response)
+        if self.command == "HEAD":
+            return
+        if half_then_close:
+            self.wfile.write(response.body[: len(response.body) // 2])
+            self.close_connection = True
+        else:
+            self.wfile.write(response.body)
