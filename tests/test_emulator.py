@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import signal
+import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
-
-from tap_spanning.emulator import (
+from spanning_emulator import (
     DEFAULT_ADMIN_EMAIL,
     DEFAULT_API_KEY,
+    ROLE_DESCRIPTIONS,
     ROLE_IDS,
     ROLE_NAMES,
     TAG_SPELLINGS,
+    EmulatedTenant,
     FaultPlan,
+    FleetEmulator,
     SpanningEmulator,
     expected_output,
     expected_roles,
+    expected_tenant_record,
+    generate_fleet,
     generate_users,
     parse_fault,
     sort_key,
+    tenant_summary,
 )
-from tap_spanning.emulator.cli import main as cli_main
+from spanning_emulator.cli import main as cli_main
 
 AUTH = (DEFAULT_ADMIN_EMAIL, DEFAULT_API_KEY)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EMULATOR_ROOT = PROJECT_ROOT / "emulator"  # the spanning-emulator project
 TENANT = generate_users(230)
 
 
@@ -452,10 +464,14 @@ def test_tag_table_covers_every_role_by_its_display_name() -> None:
 def test_expected_output_shape() -> None:
     users = generate_users(300)
     output = expected_output(users)
-    assert output["roles"] == [{"id": role, "name": ROLE_NAMES[role]} for role in ROLE_IDS]
+    assert output["roles"] == [
+        {"id": role, "name": ROLE_NAMES[role], "description": ROLE_DESCRIPTIONS[role]}
+        for role in ROLE_IDS
+    ]
     records = output["users"]
     assert [r["msId"] for r in records] == [u["msId"] for u in sorted(users, key=sort_key)]
-    assert all(len(r) == 10 and r["displayName"] is not None for r in records)
+    assert all(len(r) == 11 and r["displayName"] is not None for r in records)
+    assert all(r["tenant_id"] == "default" for r in records + output["role_memberships"])
     roles_of = {
         r["msId"]: [m["roleId"] for m in output["role_memberships"] if m["msId"] == r["msId"]]
         for r in records
@@ -503,8 +519,8 @@ def test_cli_refuses_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_cli_serves_in_a_subprocess(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SPANNING_EMULATOR_API_KEY": "k-e-y"}
-    command = [sys.executable, "-m", "tap_spanning.emulator", "--port", "0", "--users", "30"]
+    env = {**os.environ, "PYTHONPATH": str(EMULATOR_ROOT), "SPANNING_EMULATOR_API_KEY": "k-e-y"}
+    command = [sys.executable, "-m", "spanning_emulator", "--port", "0", "--users", "30"]
     process = subprocess.Popen(
         [*command, "--ready-file", str(ready)],
         env=env,
@@ -528,3 +544,560 @@ def test_cli_serves_in_a_subprocess(tmp_path: Path) -> None:
     assert stdout.startswith(f"spanning-emulator: serving 30 users at {base_url} (admin_email=")
     assert "SPANNING_EMULATOR_API_KEY" in stdout
     assert "k-e-y" not in stdout + stderr
+
+
+def test_http_absolute_link_style_is_gone() -> None:
+    with pytest.raises(ValueError, match="link_style"):
+        SpanningEmulator([], link_style="http-absolute")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ profiles
+
+# Computed from the generator as it was before profiles existed: "torture" must not move.
+TORTURE_SHA256 = {
+    (300, 1): "d8c4156fd8356876206369d144d583225be9efa7cbfdefc9bb5446d4b33da890",
+    (2500, 1): "ac114553e66ca7a9064ba8cfc15fed4f5f003a312e900fed284854613d394c8e",
+    (120, 2): "298d9b004ce7fe0f6567a75040df94c6efe6ca289b192095f57b79b0cb102ba5",
+}
+TORTURE_SEED_5_FIRST = {
+    "userPrincipalName": "björn.ødegaard.0@contoso.example",
+    "email": "björn.ødegaard.0@contoso.example",
+    "userDisplayName": "Björn Ødegaard",
+    "msId": "3fc1ea36-f17f-4374-86a5-387777330bdb",
+    "assigned": True,
+    "isAdmin": False,
+    "isDeleted": False,
+    "isArchive": False,
+    "tags": ["User", "USER"],
+    "inActiveDirectory": True,
+}
+
+
+@pytest.mark.parametrize(("count", "seed"), list(TORTURE_SHA256))
+def test_torture_profile_is_unchanged(count: int, seed: int) -> None:
+    for users in (generate_users(count, seed), generate_users(count, seed, "torture")):
+        encoded = json.dumps(users, ensure_ascii=False).encode()
+        assert hashlib.sha256(encoded).hexdigest() == TORTURE_SHA256[count, seed]
+
+
+def test_torture_profile_fixed_record() -> None:
+    first = generate_users(3, seed=5)[0]
+    assert first == TORTURE_SEED_5_FIRST
+    assert list(first) == list(TORTURE_SEED_5_FIRST)  # key order too
+
+
+def test_unknown_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match="profile"):
+        generate_users(3, 1, "chaos")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="domain"):
+        generate_users(3, 1, "torture", domain="x.example")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_realistic_profile_proportions(seed: int) -> None:
+    users = generate_users(3000, seed, "realistic")
+    count = len(users)
+
+    def share(predicate: Any) -> float:
+        return sum(1 for user in users if predicate(user)) / count
+
+    def tags(user: dict[str, object]) -> list[str]:
+        return user.get("tags") or []  # type: ignore[return-value]
+
+    assert 0.01 <= share(lambda u: "Global Admin" in tags(u)) <= 0.03
+    assert 0.05 <= share(lambda u: "Shared Mailbox" in tags(u)) <= 0.10
+    assert 0.005 <= share(lambda u: u["isArchive"] is True) <= 0.05
+    assert 0.005 <= share(lambda u: u["isDeleted"] is True) <= 0.05
+    assert 0.01 <= share(lambda u: u["isAdmin"] is True) <= 0.03
+    assert share(lambda u: u.get("tags") == ["User"]) >= 0.70
+    assert 0.03 <= share(lambda u: "tags" not in u) <= 0.07
+    unknown = {tag for user in users for tag in tags(user) if TAG_SPELLINGS[tag] is None}
+    assert unknown
+    assert unknown <= {"VIP", "Finance", "Contractor", "Legacy Import"}
+    assert 0 < share(lambda u: any(TAG_SPELLINGS[t] is None for t in tags(u))) <= 0.05
+    known = {tag for user in users for tag in tags(user) if TAG_SPELLINGS[tag] is not None}
+    assert known <= set(ROLE_NAMES.values())  # the console's display strings only
+    # Every Global Admin is a Spanning admin.
+    assert all(u["isAdmin"] is True for u in users if "Global Admin" in tags(u))
+    # Plain names and UPNs on one domain, no emoji, no duplicates.
+    upns = [str(u["userPrincipalName"]) for u in users]
+    assert {upn.partition("@")[2] for upn in upns} == {"contoso.example"}
+    assert len({upn.casefold() for upn in upns}) == count
+    assert all(re.fullmatch(r"[a-z0-9.-]+@contoso\.example", upn) for upn in upns)
+    assert all(str(u["displayName"]).isascii() and "userDisplayName" not in u for u in users)
+    for user in users:
+        expected_roles(user)  # every tag is in the hand-written table
+
+
+def test_realistic_profile_is_deterministic_and_takes_a_domain() -> None:
+    assert generate_users(40, 3, "realistic") == generate_users(40, 3, "realistic")
+    assert generate_users(40, 3, "realistic") != generate_users(40, 4, "realistic")
+    users = generate_users(40, 3, "realistic", domain="fabrikam.example")
+    assert all(str(u["userPrincipalName"]).endswith("@fabrikam.example") for u in users)
+
+
+# ------------------------------------------------------------------ ground truth
+
+
+ROLE_DESCRIPTIONS_BY_HAND = {
+    "user": "A standard backed-up user mailbox.",
+    "shared_mailbox": "A shared mailbox backed up by Spanning.",
+    "global_admin": "A Microsoft 365 Global Administrator.",
+    "spanning_admin": (
+        "An administrator of the Spanning Backup console (every Global Admin is one)."
+    ),
+    "archived": "Holds an archive license: the backup is kept read-only, no new backups.",
+    "no_microsoft_license": "Has no Microsoft 365 license that Spanning can back up.",
+    "deleted_from_microsoft": (
+        "Deleted from Microsoft Entra ID; the backup is still held in Spanning."
+    ),
+}
+
+
+def test_expected_output_carries_tenant_id_first() -> None:
+    users = generate_users(40, seed=6)
+    output = expected_output(users, tenant_id="t0042-fabrikam")
+    assert list(output["users"][0]) == [
+        "tenant_id", "msId", "userPrincipalName", "email", "displayName", "assigned",
+        "isAdmin", "isDeleted", "isArchive", "tags", "disabled",
+    ]  # fmt: skip
+    assert list(output["role_memberships"][0]) == [
+        "tenant_id", "roleId", "msId", "userPrincipalName",
+    ]  # fmt: skip
+    assert {r["tenant_id"] for r in output["users"] + output["role_memberships"]} == {
+        "t0042-fabrikam"
+    }
+    assert output["roles"] == [
+        {"id": role, "name": ROLE_NAMES[role], "description": ROLE_DESCRIPTIONS_BY_HAND[role]}
+        for role in ROLE_IDS
+    ]
+    default = expected_output(users)
+    assert {r["tenant_id"] for r in default["users"]} == {"default"}
+
+
+def test_expected_tenant_record() -> None:
+    counters = {"licenses": 15, "users": 26, "status": "paid", "unknown": 1}
+    record = expected_tenant_record("t0001-contoso", counters, "http://127.0.0.2:41234")
+    assert record == {
+        "tenant_id": "t0001-contoso",
+        "region": None,
+        "base_url": "http://127.0.0.2:41234",
+        "licenses": 15,
+        "archivedLicenses": None,
+        "users": 26,
+        "assigned": None,
+        "assignedStandard": None,
+        "assignedArchive": None,
+        "status": "paid",
+    }
+    assert list(record) == [
+        "tenant_id", "region", "base_url", "licenses", "archivedLicenses", "users",
+        "assigned", "assignedStandard", "assignedArchive", "status",
+    ]  # fmt: skip
+    for location in ("eu", "https://o365-api-eu.spanningbackup.com/external/"):
+        eu = expected_tenant_record("x", counters, location)
+        assert (eu["region"], eu["base_url"]) == ("eu", "https://o365-api-eu.spanningbackup.com")
+    with pytest.raises(ValueError, match="loopback"):
+        expected_tenant_record("x", counters, "https://example.com")
+
+
+# ------------------------------------------------------------------ a fleet of tenants
+
+KEY_A = "11111111-1111-4111-8111-111111111111"
+KEY_B = "22222222-2222-4222-8222-222222222222"
+KEY_C = "33333333-3333-4333-8333-333333333333"
+
+
+def _fleet_tenants(**overrides: Mapping[str, object]) -> list[EmulatedTenant]:
+    tenants = [
+        EmulatedTenant(
+            "t1-contoso", generate_users(45, 11, "realistic"), "admin@t1.example", KEY_A
+        ),
+        EmulatedTenant("t2-fabrikam", generate_users(23, 12), "admin@t2.example", KEY_B),
+        EmulatedTenant(
+            "t3-northwind",
+            generate_users(30, 13, "realistic"),
+            "admin@t3.example",
+            KEY_C,
+            host="127.0.0.2",
+        ),
+    ]
+    return [EmulatedTenant(**{**t.__dict__, **overrides.get(t.tenant_id, {})}) for t in tenants]
+
+
+@pytest.fixture
+def fleet() -> Iterator[FleetEmulator]:
+    with FleetEmulator(_fleet_tenants()) as emu:
+        yield emu
+
+
+CREDENTIALS = {
+    "t1-contoso": ("admin@t1.example", KEY_A),
+    "t2-fabrikam": ("admin@t2.example", KEY_B),
+    "t3-northwind": ("admin@t3.example", KEY_C),
+}
+
+
+def _get(url: str, auth: tuple[str, str] | None, **kwargs: Any) -> requests.Response:
+    return requests.get(url, auth=auth, timeout=5, **kwargs)
+
+
+def test_fleet_paginates_each_tenant_on_its_own_host(fleet: FleetEmulator) -> None:
+    urls = {tenant_id: fleet.base_url(tenant_id) for tenant_id in CREDENTIALS}
+    assert urls["t1-contoso"] == urls["t2-fabrikam"]
+    assert urlsplit(urls["t1-contoso"]).hostname == "127.0.0.1"
+    assert urlsplit(urls["t3-northwind"]).hostname == "127.0.0.2"
+    # One port for every host (port 0: the first listener picks, the others follow).
+    assert urlsplit(urls["t3-northwind"]).port == urlsplit(urls["t1-contoso"]).port
+    assert fleet.base_urls == [urls["t1-contoso"], urls["t3-northwind"]]
+    for tenant_id, auth in CREDENTIALS.items():
+        with requests.Session() as http:
+            http.auth = auth
+            users, links = _crawl(http, f"{urls[tenant_id]}/external/users?size=10&status=false")
+        tenant = fleet.tenant(tenant_id)
+        assert users == sorted(tenant.users, key=sort_key)
+        assert links
+        assert all(link.startswith(f"{urls[tenant_id]}/external/users?") for link in links)
+    log = fleet.requests
+    for tenant_id in CREDENTIALS:
+        mine = [r for r in log if r.tenant_id == tenant_id]
+        assert len(mine) == math.ceil(fleet.tenant(tenant_id).user_count / 10)
+        assert [r.number for r in mine] == list(range(1, len(mine) + 1))
+        assert {r.host for r in mine} == {urlsplit(urls[tenant_id]).hostname}
+    assert [r.received_at for r in log] == sorted(r.received_at for r in log)
+
+
+def test_fleet_relative_links_and_last_link() -> None:
+    with FleetEmulator(_fleet_tenants(), link_style="relative", last_link="absent") as emu:
+        url = f"{emu.base_url('t3-northwind')}/external/users?size=20&status=false"
+        first = _get(url, CREDENTIALS["t3-northwind"]).json()
+        assert first["nextLink"].startswith("/external/users?msIdOffset=")
+        last = _get(emu.base_url("t3-northwind") + first["nextLink"], CREDENTIALS["t3-northwind"])
+        assert "nextLink" not in last.json()
+
+
+def test_fleet_tells_tenants_apart_by_credentials() -> None:
+    # Two tenants on one host with the same admin email: the key decides.
+    tenants = _fleet_tenants(**{"t2-fabrikam": {"admin_email": "admin@t1.example"}})
+    with FleetEmulator(tenants) as emu:
+        url = f"{emu.base_url('t1-contoso')}/external/tenant"
+        for key, tenant_id in ((KEY_A, "t1-contoso"), (KEY_B, "t2-fabrikam")):
+            response = _get(url, ("ADMIN@T1.example", key))  # the email ignores case
+            assert response.status_code == 200
+            assert response.json()["users"] == emu.tenant(tenant_id).user_count
+        wrong = _get(url, ("admin@t1.example", KEY_C))
+        assert (wrong.status_code, wrong.json()) == (401, {"code": "Unauthorized", "message": ""})
+        assert [r.tenant_id for r in emu.requests] == ["t1-contoso", "t2-fabrikam", None]
+
+
+def test_fleet_keys_are_region_scoped(fleet: FleetEmulator) -> None:
+    fleet.set_faults("t3-northwind", FaultPlan(at={1: "503"}))
+    # t3 lives on 127.0.0.2: its credentials on 127.0.0.1 are a wrong key there.
+    wrong_host = fleet.base_url("t1-contoso")
+    for path in ("/external/users", "/external/tenant"):
+        response = _get(wrong_host + path, CREDENTIALS["t3-northwind"])
+        assert (response.status_code, response.json()) == (
+            401,
+            {"code": "Unauthorized", "message": ""},
+        )
+    # And t1's on 127.0.0.2.
+    assert (
+        _get(
+            fleet.base_url("t3-northwind") + "/external/tenant", CREDENTIALS["t1-contoso"]
+        ).status_code
+        == 401
+    )
+    log = fleet.requests
+    assert [(r.tenant_id, r.number, r.fault, r.status) for r in log] == [(None, 0, None, 401)] * 3
+    assert [r.host for r in log] == ["127.0.0.1", "127.0.0.1", "127.0.0.2"]
+    # None of them counted as t3's request 1: its own first request gets the fault.
+    right = _get(fleet.base_url("t3-northwind") + "/external/tenant", CREDENTIALS["t3-northwind"])
+    assert right.status_code == 503
+    # Unknown routes stay 404 whoever asks, as on the real host.
+    assert _get(wrong_host + "/users", CREDENTIALS["t3-northwind"]).status_code == 404
+
+
+def test_fleet_faults_count_each_tenants_requests(fleet: FleetEmulator) -> None:
+    fleet.set_faults("t1-contoso", FaultPlan(at={2: "503"}))
+    fleet.set_faults("t2-fabrikam", FaultPlan(every=3, kind="429", retry_after="4"))
+    base = fleet.base_url("t1-contoso")
+
+    def hammer(tenant_id: str, statuses: list[int]) -> None:
+        with requests.Session() as http:
+            http.auth = CREDENTIALS[tenant_id]
+            for _ in range(6):
+                statuses.append(http.get(f"{base}/external/users?size=5", timeout=5).status_code)
+
+    results: dict[str, list[int]] = {"t1-contoso": [], "t2-fabrikam": []}
+    threads = [threading.Thread(target=hammer, args=item) for item in results.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Whatever the interleaving, each tenant's plan hits its own n-th request.
+    assert results["t1-contoso"] == [200, 503, 200, 200, 200, 200]
+    assert results["t2-fabrikam"] == [200, 200, 429, 200, 200, 429]
+    t2 = [r for r in fleet.requests if r.tenant_id == "t2-fabrikam"]
+    assert [(r.number, r.fault) for r in t2 if r.fault] == [(3, "429"), (6, "429")]
+    fleet.clear_requests()  # numbering restarts at 1 for every tenant
+    assert fleet.requests == []
+    assert _get(f"{base}/external/users", CREDENTIALS["t1-contoso"]).status_code == 200
+    assert _get(f"{base}/external/users", CREDENTIALS["t1-contoso"]).status_code == 503
+
+
+def test_fleet_latency_is_per_tenant() -> None:
+    tenants = _fleet_tenants(**{"t1-contoso": {"latency": 0.4}})
+    with FleetEmulator(tenants) as emu:
+        base = emu.base_url("t1-contoso")
+        started = time.monotonic()
+        assert _get(f"{base}/external/tenant", CREDENTIALS["t2-fabrikam"]).ok
+        fast = time.monotonic() - started
+        started = time.monotonic()
+        assert _get(f"{base}/external/tenant", CREDENTIALS["t1-contoso"]).ok
+        slow = time.monotonic() - started
+        started = time.monotonic()
+        assert _get(f"{base}/external/tenant", ("nobody@t1.example", KEY_A)).status_code == 401
+        unknown = time.monotonic() - started
+        emu.set_latency("t1-contoso", 0.0)
+        started = time.monotonic()
+        assert _get(f"{base}/external/tenant", CREDENTIALS["t1-contoso"]).ok
+        after = time.monotonic() - started
+    assert slow >= 0.4
+    assert fast < 0.3
+    assert unknown < 0.3
+    assert after < 0.3
+
+
+def test_fleet_counters_override() -> None:
+    counters: dict[str, object] = {"licenses": 40, "users": 2, "status": "suspended"}
+    tenants = _fleet_tenants(**{"t2-fabrikam": {"counters": counters}})
+    with FleetEmulator(tenants) as emu:
+        base = emu.base_url("t1-contoso")
+        served = _get(f"{base}/external/tenant", CREDENTIALS["t2-fabrikam"]).json()
+        assert served == counters  # missing counters left out, unknown status kept
+        computed = _get(f"{base}/external/tenant", CREDENTIALS["t1-contoso"]).json()
+        users = emu.tenant("t1-contoso").users
+        assigned = [u for u in users if u["assigned"] is True]
+        archived = [u for u in assigned if u["isArchive"] is True]
+        assert computed["users"] == len(users)
+        assert computed["assigned"] == len(assigned)
+        assert computed["assignedArchive"] == len(archived)
+        assert computed["status"] == "paid"
+        assert computed == emu.tenant("t1-contoso").served_counters() == tenant_summary(users)
+        # set_users keeps the override.
+        emu.set_users("t2-fabrikam", generate_users(3, 99))
+        assert _get(f"{base}/external/tenant", CREDENTIALS["t2-fabrikam"]).json() == counters
+        users_page = _get(f"{base}/external/users", CREDENTIALS["t2-fabrikam"]).json()
+        assert len(users_page["users"]) == 3
+        assert emu.tenant("t2-fabrikam").user_count == 3
+
+
+def test_fleet_single_user_route(fleet: FleetEmulator) -> None:
+    user = fleet.tenant("t3-northwind").users[4]
+    upn = quote(str(user["userPrincipalName"]), safe="")
+    url = f"{fleet.base_url('t3-northwind')}/external/users/{upn}"
+    assert _get(url, CREDENTIALS["t3-northwind"]).json() == user
+    other = fleet.tenant("t1-contoso").users[0]
+    url = f"{fleet.base_url('t1-contoso')}/external/users/{quote(str(other['userPrincipalName']))}"
+    assert _get(url, CREDENTIALS["t2-fabrikam"]).status_code == 404  # not t2's user
+
+
+def test_fleet_validation() -> None:
+    good = _fleet_tenants()
+    with pytest.raises(ValueError, match="at least one"):
+        FleetEmulator([])
+    with pytest.raises(ValueError, match="twice"):
+        FleetEmulator([good[0], good[0]])
+    with pytest.raises(ValueError, match="tenant_id"):
+        FleetEmulator(_fleet_tenants(**{"t1-contoso": {"tenant_id": "bad id!"}}))
+    with pytest.raises(ValueError, match="loopback"):
+        FleetEmulator(_fleet_tenants(**{"t1-contoso": {"host": "10.0.0.1"}}))
+    with pytest.raises(ValueError, match="same admin email and key"):
+        FleetEmulator(
+            _fleet_tenants(**{"t2-fabrikam": {"admin_email": "ADMIN@t1.example", "api_key": KEY_A}})
+        )
+    with FleetEmulator(good) as emu, pytest.raises(KeyError, match="unknown tenant"):
+        emu.base_url("nope")
+    assert "api_key" not in repr(good[0])
+    assert KEY_A not in repr(good[0])
+
+
+def test_fleet_with_a_fixed_port() -> None:
+    with FleetEmulator(_fleet_tenants()) as first:
+        port = urlsplit(first.base_url("t1-contoso")).port
+    assert port is not None
+    with FleetEmulator(_fleet_tenants(), port=port) as again:
+        assert {urlsplit(url).port for url in again.base_urls} == {port}
+        with pytest.raises(OSError, match="in use"):
+            FleetEmulator(_fleet_tenants(), port=port)
+
+
+# ------------------------------------------------------------------ generate_fleet
+
+
+def test_generate_fleet_is_deterministic() -> None:
+    first = generate_fleet(12, seed=5, hosts=("127.0.0.1", "127.0.0.2"))
+    assert first == generate_fleet(12, seed=5, hosts=("127.0.0.1", "127.0.0.2"))
+    other = generate_fleet(12, seed=6, hosts=("127.0.0.1", "127.0.0.2"))
+    assert [t.api_key for t in first] != [t.api_key for t in other]
+    assert [t.host for t in first] == ["127.0.0.1", "127.0.0.2"] * 6
+
+
+def test_generate_fleet_shape_and_size_spread() -> None:
+    fleet = generate_fleet(1000, seed=3, hosts=("127.0.0.1", "127.0.0.2", "127.0.0.3"))
+    sizes = [len(t.users) for t in fleet]
+    median = statistics.median(sizes)
+    assert 150_000 <= sum(sizes) <= 250_000
+    assert max(sizes) > 10 * median
+    assert 2 <= sum(size > 2000 for size in sizes) <= 30
+    assert sum(size < 50 for size in sizes) >= 300
+    assert sum(size <= 1 for size in sizes) >= 3
+    ids = [t.tenant_id for t in fleet]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"t[0-9]{4}-[a-z0-9-]+", i) and len(i) <= 64 for i in ids)
+    assert ids[0].startswith("t0001-")
+    assert ids[-1].startswith("t1000-")
+    assert all(t.admin_email == f"admin@{t.tenant_id}.example" for t in fleet)
+    keys = [t.api_key for t in fleet]
+    assert len(set(keys)) == len(keys)
+    assert all(str(uuid.UUID(key)) == key for key in keys)
+    assert [t.host for t in fleet[:4]] == ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1"]
+    statuses = [t.served_counters()["status"] for t in fleet]
+    assert 60 <= statuses.count("trial") <= 140
+    assert 5 <= statuses.count("expired") <= 60
+    assert statuses.count("paid") == 1000 - statuses.count("trial") - statuses.count("expired")
+    big = max(fleet, key=lambda t: len(t.users))
+    assert all(str(u["userPrincipalName"]).endswith(f"@{big.tenant_id}.example") for u in big.users)
+    # Users differ from tenant to tenant.
+    first_ids = [t.users[0]["msId"] for t in fleet if t.users]
+    assert len(set(first_ids)) == len(first_ids)
+
+
+# ------------------------------------------------------------------ fleet command line
+
+
+def _fleet_files(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): path.read_text("utf-8")
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_cli_write_fleet(tmp_path: Path) -> None:
+    hosts = ("127.0.0.1", "127.0.0.2")
+    argv = ["--tenants", "6", "--seed", "4", "--hosts", ",".join(hosts), "--port", "9123"]
+    assert cli_main([*argv, "--write-fleet", str(tmp_path)]) == 0
+    tenants = generate_fleet(6, seed=4, hosts=hosts)
+    config = json.loads((tmp_path / "tap-config.json").read_text("utf-8"))
+    assert config == {
+        "tenants": [
+            {
+                "tenant_id": t.tenant_id,
+                "admin_email": t.admin_email,
+                "base_url": f"http://{t.host}:9123",
+            }
+            for t in tenants
+        ],
+        "page_size": 1000,
+    }
+    env_lines = (tmp_path / "tenant-keys.env").read_text("utf-8").splitlines()
+    assert len(env_lines) == 1
+    name, _, value = env_lines[0].partition("=")
+    assert name == "TAP_SPANNING_TENANT_API_KEYS"
+    assert value.startswith("'")
+    assert value.endswith("'")
+    assert json.loads(value[1:-1]) == {t.tenant_id: t.api_key for t in tenants}
+    assert (tmp_path / "tenant-keys.env").stat().st_mode & 0o077 == 0
+    # The keys are in the .env file and nowhere else.
+    for relative, text in _fleet_files(tmp_path).items():
+        if relative != "tenant-keys.env":
+            assert not any(t.api_key in text for t in tenants), relative
+
+    def jsonl(path: Path) -> list[dict[str, object]]:
+        return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+    expected = tmp_path / "expected"
+    assert jsonl(expected / "roles.jsonl") == expected_output([])["roles"]
+    for tenant in tenants:
+        folder = expected / tenant.tenant_id
+        output = expected_output(tenant.users, tenant.tenant_id)
+        assert jsonl(folder / "users.jsonl") == output["users"]
+        assert jsonl(folder / "role_memberships.jsonl") == output["role_memberships"]
+        (record,) = jsonl(folder / "tenants.jsonl")
+        assert record == expected_tenant_record(
+            tenant.tenant_id, tenant.served_counters(), f"http://{tenant.host}:9123"
+        )
+        assert record["users"] == len(tenant.users)
+    assert sorted(p.name for p in expected.iterdir()) == sorted(
+        ["roles.jsonl", *(t.tenant_id for t in tenants)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tenants", "3", "--users", "10"], "--users"),
+        (["--tenants", "3", "--api-key", "k"], "--api-key"),
+        (["--tenants", "3", "--hosts", "127.0.0.1,10.1.1.1"], "loopback"),
+        (["--tenants", "3", "--tenant-fault", "nobody:1=500"], "nobody"),
+        (["--tenants", "3", "--tenant-latency-ms", "nobody=5"], "nobody"),
+        (["--tenants", "3", "--port", "0", "--write-fleet", "x"], "--port"),
+        (["--write-fleet", "x"], "--tenants"),
+        (["--tenant-fault", "a:1=500"], "--tenants"),
+    ],
+)
+def test_cli_fleet_flag_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_profile_flag(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    assert cli_main(["--users", "25", "--profile", "realistic", "--write-users", str(path)]) == 0
+    assert json.loads(path.read_text("utf-8")) == generate_users(25, 1, "realistic")
+
+
+def test_cli_serves_a_fleet_in_a_subprocess(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    tenants = generate_fleet(4, seed=2, hosts=("127.0.0.1", "127.0.0.2"))
+    faulty, slow = tenants[0], tenants[1]
+    command = [
+        sys.executable, "-m", "spanning_emulator", "--tenants", "4", "--seed", "2",
+        "--hosts", "127.0.0.1,127.0.0.2", "--port", "0", "--ready-file", str(ready),
+        "--tenant-fault", f"{faulty.tenant_id}:1=503",
+        "--tenant-latency-ms", f"{slow.tenant_id}=300",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(EMULATOR_ROOT)}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        base_urls = ready.read_text("utf-8").splitlines()
+        assert [urlsplit(url).hostname for url in base_urls] == ["127.0.0.1", "127.0.0.2"]
+        by_host = {urlsplit(url).hostname: url for url in base_urls}
+        for tenant in tenants:
+            url = f"{by_host[tenant.host]}/external/tenant"
+            auth = (tenant.admin_email, tenant.api_key)
+            response = _get(url, auth)
+            if tenant is faulty:
+                assert response.status_code == 503
+                response = _get(url, auth)
+            assert response.json()["users"] == len(tenant.users)
+        started = time.monotonic()
+        assert _get(f"{by_host[slow.host]}/external/tenant", (slow.admin_email, slow.api_key)).ok
+        assert time.monotonic() - started >= 0.3
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    users = sum(len(t.users) for t in tenants)
+    assert stdout.startswith(f"spanning-emulator: serving 4 tenants ({users} users) at ")
+    assert not any(t.api_key in stdout + stderr for t in tenants)
