@@ -11,7 +11,9 @@
 # The live file is $TARGET_DUCKDB_PATH, default output/spanning.duckdb (as in meltano.yml).
 set -euo pipefail
 live="${TARGET_DUCKDB_PATH:-output/spanning.duckdb}"
-fresh="$live.loading"
+# target-duckdb names the catalog after the file: keep the fresh name a plain identifier.
+stem="$(basename "$live" .duckdb)"
+fresh="$(dirname "$live")/${stem}_loading.duckdb"
 mkdir -p "$(dirname "$live")"
 rm -f "$fresh" "$fresh.wal"
 if TARGET_DUCKDB_PATH="$fresh" meltano run "$@" tap-spanning target-duckdb; then

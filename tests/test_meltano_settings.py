@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 KINDS = {
     "string": {"string", "options"},
     "integer": {"integer"},
-    "number": {"decimal"},
+    # Meltano 4.4.1 turns a `decimal` setting into a Decimal and then fails to write the
+    # plugin's config file ("Object of type Decimal is not JSON serializable"): fractional
+    # settings are declared as strings, and the tap reads numbers given as text.
+    "number": {"string"},
     "boolean": {"boolean"},
     "array": {"array"},
     "object": {"object"},
@@ -48,7 +51,10 @@ def test_kinds_defaults_and_sensitivity_agree() -> None:
         setting = declared[name]
         json_type = next(t for t in schema["type"] if t != "null")
         assert setting["kind"] in KINDS[json_type], name
-        assert setting.get("value") == schema.get("default"), name
+        value = setting.get("value")
+        if json_type == "number" and value is not None:
+            value = float(value)
+        assert value == schema.get("default"), name
         assert bool(setting.get("sensitive")) == bool(schema.get("secret")), name
         if "enum" in schema:
             assert [o["value"] for o in setting["options"]] == [
@@ -56,11 +62,11 @@ def test_kinds_defaults_and_sensitivity_agree() -> None:
             ], name
 
 
-def test_fractional_seconds_are_declared_as_decimals() -> None:
+def test_fractional_seconds_are_not_declared_as_integers() -> None:
     # A timeout of 0.5 s is valid: an integer kind would make Meltano refuse it.
     declared = meltano_settings()
-    assert declared["request_timeout"]["kind"] == "decimal"
-    assert declared["max_retry_wait"]["kind"] == "decimal"
+    assert declared["request_timeout"]["kind"] == "string"
+    assert declared["max_retry_wait"]["kind"] == "string"
 
 
 def test_limits_are_in_the_schema_that_about_shows() -> None:
