@@ -8,6 +8,9 @@ that changes one fails in the tests rather than in production.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sys
 from datetime import datetime, timezone
 from functools import cached_property
@@ -35,6 +38,12 @@ PRIVATE_SDK_MEMBERS: dict[str, tuple[str, str]] = {
         "PluginBase",
         "stores numbers given as text (environment, Meltano) as numbers, so that the "
         "SDK's schema check that follows agrees with the tap's",
+    ),
+    "_env_var_config": (
+        "PluginBase",
+        "the SDK parses TAP_SPANNING_* with int() and a traceback that echoes the value, "
+        "and reads any other boolean than 'true' as false; the tap reads them as text and "
+        "checks them like settings from a file",
     ),
     "_handle_termination": (
         "PluginBase",
@@ -82,6 +91,19 @@ class SeamTap(Tap):
     def stopped_by_signal(self, signum: int) -> None:
         """Say why the run stops; called before the process exits on a signal."""
 
+    def environment_settings(self) -> dict[str, Any]:
+        """The settings given in the environment (with `--config=ENV`)."""
+        raise NotImplementedError
+
+    @property
+    @override
+    def _env_var_config(self) -> dict[str, Any]:
+        # The SDK's parse loads a .env file into the environment first: keep that, and
+        # ignore what it makes of the values (it may fail on them, with a traceback).
+        with contextlib.suppress(Exception):
+            _ = super()._env_var_config
+        return self.environment_settings()
+
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         from singer_sdk.exceptions import ConfigValidationError  # noqa: PLC0415
@@ -96,9 +118,14 @@ class SeamTap(Tap):
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         # No bookmarks to save, and a write from a signal handler could land inside
-        # one in progress: say why, and exit 128 + signal, writing nothing more.
+        # one in progress: say why, and exit 128 + signal at once, writing nothing more
+        # (sys.exit would unwind through the SDK's timers, which log after the reason).
         self.stopped_by_signal(signum)
-        sys.exit(128 + signum)
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)
 
 
 class SeamStream(Stream):

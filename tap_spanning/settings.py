@@ -13,6 +13,7 @@ Two forms (README, "Settings" and "Many tenants"):
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,17 @@ TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The settings of the one-tenant form, which a fleet sets per tenant instead.
 ONE_TENANT_SETTINGS = ("admin_email", "api_key", "base_url", "region", "tenant_id")
 TENANT_ENTRY_SETTINGS = ("tenant_id", "admin_email", "api_key", "base_url", "region")
+# Every setting `resolve_settings` checks itself (the others are the SDK's).
+TAP_SETTINGS = (
+    *ONE_TENANT_SETTINGS,
+    "tenants",
+    "tenant_api_keys",
+    "page_size",
+    "request_timeout",
+    "max_retries",
+    "max_retry_wait",
+    "max_concurrent_tenants",
+)
 
 
 class SettingsError(ValueError):
@@ -207,6 +219,88 @@ class _Checker:
             self.fail(f"{name} must be {bounds}, got {number:g}")
             return default
         return int(number) if integer else number
+
+
+_TRUE_TEXT = frozenset({"true", "1", "yes", "on"})
+_FALSE_TEXT = frozenset({"false", "0", "no", "off"})
+
+
+def settings_from_environment(
+    environ: Mapping[str, str], properties: Mapping[str, Any], prefix: str
+) -> dict[str, Any]:
+    """The settings given as `<prefix><NAME>` variables, as text.
+
+    Lists and objects are parsed from JSON; a value that is not JSON stays text, for
+    `coerce_text_settings` to report by name. Every other value stays text too: the
+    checks that follow name the setting when it is wrong, and never echo it.
+    """
+    found: dict[str, Any] = {}
+    for name, schema in properties.items():
+        variable = prefix + name.upper().replace("-", "_")
+        if variable not in environ:
+            continue
+        text = environ[variable]
+        if _json_type(schema) in ("array", "object"):
+            try:
+                found[name] = json.loads(text)
+            except ValueError:
+                found[name] = text
+        else:
+            found[name] = text
+    return found
+
+
+def _json_type(schema: Mapping[str, Any]) -> str | None:
+    kinds = schema.get("type")
+    if isinstance(kinds, str):
+        return kinds
+    if isinstance(kinds, list):
+        return next((kind for kind in kinds if kind != "null"), None)
+    return None
+
+
+def coerce_text_settings(config: dict[str, Any], properties: Mapping[str, Any]) -> list[str]:
+    """Turn settings given as text into the type their schema declares, in place.
+
+    Returns a message per setting that cannot be turned: it names the setting and
+    says what it should be, never what it holds.
+    """
+    errors: list[str] = []
+    for name, value in list(config.items()):
+        schema = properties.get(name)
+        if not isinstance(value, str) or not isinstance(schema, Mapping):
+            continue
+        kind = _json_type(schema)
+        folded = value.strip().lower()
+        if kind == "boolean":
+            if folded in _TRUE_TEXT | _FALSE_TEXT:
+                config[name] = folded in _TRUE_TEXT
+            else:
+                errors.append(f"{name} must be true or false")
+        elif kind in ("integer", "number"):
+            try:
+                number = float(folded)
+            except ValueError:
+                number = math.nan
+            whole = kind == "integer"
+            if not math.isfinite(number) or (whole and not number.is_integer()):
+                errors.append(f"{name} must be {'a whole number' if whole else 'a number'}")
+            else:
+                config[name] = int(number) if whole else number
+        elif kind in ("array", "object"):
+            errors.append(f"{name} must be a JSON {'list' if kind == 'array' else 'object'}")
+    return errors
+
+
+def unknown_settings(config: Mapping[str, Any], known: Sequence[str]) -> list[str]:
+    """Each setting the tap does not know, with the closest known one when there is one."""
+    described = []
+    for name in config:
+        if name in known:
+            continue
+        guess = closest_setting(name, known)
+        described.append(f"{name[:40]} (did you mean {guess}?)" if guess else name[:40])
+    return described
 
 
 def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, str]:

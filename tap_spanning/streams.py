@@ -70,15 +70,27 @@ class FullTableStream(SeamStream):
         """The record without deselected properties (what a BATCH file may hold)."""
         return {name: value for name, value in record.items() if self.mask[("properties", name)]}
 
+    def limited_records(self, context: Context | None) -> Iterator[Record]:
+        """The records, no more than `--test` takes from a stream (ABORT_AT_RECORD_COUNT).
+
+        Past the limit the SDK aborts the stream and logs an error although the test
+        passed: the records after it are read (every tenant is still checked) but not
+        handed over.
+        """
+        limit = self.ABORT_AT_RECORD_COUNT
+        for index, record in enumerate(self.stream_records(context)):
+            if limit is None or index < limit:
+                yield record
+
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:
         if self.batch_mode:
             # The SDK batches records as get_records yields them, before its own
             # selection step: deselected properties must not reach the files.
-            for record in self.stream_records(context):
+            for record in self.limited_records(context):
                 yield self.selected_properties(record)
             return
-        yield from self.stream_records(context)
+        yield from self.limited_records(context)
         # The SDK wrote each record before asking for the next: all are out.
         if self.tenant_data_complete():
             self.activate_version()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar
 
 from singer_sdk import Stream
@@ -24,9 +27,13 @@ from tap_spanning.settings import (
     MAX_PAGE_SIZE,
     MAX_RETRIES_LIMIT,
     MIN_REQUEST_TIMEOUT,
+    TAP_SETTINGS,
     Settings,
     SettingsError,
+    coerce_text_settings,
     resolve_settings,
+    settings_from_environment,
+    unknown_settings,
 )
 from tap_spanning.streams import RoleMembershipsStream, RolesStream, TenantsStream, UsersStream
 from tap_spanning.urls import REGIONS
@@ -58,6 +65,8 @@ _TENANT_ENTRY = th.ObjectType(
 )
 
 
+# Settings from the environment: TAP_SPANNING_<NAME>.
+ENV_PREFIX = "TAP_SPANNING_"
 SYNC_ORDER = ("users", "role_memberships", "tenants", "roles")
 
 
@@ -178,7 +187,7 @@ class TapSpanning(SeamTap):
         run = SyncRun(
             self.settings,
             self.logger,
-            self.config.get("user_agent") or f"{self.name}/{self.plugin_version}",
+            f"{self.name}/{self.plugin_version}",
             one_tenant_form=self.config.get("tenants") is None,
         )
         TapSpanning.runs.append(run)
@@ -186,11 +195,18 @@ class TapSpanning(SeamTap):
 
     @override
     def check_settings(self, config: dict[str, Any]) -> list[str]:
+        self.append_builtin_config(self.config_jsonschema)
+        properties: dict[str, Any] = self.config_jsonschema["properties"]
+        unknown = unknown_settings(config, list(properties))
+        if unknown:
+            self.logger.warning("Unknown settings, ignored: %s", ", ".join(unknown))
+        sdk_settings = {k: v for k, v in properties.items() if k not in TAP_SETTINGS}
+        errors = coerce_text_settings(config, sdk_settings)
         try:
             settings = resolve_settings(config)
         except SettingsError as exc:
-            return exc.errors + batch_errors(config)
-        errors = batch_errors(config)
+            return exc.errors + errors + batch_errors(config)
+        errors += batch_errors(config)
         if errors:
             return errors
         redaction.install(settings.secret_forms)
@@ -198,6 +214,13 @@ class TapSpanning(SeamTap):
             if name in config:
                 config[name] = getattr(settings, name)
         return []
+
+    @override
+    def environment_settings(self) -> dict[str, Any]:
+        self.append_builtin_config(self.config_jsonschema)
+        return settings_from_environment(
+            os.environ, self.config_jsonschema["properties"], ENV_PREFIX
+        )
 
     @override
     def stopped_by_signal(self, signum: int) -> None:
@@ -249,9 +272,49 @@ def batch_errors(config: dict[str, Any]) -> list[str]:
     return errors
 
 
+def config_file_errors(argv: list[str]) -> list[str]:
+    """One line per `--config` file that is missing, not JSON, or not a JSON object.
+
+    The SDK reads these files before the tap starts, with a traceback that names no file.
+    """
+    paths: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            paths.append(argv[index + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.partition("=")[2])
+    errors: list[str] = []
+    for path in paths:
+        if path == "ENV":
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            errors.append(f"config file {path}: cannot be read ({exc.strerror or exc})")
+            continue
+        except UnicodeDecodeError:
+            errors.append(f"config file {path}: not UTF-8 text")
+            continue
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            # Say where, never what: the line may hold a key.
+            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            errors.append(f"config file {path}: not valid JSON{where}")
+            continue
+        if not isinstance(parsed, dict):
+            errors.append(f"config file {path}: must be a JSON object of settings")
+    return errors
+
+
 def main() -> None:
     """Console entry point: the SDK's CLI, closed by the run's summary and failures."""
     logger = logging.getLogger(TapSpanning.name)
+    mistakes = config_file_errors(sys.argv[1:])
+    if mistakes:
+        for mistake in mistakes:
+            print(mistake, file=sys.stderr)
+        sys.exit(1)
     code: int | str | None = 0
     try:
         TapSpanning.cli()
