@@ -171,7 +171,7 @@ class TapSpanning(SeamTap):
             description=(
                 "Send ACTIVATE_VERSION after each stream's last record, so that a loader "
                 "with hard delete drops rows a full sync no longer holds (README, "
-                '"Warehouses").'
+                '"Load into a warehouse").'
             ),
         ),
     ).to_dict()

@@ -77,3 +77,16 @@ def test_limits_are_in_the_schema_that_about_shows() -> None:
     assert settings["max_concurrent_tenants"]["maximum"] == 64
     assert settings["request_timeout"]["minimum"] > 0
     assert settings["max_retry_wait"]["minimum"] == 0
+
+
+def test_the_readme_shows_what_about_prints() -> None:
+    done = subprocess.run(
+        [*tap_executable(), "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    about = done.stdout.strip().splitlines()[1:]  # without its "# `tap-spanning`" title
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("What `tap-spanning --about --format=markdown` prints:", 1)[1]
+    assert "\n".join(line for line in about).strip() == shown.strip()
