@@ -124,7 +124,8 @@ class Scenario:
 
     @property
     def expected_requests(self) -> int:
-        return max(1, math.ceil(self.users / self.page_size))
+        """ceil(users / page_size) users pages, and the one `/external/tenant`."""
+        return max(1, math.ceil(self.users / self.page_size)) + 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -264,29 +265,37 @@ def _ratio(mine: float, theirs: float) -> str:
     return f"{mine / theirs:.2f}x" if theirs else "-"
 
 
+PROGRAM_TABLE_HEADER = [
+    "| program | wall s | CPU s | first output s | users/s | records/s | peak RSS MiB "
+    "| requests | SCHEMA | STATE (max bytes) | log lines | MB out "
+    "| records users / roles / memberships / tenants |",
+    "|---|" + "---:|" * 12,
+]
+
+
+def program_row(name: str, summary: Summary, users: int) -> str:
+    """One program's row of a scenario table."""
+    counts = summary.last.counts
+    records = " / ".join(f"{counts.records[stream]:,}" for stream in STREAMS)
+    consistent = "" if summary.consistent else " (runs differ!)"
+    return (
+        f"| {name}{consistent} | {summary.wall:.2f} | {summary.cpu:.2f} "
+        f"| {summary.first_output:.2f} "
+        f"| {users / summary.wall:,.0f} "
+        f"| {counts.total_records / summary.wall:,.0f} | {_mib(summary.rss)} "
+        f"| {summary.requests} | {counts.schema_messages} "
+        f"| {counts.state_messages} ({counts.state_bytes_max}) "
+        f"| {summary.last.stderr_lines} | {counts.bytes / 1e6:.1f} | {records} |"
+    )
+
+
 def scenario_table(scenario: Scenario) -> str:
-    rows = [
-        "| program | wall s | CPU s | first output s | users/s | records/s | peak RSS MiB "
-        "| requests | SCHEMA | STATE (max bytes) | log lines | MB out "
-        "| records users / roles / memberships |",
-        "|---|" + "---:|" * 12,
-    ]
+    rows = list(PROGRAM_TABLE_HEADER)
     pair = [("tap", scenario.tap), ("floor", scenario.floor)]
     for name, summary in pair:
         if summary is None:
             continue
-        counts = summary.last.counts
-        records = " / ".join(f"{counts.records[stream]:,}" for stream in STREAMS)
-        consistent = "" if summary.consistent else " (runs differ!)"
-        rows.append(
-            f"| {name}{consistent} | {summary.wall:.2f} | {summary.cpu:.2f} "
-            f"| {summary.first_output:.2f} "
-            f"| {scenario.users / summary.wall:,.0f} "
-            f"| {counts.total_records / summary.wall:,.0f} | {_mib(summary.rss)} "
-            f"| {summary.requests} | {counts.schema_messages} "
-            f"| {counts.state_messages} ({counts.state_bytes_max}) "
-            f"| {summary.last.stderr_lines} | {counts.bytes / 1e6:.1f} | {records} |"
-        )
+        rows.append(program_row(name, summary, scenario.users))
     if scenario.tap and scenario.floor:
         tap, floor = scenario.tap, scenario.floor
         rows.append(
@@ -329,11 +338,12 @@ def targets(
         assert scenario.tap is not None
         by_path = scenario.tap.last.requests_by_path
         ok = scenario.tap.requests == scenario.expected_requests and set(by_path) == {
-            "/external/users"
+            "/external/users",
+            "/external/tenant",
         }
         found.append(
             Target(
-                f"requests = ceil(users / page_size), {scenario.title}",
+                f"requests = ceil(users / page_size) + 1 tenant, {scenario.title}",
                 f"{scenario.tap.requests} ({', '.join(f'{p}: {n}' for p, n in by_path.items())})",
                 str(scenario.expected_requests),
                 ok,
@@ -514,10 +524,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="the tap to measure, e.g. 'python -m tap_spanning' (default: tap-spanning)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write all results here")
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="then profile the tap (cProfile) at the largest size: see bench.profile",
+    fleet = parser.add_argument_group(
+        "fleet mode", "--fleet replaces the runs above by fleet runs: see bench.fleet"
+    )
+    fleet.add_argument(
+        "--fleet",
+        type=_user_counts,
+        metavar="N[,N...]",
+        help="tenant counts, e.g. 100,1000 (generate_fleet; --latency-ms on every request)",
+    )
+    fleet.add_argument(
+        "--hosts", type=int, default=4, help="loopback hosts the fleet is spread over (%(default)s)"
+    )
+    fleet.add_argument(
+        "--max-concurrent-tenants",
+        type=int,
+        default=8,
+        help="the tap's max_concurrent_tenants (default %(default)s)",
+    )
+    fleet.add_argument(
+        "--sample",
+        type=int,
+        default=20,
+        help="tenants synced by a tap process each, to extrapolate (default %(default)s)",
+    )
+    fleet.add_argument(
+        "--meltano-sample",
+        type=int,
+        default=3,
+        help="tenants synced by `meltano run` each; 0 skips Meltano (default %(default)s)",
     )
     return parser
 
@@ -525,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tap_command = shlex.split(args.tap_command) if args.tap_command else default_tap_command()
+    if args.fleet:
+        return fleet_main(args, tap_command)
     started = time.perf_counter()
     host = machine()
     with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
@@ -576,9 +613,75 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
         log(f"results written to {args.json}")
-    if args.profile:
-        from bench.profile import profile_tap  # noqa: PLC0415
-
-        print(profile_tap(max(args.users), args.page_size, seed=args.seed))
     all_ran = all(s.tap and s.tap.consistent for s in scenarios)
+    return 0 if all_ran else 1
+
+
+def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
+    """`--fleet`: fleet runs only (bench.fleet)."""
+    from bench import fleet  # noqa: PLC0415  # bench.fleet imports this module
+
+    started = time.perf_counter()
+    host = machine()
+    with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
+        fleets = [
+            fleet.run_fleet(
+                count,
+                hosts=fleet.fleet_hosts(args.hosts),
+                latency_ms=args.latency_ms,
+                concurrency=args.max_concurrent_tenants,
+                page_size=args.page_size,
+                repeat=args.repeat,
+                seed=args.seed,
+                tap_command=tap_command,
+                sample=args.sample,
+                meltano_sample=args.meltano_sample,
+                workdir=Path(tmp),
+            )
+            for count in args.fleet
+        ]
+    found = fleet.fleet_targets(fleets)
+    load = ", ".join(f"{value:.2f}" for value in host["load_average"])
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    parts = [
+        f"Medians of {args.repeat} runs of the fleet (peak RSS: the largest); CPU and RSS "
+        "are the child process's own (wait4). Sink: a pipe the bench reads and counts. "
+        f"Python {host['python']}, {host['cpus']} CPUs, load average {load} at the start"
+        + (", PYTHONUNBUFFERED set" if host["PYTHONUNBUFFERED"] else "")
+        + ".",
+        "",
+    ]
+    for scenario in fleets:
+        parts += fleet.render_fleet(scenario)
+    parts += [
+        "Samples: the tenant in the middle of each of k equal slices of the fleet sorted by "
+        "size. Extrapolated wall = every request of the fleet x latency (a run per tenant "
+        "waits for them one after another) + tenants x the sample's mean time beyond its "
+        "requests' latency; CPU = tenants x the sample's mean.",
+        "",
+        f"The bench's own peak RSS is {_mib(own_peak)} MiB: a child's peak RSS (wait4) "
+        "includes its parent's at the moment it starts, so no child can read below that.",
+        "",
+        "### Targets",
+        "",
+        targets_table(found),
+        "",
+    ]
+    print("\n".join(parts))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        results = {
+            "command": {"tap": tap_command, "floor": floor_command(), "argv": sys.argv[1:]},
+            "machine": host,
+            "repeat": args.repeat,
+            "fleets": [scenario.to_json() for scenario in fleets],
+            "targets": [
+                {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.result}
+                for t in found
+            ],
+            "bench_seconds": time.perf_counter() - started,
+        }
+        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        log(f"results written to {args.json}")
+    all_ran = all(scenario.tap and scenario.tap.consistent for scenario in fleets)
     return 0 if all_ran else 1

@@ -1,47 +1,198 @@
 """The emulator in its own process, with a request counter the bench can read.
 
 `python -m bench.emulator --users N ...` serves a generated tenant with
-`tap_spanning.emulator.SpanningEmulator` (so it never shares a GIL with the program
+`spanning_emulator.SpanningEmulator` (so it never shares a GIL with the program
 being measured), prints `{"base_url": ...}` on stdout once listening, then obeys
 one command per stdin line:
 
 - `stats`: print the requests received since the last `stats` as one JSON line
-  (`{"requests": n, "by_path": {...}, "by_status": {...}}`) and forget them;
+  (`{"requests": n, "by_path": {...}, "by_status": {...}, "by_tenant": {...}}`) and
+  forget them;
+- `verify PATH` (fleet only): compare the records of a saved tap output with
+  `expected_output` for every tenant, print the verdict as one JSON line;
 - `quit` (or end of input): stop.
 
-`Emulator` is the bench's side of it: start, read stats, stop.
+`python -m bench.emulator --fleet N --hosts 127.0.0.1,127.0.0.2 --latency-ms 100`
+serves `generate_fleet(N)` instead (`spanning_emulator.FleetEmulator`, that latency
+on every tenant), and beside it one tenant holding every user of the fleet, with no
+latency (for the floor); it prints `{"base_url": <that tenant>, "tenants": [...]}`,
+each tenant with its id, credentials, base URL and user count.
+
+The fleet lives only in this process: the bench itself stays small, because a
+child's peak RSS (wait4) counts its parent's at the moment it is started.
+
+`Emulator` is the bench's side of it: start, read stats, verify, stop.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bench.measure import record_digest
+
+if TYPE_CHECKING:
+    from spanning_emulator import EmulatedTenant, FleetEmulator, RequestRecord
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "bench-admin@contoso.example"
 API_KEY = "0b7e4c1a-5d2f-4e8b-9c3a-6f1d2e7b8a45"
+DEFAULT_FLEET_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 _START_TIMEOUT = 120.0
+# Mismatched tenants named in a verdict, at most.
+_NAMED_MISMATCHES = 10
+
+
+def _stats(log: Sequence[RequestRecord]) -> dict[str, Any]:
+    return {
+        "requests": len(log),
+        "by_path": Counter(entry.path.partition("?")[0] for entry in log),
+        "by_status": Counter(str(entry.status) for entry in log),
+        "by_tenant": Counter(str(entry.tenant_id) for entry in log),
+    }
+
+
+def _digest_add(found: dict[str, tuple[int, int]], key: str, record: dict[str, Any]) -> None:
+    count, total = found.get(key, (0, 0))
+    found[key] = (count + 1, (total + record_digest(record)) % 2**64)
+
+
+def expected_digests(
+    tenants: Sequence[EmulatedTenant], fleet: FleetEmulator
+) -> dict[str, tuple[int, int]]:
+    """(count, digest) of every tenant's expected records, keyed "stream/tenant_id"."""
+    from spanning_emulator import (  # noqa: PLC0415
+        expected_output,
+        expected_roles_stream,
+        expected_tenant_record,
+    )
+
+    found: dict[str, tuple[int, int]] = {}
+    for role in expected_roles_stream():
+        _digest_add(found, "roles/", role)
+    for tenant in tenants:
+        output = expected_output(tenant.users, tenant.tenant_id)
+        for stream in ("users", "role_memberships"):
+            for record in output[stream]:
+                _digest_add(found, f"{stream}/{tenant.tenant_id}", record)
+        counters = tenant.served_counters()
+        record = expected_tenant_record(
+            tenant.tenant_id, counters, fleet.base_url(tenant.tenant_id)
+        )
+        _digest_add(found, f"tenants/{tenant.tenant_id}", record)
+    return found
+
+
+def output_digests(path: Path) -> dict[str, tuple[int, int]]:
+    """(count, digest) of the RECORDs of a saved output, keyed "stream/tenant_id"."""
+    found: dict[str, tuple[int, int]] = {}
+    with path.open("rb") as handle:
+        for line in handle:
+            message = json.loads(line)
+            if message.get("type") != "RECORD":
+                continue
+            record = message["record"]
+            tenant_id = record.get("tenant_id", "") if message["stream"] != "roles" else ""
+            _digest_add(found, f"{message['stream']}/{tenant_id}", record)
+    return found
+
+
+def verify_fleet(
+    path: Path, tenants: Sequence[EmulatedTenant], fleet: FleetEmulator
+) -> dict[str, Any]:
+    """Every tenant's records in a saved output against `expected_output`."""
+    expected, got = expected_digests(tenants, fleet), output_digests(path)
+    wrong = sorted(key for key in set(expected) | set(got) if expected.get(key) != got.get(key))
+    bad_tenants = sorted({key.partition("/")[2] for key in wrong if not key.startswith("roles/")})
+    return {
+        "equal": not wrong,
+        "tenants": len(tenants),
+        "tenants_equal": len(tenants) - len(bad_tenants),
+        "roles_equal": expected.get("roles/") == got.get("roles/"),
+        "records_expected": sum(count for count, _ in expected.values()),
+        "records_seen": sum(count for count, _ in got.values()),
+        "mismatched": wrong[:_NAMED_MISMATCHES],
+        "mismatched_count": len(wrong),
+    }
+
+
+def _serve_fleet(args: argparse.Namespace) -> int:
+    from spanning_emulator import (  # noqa: PLC0415
+        FleetEmulator,
+        SpanningEmulator,
+        generate_fleet,
+    )
+
+    hosts = [host for host in args.hosts.split(",") if host]
+    tenants = [
+        dataclasses.replace(tenant, latency=args.latency_ms / 1000)
+        for tenant in generate_fleet(args.fleet, args.seed, hosts=hosts)
+    ]
+    fleet = FleetEmulator(tenants, max_page_size=args.max_page_size).start()
+    merged = SpanningEmulator(
+        [user for tenant in tenants for user in tenant.users],
+        admin_email=args.admin_email,
+        api_key=args.api_key,
+        port=0,
+        max_page_size=args.max_page_size,
+    ).start()
+    try:
+        ready = {
+            "base_url": merged.base_url,
+            "tenants": [
+                {
+                    "tenant_id": tenant.tenant_id,
+                    "admin_email": tenant.admin_email,
+                    "api_key": tenant.api_key,
+                    "base_url": fleet.base_url(tenant.tenant_id),
+                    "users": tenant.user_count,
+                }
+                for tenant in tenants
+            ],
+        }
+        print(json.dumps(ready), flush=True)
+        for line in sys.stdin:
+            command, _, argument = line.strip().partition(" ")
+            if command == "quit":
+                break
+            if command == "stats":
+                log = [*fleet.requests, *merged.requests]
+                fleet.clear_requests()
+                merged.clear_requests()
+                print(json.dumps(_stats(log)), flush=True)
+            elif command == "verify":
+                print(json.dumps(verify_fleet(Path(argument), tenants, fleet)), flush=True)
+    finally:
+        merged.stop()
+        fleet.stop()
+    return 0
 
 
 def serve(argv: list[str] | None = None) -> int:
     """The child process."""
-    from tap_spanning.emulator import SpanningEmulator, generate_users  # noqa: PLC0415
+    from spanning_emulator import SpanningEmulator, generate_users  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m bench.emulator")
-    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--users", type=int, default=0)
+    parser.add_argument("--fleet", type=int, default=0, help="serve generate_fleet(N) instead")
+    parser.add_argument("--hosts", default=",".join(DEFAULT_FLEET_HOSTS), help="fleet hosts")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-page-size", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--admin-email", default=ADMIN_EMAIL)
     parser.add_argument("--api-key", default=API_KEY)
     args = parser.parse_args(argv)
+    if args.fleet:
+        return _serve_fleet(args)
     emulator = SpanningEmulator(
         generate_users(args.users, args.seed),
         admin_email=args.admin_email,
@@ -59,10 +210,7 @@ def serve(argv: list[str] | None = None) -> int:
             if command == "stats":
                 log = emulator.requests
                 emulator.clear_requests()
-                paths = Counter(entry.path.partition("?")[0] for entry in log)
-                statuses = Counter(str(entry.status) for entry in log)
-                stats = {"requests": len(log), "by_path": paths, "by_status": statuses}
-                print(json.dumps(stats), flush=True)
+                print(json.dumps(_stats(log)), flush=True)
     finally:
         emulator.stop()
     return 0
@@ -78,6 +226,8 @@ class Emulator:
         seed: int = 1,
         latency_ms: float = 0.0,
         max_page_size: int = 1000,
+        fleet: int = 0,
+        hosts: Sequence[str] = DEFAULT_FLEET_HOSTS,
     ) -> None:
         self.users = users
         self.latency_ms = latency_ms
@@ -92,8 +242,12 @@ class Emulator:
             "--max-page-size",
             str(max_page_size),
         ]
+        if fleet:
+            self._args += ["--fleet", str(fleet), "--hosts", ",".join(hosts)]
         self._process: subprocess.Popen[str] | None = None
         self.base_url = ""
+        # Fleet only: each tenant's tenant_id, admin_email, api_key, base_url and users.
+        self.tenants: list[dict[str, Any]] = []
 
     def __enter__(self) -> Emulator:
         started = time.perf_counter()
@@ -106,6 +260,7 @@ class Emulator:
         )
         ready = self._read_line()
         self.base_url = str(ready["base_url"])
+        self.tenants = list(ready.get("tenants", []))
         self.startup_seconds = time.perf_counter() - started
         return self
 
@@ -119,13 +274,20 @@ class Emulator:
         value: dict[str, Any] = json.loads(line)
         return value
 
-    def stats(self) -> dict[str, Any]:
-        """Requests received since the last call (and forget them)."""
+    def _ask(self, command: str) -> dict[str, Any]:
         assert self._process is not None
         assert self._process.stdin is not None
-        self._process.stdin.write("stats\n")
+        self._process.stdin.write(command + "\n")
         self._process.stdin.flush()
         return self._read_line()
+
+    def stats(self) -> dict[str, Any]:
+        """Requests received since the last call (and forget them)."""
+        return self._ask("stats")
+
+    def verify(self, output: Path) -> dict[str, Any]:
+        """Fleet only: every tenant's records in a saved tap output vs expected_output."""
+        return self._ask(f"verify {output}")
 
     def tap_config(self, page_size: int) -> dict[str, Any]:
         return {

@@ -2,9 +2,11 @@
 
 A plain loop with `requests` and `json`: fetch `/external/users` page by page
 (following `nextLink`), turn each user into its `users` record and its
-`role_memberships` records by the contract's tag rules, and write the same Singer
-messages as the tap (one SCHEMA per stream, the seven roles, the RECORDs, one STATE)
-to stdout, one buffered write per page.
+`role_memberships` records by the contract's tag rules, fetch `/external/tenant` for
+the `tenants` record, and write the same Singer messages as the tap (one SCHEMA per
+stream, the RECORDs, the seven roles, one STATE) to stdout, one buffered write per
+page. Every users, role_memberships and tenants record carries the config's
+`tenant_id` ("default" when unset), as the tap's one-tenant form does.
 
 It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench`),
 so the bench compares the tap with an independent implementation. It has none of
@@ -22,7 +24,7 @@ import re
 import sys
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -59,18 +61,27 @@ TAG_ROLE = {
     for role_id, name, _ in ROLES
 }
 TAG_ROLE["archive"] = "archived"
+DEFAULT_TENANT_ID = "default"
+_REGION_HOST = re.compile(r"o365-api-([a-z]+)\.spanningbackup\.com")
+TENANT_COUNTERS = (
+    "licenses",
+    "archivedLicenses",
+    "users",
+    "assigned",
+    "assignedStandard",
+    "assignedArchive",
+    "status",
+)
 
 _STRING = {"type": ["string", "null"]}
 _BOOLEAN = {"type": ["boolean", "null"]}
+_INTEGER = {"type": ["integer", "null"]}
 SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "roles": (
-        {"type": "object", "properties": {"id": _STRING, "name": _STRING, "description": _STRING}},
-        ["id"],
-    ),
     "users": (
         {
             "type": "object",
             "properties": {
+                "tenant_id": _STRING,
                 "msId": _STRING,
                 "userPrincipalName": _STRING,
                 "email": _STRING,
@@ -83,14 +94,36 @@ SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
                 "disabled": _BOOLEAN,
             },
         },
-        ["msId"],
+        ["tenant_id", "msId"],
     ),
     "role_memberships": (
         {
             "type": "object",
-            "properties": {"roleId": _STRING, "msId": _STRING, "userPrincipalName": _STRING},
+            "properties": {
+                "tenant_id": _STRING,
+                "roleId": _STRING,
+                "msId": _STRING,
+                "userPrincipalName": _STRING,
+            },
         },
-        ["roleId", "msId"],
+        ["tenant_id", "roleId", "msId"],
+    ),
+    "tenants": (
+        {
+            "type": "object",
+            "properties": {
+                "tenant_id": _STRING,
+                "region": _STRING,
+                "base_url": _STRING,
+                **{name: _INTEGER for name in TENANT_COUNTERS[:-1]},
+                "status": _STRING,
+            },
+        },
+        ["tenant_id"],
+    ),
+    "roles": (
+        {"type": "object", "properties": {"id": _STRING, "name": _STRING, "description": _STRING}},
+        ["id"],
     ),
 }
 
@@ -119,8 +152,8 @@ def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def page_lines(users: list[dict[str, Any]], extracted: str) -> list[str]:
-    """The RECORD lines of one page: its users, then their memberships (as the tap)."""
+def page_lines(users: list[dict[str, Any]], extracted: str, tenant_id: str) -> list[str]:
+    """The RECORD lines of one page: its users, then their memberships."""
     lines: list[str] = []
     memberships: list[str] = []
     for user in users:
@@ -129,6 +162,7 @@ def page_lines(users: list[dict[str, Any]], extracted: str) -> list[str]:
         upn = user.get("userPrincipalName")
         display = user.get("displayName")
         record = {
+            "tenant_id": tenant_id,
             "msId": msid,
             "userPrincipalName": upn,
             "email": user.get("email"),
@@ -155,7 +189,12 @@ def page_lines(users: list[dict[str, Any]], extracted: str) -> list[str]:
                 {
                     "type": "RECORD",
                     "stream": "role_memberships",
-                    "record": {"roleId": role_id, "msId": msid, "userPrincipalName": upn},
+                    "record": {
+                        "tenant_id": tenant_id,
+                        "roleId": role_id,
+                        "msId": msid,
+                        "userPrincipalName": upn,
+                    },
                     "time_extracted": extracted,
                 }
             )
@@ -169,13 +208,26 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def origin(base_url: str) -> tuple[str, str | None]:
+    """(scheme://host[:port] of a base URL, the Spanning region its host names, if any)."""
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    shown = f"[{host}]" if ":" in host else host
+    text = f"{parts.scheme}://{shown}" + ("" if port in (None, default) else f":{port}")
+    match = _REGION_HOST.fullmatch(host)
+    return text, match.group(1) if match else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("--config", required=True, help="the tap's config JSON file")
     args = parser.parse_args(argv)
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
-    base = config["base_url"].rstrip("/").removesuffix("/external")
+    base, region = origin(config["base_url"])
+    tenant_id = config.get("tenant_id") or DEFAULT_TENANT_ID
     out = sys.stdout.buffer
 
     def write(text: str) -> None:
@@ -185,18 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         dumps({"type": "SCHEMA", "stream": name, "schema": schema, "key_properties": keys})
         for name, (schema, keys) in SCHEMAS.items()
     ]
-    extracted = now()
-    header.extend(
-        dumps(
-            {
-                "type": "RECORD",
-                "stream": "roles",
-                "record": {"id": role_id, "name": name, "description": description},
-                "time_extracted": extracted,
-            }
-        )
-        for role_id, name, description in ROLES
-    )
     write("\n".join(header) + "\n")
 
     session = requests.Session()
@@ -209,12 +249,36 @@ def main(argv: list[str] | None = None) -> int:
         response = session.get(url, params=params, timeout=timeout, allow_redirects=False)
         response.raise_for_status()
         page = json.loads(response.content)
-        write("\n".join(page_lines(page["users"], now())) + "\n")
+        write("\n".join(page_lines(page["users"], now(), tenant_id)) + "\n")
         link = page.get("nextLink")
         url = urljoin(f"{base}/", link) if link else None
         params = None
+
+    response = session.get(f"{base}/external/tenant", timeout=timeout, allow_redirects=False)
+    response.raise_for_status()
+    counters = json.loads(response.content)
+    tenant = {"tenant_id": tenant_id, "region": region, "base_url": base}
+    tenant.update((name, counters.get(name)) for name in TENANT_COUNTERS)
+    extracted = now()
+    lines = [
+        dumps(
+            {"type": "RECORD", "stream": "tenants", "record": tenant, "time_extracted": extracted}
+        )
+    ]
+    lines.extend(
+        dumps(
+            {
+                "type": "RECORD",
+                "stream": "roles",
+                "record": {"id": role_id, "name": name, "description": description},
+                "time_extracted": extracted,
+            }
+        )
+        for role_id, name, description in ROLES
+    )
     bookmarks: dict[str, dict[str, Any]] = {name: {} for name in SCHEMAS}
-    write(dumps({"type": "STATE", "value": {"bookmarks": bookmarks}}) + "\n")
+    lines.append(dumps({"type": "STATE", "value": {"bookmarks": bookmarks}}))
+    write("\n".join(lines) + "\n")
     out.flush()
     return 0
 

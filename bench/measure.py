@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-STREAMS: tuple[str, ...] = ("users", "roles", "role_memberships")
+STREAMS: tuple[str, ...] = ("users", "roles", "role_memberships", "tenants")
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -241,10 +241,12 @@ def record_digests(
             skipped = ignore.get(message["stream"])
             if skipped and isinstance(record, dict):
                 record = {key: value for key, value in record.items() if key not in skipped}
-            canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
-            digest = int.from_bytes(
-                hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big"
-            )
             count, total = found.get(message["stream"], (0, 0))
-            found[message["stream"]] = (count + 1, (total + digest) % 2**64)
+            found[message["stream"]] = (count + 1, (total + record_digest(record)) % 2**64)
     return found
+
+
+def record_digest(record: Any) -> int:
+    """A 64-bit hash of a record's canonical JSON (key order does not matter)."""
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big")
