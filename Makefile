@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MELTANO_INSTALLED := .meltano/.installed
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-x tests/test_first_hour.py'
+PYTEST_ARGS ?=
 
 .PHONY: install lint test demo bench meltano-install clean
 
@@ -28,8 +30,16 @@ lint: install
 	$(BIN)/ruff check tap_spanning emulator tests bench scripts
 	$(BIN)/mypy
 
+# The end-to-end tests load into PostgreSQL: the private cluster of scripts/postgres.sh
+# (127.0.0.1:54329; installed, initialised and started when missing, a no-op when it runs),
+# unless TAP_SPANNING_TEST_PG_URL names another server.
 test: lint $(MELTANO_INSTALLED)
-	$(BIN)/pytest
+ifeq ($(strip $(TAP_SPANNING_TEST_PG_URL)),)
+	bash scripts/postgres.sh start
+	TAP_SPANNING_TEST_PG_URL="$$(bash scripts/postgres.sh url)" $(BIN)/pytest $(PYTEST_ARGS)
+else
+	$(BIN)/pytest $(PYTEST_ARGS)
+endif
 
 demo: $(MELTANO_INSTALLED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

@@ -8,9 +8,11 @@
 # rename) only when `meltano run` succeeded: a failed run leaves the previous warehouse whole.
 #
 # Usage: bash scripts/duckdb_refresh.sh [extra `meltano run` arguments]
-# The live file is $TARGET_DUCKDB_PATH, default output/spanning.duckdb (as in meltano.yml).
+# The live file is the loader's `path` as Meltano resolves it (meltano.yml, the environment,
+# TARGET_DUCKDB_PATH): the file `meltano run` and scripts/role_report.py use.
 set -euo pipefail
-live="${TARGET_DUCKDB_PATH:-output/spanning.duckdb}"
+live=$(meltano invoke --no-install --dump=config target-duckdb |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["path"])')
 # target-duckdb names the catalog after the file: keep the fresh name a plain identifier.
 stem="$(basename "$live" .duckdb)"
 fresh="$(dirname "$live")/${stem}_loading.duckdb"

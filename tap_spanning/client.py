@@ -341,7 +341,8 @@ class TenantClient:
         except RETRIABLE_ERRORS as exc:
             why, short = describe_failure(exc, self.settings.request_timeout)
             raise SpanningError(
-                f"GET {endpoint} failed {tries} times, giving up: {why}",
+                f"GET {endpoint} failed {tries} {'time' if tries == 1 else 'times'}, "
+                f"giving up: {why}",
                 f"{short} after {tries} {'try' if tries == 1 else 'tries'}",
             ) from exc
 

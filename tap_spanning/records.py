@@ -156,7 +156,8 @@ class PageSequence:
 
     Keyset pages should never overlap. If a page repeats users of the page before
     (an offset that is inclusive, say), the repeats are dropped, counted in
-    `repeats_dropped`, so that no user is emitted twice. A page of nothing but repeats
+    `repeats_dropped`, so that they are not emitted twice. Only the page before is
+    remembered, so that memory does not grow with the tenant. A page of nothing but repeats
     means pagination is not advancing, and a page listing one msId twice cannot be
     trusted: both raise UserError.
     """

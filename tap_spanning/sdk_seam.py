@@ -79,6 +79,18 @@ def utc_from_timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
+class SettingsRefused(ValueError):
+    """The settings are wrong: `errors` holds one line per mistake.
+
+    Not the SDK's ConfigValidationError, which its CLI reports and then ends with a
+    generic "Config validation failed" line: the tap's last line names the mistake.
+    """
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
 class SeamTap(Tap):
     """The tap-level private members: settings check and signals."""
 
@@ -106,20 +118,21 @@ class SeamTap(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        from singer_sdk.exceptions import ConfigValidationError  # noqa: PLC0415
-
         errors = self.check_settings(self._config)
         if errors:
             if raise_errors:
-                raise ConfigValidationError("Config validation failed", errors=errors) from None
+                raise SettingsRefused(errors)
             return errors
         return super()._validate_config(raise_errors=raise_errors)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # No bookmarks to save, and a write from a signal handler could land inside
-        # one in progress: say why, and exit 128 + signal at once, writing nothing more
-        # (sys.exit would unwind through the SDK's timers, which log after the reason).
+        # No bookmarks to save: hand over the records written so far (the writer ends a
+        # message the signal cut), say why, and exit 128 + signal at once. sys.exit would
+        # unwind through the SDK's timers, which log after the reason.
+        writer = self.message_writer
+        if isinstance(writer, BufferedMsgSpecWriter):
+            writer.flush_at_exit()
         self.stopped_by_signal(signum)
         for handler in logging.getLogger().handlers:
             with contextlib.suppress(Exception):

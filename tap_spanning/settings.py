@@ -181,7 +181,7 @@ class _Checker:
         except UrlError as exc:
             self.fail(str(exc))
             return None
-        if region is not None and not origin.is_loopback and region_of_host(origin.host) != region:
+        if region is not None and region_of_host(origin.host) != region:
             self.fail(
                 f"region {region!r} does not agree with base_url {base_url!r}; "
                 "set only one of them, or make them name the same region"

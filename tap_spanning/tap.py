@@ -16,7 +16,7 @@ from typing_extensions import override
 
 from tap_spanning import redaction
 from tap_spanning.run import RunFailed, SyncRun
-from tap_spanning.sdk_seam import SeamTap
+from tap_spanning.sdk_seam import SeamTap, SettingsRefused
 from tap_spanning.settings import (
     DEFAULT_MAX_CONCURRENT_TENANTS,
     DEFAULT_MAX_RETRIES,
@@ -322,6 +322,10 @@ def main() -> None:
         code = done.code
     except RunFailed:
         code = 1  # the run's failure line follows
+    except SettingsRefused as refused:
+        # Before any request. One line, the last: Meltano's connection test shows it.
+        logger.error("Config validation failed: %s", "; ".join(refused.errors))
+        sys.exit(1)
     except OutputClosedError as exc:
         logger.error("Sync failed: %s", exc)
         sys.exit(1)

@@ -38,7 +38,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._buffer = bytearray()
-        atexit.register(self._flush_at_exit)
+        atexit.register(self.flush_at_exit)
 
     @override
     def write_message(self, message: Message) -> None:
@@ -80,7 +80,8 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
                 "should say why"
             ) from None
 
-    def _flush_at_exit(self) -> None:
+    def flush_at_exit(self) -> None:
+        """Write what is buffered, ending a message cut by a signal; never raise."""
         if self._buffer and not self._buffer.endswith(b"\n"):
             self._buffer.extend(b"\n")  # stopped between a message and its newline
         try:

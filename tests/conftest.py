@@ -1,16 +1,28 @@
-"""Shared fixtures: a Spanning emulator on loopback and a tap config pointing at it."""
+"""Shared fixtures: a Spanning emulator on loopback and a tap config pointing at it.
+
+And two session-wide guards of tests/tapdriver.py: a test that started a tap with
+`start_tap` fails unless that tap's output went through the leak check, and the
+session ends with a report of the longest time a failing run took to exit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from spanning_emulator import SpanningEmulator, generate_users
 
-from tap_spanning.emulator import SpanningEmulator, generate_users
+from tests import tapdriver
 from tests.tapdriver import ADMIN_EMAIL, new_api_key
 
 EmulatorFactory = Callable[..., SpanningEmulator]
+
+_BASETEMP = pytest.StashKey[Path]()
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+# Lines of the failing-exit report shown in the terminal (the file has them all).
+_REPORT_LINES = 6
 
 
 @pytest.fixture
@@ -55,3 +67,67 @@ def tap_config(api_key: str) -> Callable[..., dict[str, Any]]:
 @pytest.fixture(scope="session")
 def tenant_2500() -> list[dict[str, object]]:
     return generate_users(2500, seed=7)
+
+
+# ---------------------------------------------------------------- every started tap is checked
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
+@pytest.fixture(autouse=True)
+def every_started_tap_is_leak_checked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that started a tap must have had its output checked for the key."""
+    tapdriver.STARTED.clear()
+    yield
+    started = list(tapdriver.STARTED)
+    tapdriver.STARTED.clear()
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    unchecked = [process.label for process in started if not process.output_checked]
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if unchecked and report is not None and report.passed:
+        pytest.fail(
+            f"{len(unchecked)} tap(s) started with start_tap never had their output leak-"
+            "checked: call communicate(), finish() or checked() on what the test read"
+        )
+
+
+# ---------------------------------------------------------------- the longest failing exit
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remember_basetemp(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    request.config.stash[_BASETEMP] = tmp_path_factory.getbasetemp()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The longest time any run that exited non-zero took (tests/tapdriver.py times them)."""
+    if not tapdriver.FAILING_EXITS:
+        return
+    ranked = sorted(tapdriver.FAILING_EXITS, key=lambda item: item[1], reverse=True)
+    report = [
+        f"longest failing-case exit: {ranked[0][1]:.2f}s ({ranked[0][0]}); "
+        f"{len(ranked)} failing runs",
+        *(f"{seconds:6.2f}s  {label}" for label, seconds in ranked),
+    ]
+    basetemp = config.stash.get(_BASETEMP, None)
+    if basetemp is not None:
+        (basetemp / "failing_exit_times.txt").write_text("\n".join(report) + "\n")
+    terminalreporter.section("failing exits")
+    for line in report[:_REPORT_LINES]:
+        terminalreporter.write_line(line)

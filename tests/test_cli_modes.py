@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import pytest
 from spanning_emulator import expected_output, generate_users
 
-from tap_spanning import run as run_module
 from tap_spanning.run import SyncRun
 from tap_spanning.settings import resolve_settings
 from tests.conftest import EmulatorFactory
@@ -78,7 +77,7 @@ def test_every_run_ends_with_one_summary_line(
 
 def test_progress_is_logged_at_most_every_ten_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
-    monkeypatch.setattr(run_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("tap_spanning.run.time.monotonic", lambda: clock[0])
     lines: list[str] = []
 
     class Recorder:

@@ -1,50 +1,54 @@
 """The fault matrix (issue 5): every fault kind, once transient and once persistent.
 
-Transient: the fault hits two requests (the first request, and the second page's first
-try); the sync exits 0, every RECORD of the three streams equals the fault-free ground
-truth, and the emulator saw exactly pages + faults requests.
+Transient: the fault hits three requests (the first request, the second page's first
+try, and the first try of GET /external/tenant, which comes after every users page); the
+sync exits 0, every RECORD equals the fault-free ground truth, and the emulator saw
+exactly pages + 1 + faults requests.
 
 Persistent: every request faults, `max_retries: 3`; the sync exits non-zero within
 tries x (request_timeout + max_retry_wait) + start-up slack, after exactly 3 requests,
 with a one-line reason as the last stderr line, and no RECORD of `users`.
 
-Every run is at DEBUG and is grepped for every form of the key (tests/hostile_server.py).
+Every run is at DEBUG; like every run of the tap, it is grepped for every form of the
+key (tests/tapdriver.py).
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import queue
 import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tap_spanning.emulator import FaultPlan, SpanningEmulator, generate_users
-from tests.conftest import EmulatorFactory
-from tests.hostile_server import (
-    DEBUG_ENV,
-    FAILING_EXITS,
-    CheckedRun,
-    assert_no_secrets,
-    assert_same_output,
-    free_port,
-    retry_warnings,
-    run_tap_checked,
-    secret_forms,
+from spanning_emulator import (
+    FaultPlan,
+    SpanningEmulator,
+    expected_tenant_record,
+    generate_users,
+    tenant_summary,
 )
-from tests.tapdriver import ADMIN_EMAIL, start_tap
+
+from tests.conftest import EmulatorFactory
+from tests.hostile_server import free_port, retry_warnings
+from tests.tapdriver import (
+    ADMIN_EMAIL,
+    DEBUG_ENV,
+    TapRun,
+    assert_output_is,
+    run_tap,
+    start_tap,
+)
 
 TENANT = generate_users(25, seed=29)
 PAGE_SIZE = 10
 PAGES = 3  # ceil(25 / 10)
+TENANT_REQUEST = PAGES + 1  # GET /external/tenant comes after every users page
 MAX_RETRY_WAIT = 0.05
 TRIES = 3
 HANG_TIMEOUT = 0.5  # request_timeout for the hang cases
@@ -102,29 +106,13 @@ def config_for(api_key: str, base_url: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def report_longest_failing_exit(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    """At the end of the session: the longest time any failing case took to exit."""
-    yield
-    if not FAILING_EXITS:
-        return
-    ranked = sorted(FAILING_EXITS, key=lambda item: item[1], reverse=True)
-    lines = [f"{seconds:6.2f}s  {label}" for label, seconds in ranked]
-    report = (
-        f"longest failing-case exit: {ranked[0][1]:.2f}s ({ranked[0][0]}); "
-        f"{len(ranked)} failing runs\n" + "\n".join(lines) + "\n"
-    )
-    (tmp_path_factory.getbasetemp() / "failing_exit_times.txt").write_text(report)
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin("terminalreporter")
-    capture = plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():  # shown without -s too
-            reporter.write_line("")
-            for line in report.splitlines()[:6]:
-                reporter.write_line(line)
+def assert_fault_free_output(run: TapRun, emulator: SpanningEmulator) -> None:
+    """The ground truth of every stream, the tenants record included."""
+    assert_output_is(run, TENANT)
+    counters = tenant_summary(TENANT)
+    assert run.records("tenants") == [
+        expected_tenant_record("default", counters, emulator.base_url)
+    ]
 
 
 # ---------------------------------------------------------------- transient
@@ -135,21 +123,29 @@ def test_transient_fault_gives_the_fault_free_output(
     start_emulator: EmulatorFactory, api_key: str, tmp_path: Path, kind: Kind
 ) -> None:
     assert kind.fault is not None
+    # Request 1 (page 1), 3 (page 2's first try) and the tenant request's first try:
+    # two retried pages come before it.
+    tenant_try = TENANT_REQUEST + 2
     plan = FaultPlan(
-        at={1: kind.fault, 3: kind.fault},
+        at={1: kind.fault, 3: kind.fault, tenant_try: kind.fault},
         retry_after=retry_after(kind),
         hang_seconds=HANG_SECONDS,
     )
     emulator = start_emulator(TENANT, faults=plan)
     overrides = {"request_timeout": HANG_TIMEOUT} if kind.fault == "hang" else {}
-    run = run_tap_checked(
-        config_for(api_key, emulator.base_url, **overrides), tmp_path, label=kind.id
+    run = run_tap(
+        config_for(api_key, emulator.base_url, **overrides),
+        tmp_path,
+        env=DEBUG_ENV,
+        label=kind.id,
     )
-    assert_same_output(run, TENANT)
+    assert_fault_free_output(run, emulator)
     seen = emulator.requests
-    assert [r.fault for r in seen if r.fault] == [kind.fault, kind.fault]
-    assert len(seen) == PAGES + 2
+    assert [r.fault for r in seen if r.fault] == [kind.fault] * 3
+    assert len(seen) == PAGES + 1 + 3
+    assert [r.path.partition("?")[0] for r in seen[tenant_try - 1 :]] == ["/external/tenant"] * 2
     assert retry_warnings(run) == 2
+    assert retry_warnings(run, "/external/tenant") == 1
 
 
 def test_transient_connection_refused_gives_the_fault_free_output(
@@ -161,7 +157,7 @@ def test_transient_connection_refused_gives_the_fault_free_output(
     reserved.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
     port = int(reserved.getsockname()[1])
     config = config_for(api_key, f"http://127.0.0.1:{port}", max_retry_wait=1.0)
-    process = start_tap(config, tmp_path, env=DEBUG_ENV)
+    process = start_tap(config, tmp_path, env=DEBUG_ENV, label="connection refused, then up")
     lines: queue.Queue[str] = queue.Queue()
     stdout: list[str] = []
     stderr: list[str] = []
@@ -183,7 +179,7 @@ def test_transient_connection_refused_gives_the_fault_free_output(
         deadline = time.monotonic() + 20
         while True:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if "Retrying GET /external/users" in line:
+            if "retrying GET /external/users in " in line:
                 break
         reserved.close()
         emulator = start_emulator(TENANT, port=port)
@@ -195,18 +191,11 @@ def test_transient_connection_refused_gives_the_fault_free_output(
             process.wait()
     for reader in readers:
         reader.join(timeout=5)
-    json_lines = [line for line in "".join(stdout).split("\n") if line.strip()]
-    run = CheckedRun(
-        process.returncode,
-        "".join(stdout),
-        "".join(stderr),
-        [json.loads(line) for line in json_lines],
-    )
-    assert_same_output(run, TENANT)
-    assert len(emulator.requests) == PAGES
+    run = process.checked("".join(stdout), "".join(stderr))
+    assert_fault_free_output(run, emulator)
+    assert len(emulator.requests) == TENANT_REQUEST
     assert retry_warnings(run) == 1
     assert "could not connect" in run.stderr
-    assert_no_secrets(secret_forms(api_key), stdout=run.stdout, stderr=run.stderr)
 
 
 # ---------------------------------------------------------------- persistent
@@ -228,15 +217,16 @@ def test_persistent_fault_fails_fast_with_one_line(
         emulator = start_emulator(TENANT, faults=plan)
         base_url = emulator.base_url
     config = config_for(api_key, base_url, max_retries=TRIES, request_timeout=timeout)
-    run = run_tap_checked(config, tmp_path, label=f"persistent {kind.id}", timeout=bound + 30)
+    run = run_tap(
+        config, tmp_path, env=DEBUG_ENV, label=f"persistent {kind.id}", timeout=bound + 30
+    )
     assert run.returncode != 0
     assert run.seconds < bound, f"took {run.seconds:.1f}s, bound {bound:.1f}s"
     last = run.last_stderr_line()
     assert LAST_LINE.search(last), run.stderr[-3000:]
     assert kind.reason in last
     assert "Traceback" not in run.stderr
-    assert run.count("RECORD", "users") == 0
-    assert run.count("RECORD", "role_memberships") == 0
+    assert run.count("RECORD") == 0  # roles neither: no tenant ever answered
     assert retry_warnings(run) == TRIES - 1
     if emulator is not None:
         assert len(emulator.requests) == TRIES
@@ -256,8 +246,8 @@ def test_retry_after_seconds_is_honoured(
     start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
 ) -> None:
     emulator = start_emulator(TENANT, faults=FaultPlan(at={1: "429"}, retry_after="1"))
-    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=5), tmp_path)
-    assert_same_output(run, TENANT)
+    run = run_tap(config_for(api_key, emulator.base_url, max_retry_wait=5), tmp_path, env=DEBUG_ENV)
+    assert_fault_free_output(run, emulator)
     assert 1.0 <= gap_between(emulator, 1) < 2.0
 
 
@@ -274,8 +264,8 @@ def test_retry_after_http_date_is_honoured(
         return page
 
     emulator.page_hook = date_two_seconds_ahead
-    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=5), tmp_path)
-    assert_same_output(run, TENANT)
+    run = run_tap(config_for(api_key, emulator.base_url, max_retry_wait=5), tmp_path, env=DEBUG_ENV)
+    assert_fault_free_output(run, emulator)
     assert 0.9 <= gap_between(emulator, 2) < 3.0
 
 
@@ -283,8 +273,10 @@ def test_absurd_retry_after_is_capped_by_max_retry_wait(
     start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
 ) -> None:
     emulator = start_emulator(TENANT, faults=FaultPlan(at={1: "429"}, retry_after="86400"))
-    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=0.3), tmp_path)
-    assert_same_output(run, TENANT)
+    run = run_tap(
+        config_for(api_key, emulator.base_url, max_retry_wait=0.3), tmp_path, env=DEBUG_ENV
+    )
+    assert_fault_free_output(run, emulator)
     assert 0.25 <= gap_between(emulator, 1) < 1.5
 
 
@@ -293,7 +285,9 @@ def test_no_retry_after_uses_capped_exponential_backoff(
 ) -> None:
     """The first backoff wait is 1 s; max_retry_wait 0.2 caps it."""
     emulator = start_emulator(TENANT, faults=FaultPlan(at={1: "429"}, retry_after=None))
-    run = run_tap_checked(config_for(api_key, emulator.base_url, max_retry_wait=0.2), tmp_path)
-    assert_same_output(run, TENANT)
+    run = run_tap(
+        config_for(api_key, emulator.base_url, max_retry_wait=0.2), tmp_path, env=DEBUG_ENV
+    )
+    assert_fault_free_output(run, emulator)
     assert 0.15 <= gap_between(emulator, 1) < 1.0
     assert "in 0.2s" in run.stderr

@@ -1,4 +1,5 @@
-"""Property tests (issue 5): role rules, settings validation and the response parser.
+"""Property tests (issue 5): role rules, settings validation, the response parser, the
+checks across a tenant's pages, and the parsers of GET /external/tenant and Retry-After.
 
 Expected values come from the contract (spanning.md, Part 2), written out here by
 hand; nothing below calls the tap's own normaliser to decide what it should return.
@@ -7,8 +8,11 @@ Every property is derandomised with no example database, so CI runs the same exa
 
 from __future__ import annotations
 
+import email.utils
 import math
+import re
 import string
+import time
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -16,9 +20,18 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tap_spanning.config import Settings, SettingsError, resolve_settings
-from tap_spanning.records import PageError, UserError, UsersPage, parse_page, user_record
+from tap_spanning.client import retry_after_seconds
+from tap_spanning.records import (
+    PageError,
+    PageSequence,
+    UserError,
+    UsersPage,
+    parse_page,
+    parse_tenant,
+    user_record,
+)
 from tap_spanning.roles import roles_for_user
+from tap_spanning.settings import Settings, SettingsError, resolve_settings
 from tap_spanning.streams import UsersStream
 
 FUZZ = settings(
@@ -173,11 +186,16 @@ KNOWN_SETTINGS = (
     "api_key",
     "base_url",
     "region",
+    "tenant_id",
     "page_size",
     "request_timeout",
     "max_retries",
     "max_retry_wait",
+    "max_concurrent_tenants",
 )
+# The fleet form's settings: random extra keys leave them out, to stay in the one-tenant form.
+FLEET_SETTINGS = ("tenants", "tenant_api_keys")
+TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 # Any JSON value; integers stay within what a float can hold (see the bug below).
 json_scalars = st.one_of(
@@ -221,10 +239,14 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
         ]
     ),
     "region": st.sampled_from(["us", "eu", "ap", "ca", "uk", "af", "US", "mars", ""]),
+    "tenant_id": st.sampled_from(
+        ["contoso", "a.b_c-1", " padded ", "x" * 64, "x" * 65, "with space", "é", ""]
+    ),
     "page_size": numbers,
     "request_timeout": numbers,
     "max_retries": numbers,
     "max_retry_wait": numbers,
+    "max_concurrent_tenants": numbers,
 }
 ABSENT = object()
 VALID_CONFIG: dict[str, Any] = {
@@ -256,7 +278,7 @@ random_configs = st.fixed_dictionaries(
 configs = st.tuples(
     st.one_of(mutated_configs, random_configs),
     st.dictionaries(
-        st.text(max_size=12).filter(lambda name: name not in KNOWN_SETTINGS),
+        st.text(max_size=12).filter(lambda name: name not in KNOWN_SETTINGS + FLEET_SETTINGS),
         json_values,
         max_size=3,
     ),
@@ -281,13 +303,19 @@ def test_settings_resolve_or_say_which_setting_is_wrong(config: dict[str, Any]) 
             assert KEY not in message
         assert KEY not in str(resolved)
         return
-    assert resolved.api_key == str(config["api_key"]).strip()
-    assert resolved.api_key not in repr(resolved)
+    (tenant,) = resolved.tenants
+    assert tenant.api_key == str(config["api_key"]).strip()
+    assert tenant.api_key not in repr(resolved)
+    assert tenant.admin_email == str(config["admin_email"]).strip()
+    wanted_id = config.get("tenant_id")
+    assert tenant.tenant_id == ("default" if wanted_id is None else str(wanted_id).strip())
+    assert TENANT_ID.fullmatch(tenant.tenant_id)
     assert 1 <= resolved.page_size <= 1000
     assert resolved.request_timeout > 0
     assert math.isfinite(resolved.request_timeout)
     assert 1 <= resolved.max_retries <= 100
     assert resolved.max_retry_wait >= 0
+    assert 1 <= resolved.max_concurrent_tenants <= 64
 
 
 @pytest.mark.parametrize("name", ["request_timeout", "max_retry_wait"])
@@ -357,15 +385,27 @@ wild_user = st.fixed_dictionaries(
 user_shaped = st.one_of(valid_user, broken_user, wild_user)
 
 
+TENANT = "contoso-eu"
+
+
 def check_record(raw: Any) -> None:
     """user_record(raw) is a valid `users` record true to its input, or a UserError."""
     try:
-        user = user_record(raw)
+        user = user_record(raw, TENANT)
     except UserError:
         return
     record = user.record
     jsonschema.validate(record, USERS_SCHEMA)
-    assert set(record) == {*USER_FIELDS, "isDeleted", "isArchive", "tags", "disabled"}
+    assert next(iter(record)) == "tenant_id"
+    assert record["tenant_id"] == TENANT
+    assert set(record) == {
+        "tenant_id",
+        *USER_FIELDS,
+        "isDeleted",
+        "isArchive",
+        "tags",
+        "disabled",
+    }
     assert isinstance(record["msId"], str)
     assert record["msId"].strip()
     assert isinstance(record["disabled"], bool)
@@ -434,6 +474,128 @@ def test_a_body_becomes_a_page_or_a_page_error(payload: Any) -> None:
         assert page.next_link == payload["nextLink"]
     for raw in page.users:
         check_record(raw)
+
+
+# ---------------------------------------------------------------- (d) across a tenant's pages
+
+POOL = [f"00000000-0000-4000-8000-{n:012d}" for n in range(8)]
+NO_MSID = -1  # a user the tap cannot key
+page_of_indexes = st.lists(st.sampled_from([*range(len(POOL)), NO_MSID]), max_size=6)
+
+
+def raw_user(index: int) -> dict[str, Any]:
+    if index == NO_MSID:
+        return {"userPrincipalName": "nobody@contoso.example", "tags": ["User"]}
+    return {"msId": POOL[index], "userPrincipalName": f"u{index}@contoso.example"}
+
+
+@FUZZ
+@given(st.lists(page_of_indexes, min_size=1, max_size=6))
+@example([[0, 1], [1, 2], [2, 3]])  # each page repeats one user of the page before
+@example([[0, 1], [], [0, 1]])
+@example([[0, 1], [0, 1]])
+@example([[0, 1, 0]])
+def test_pages_give_each_user_once_or_a_user_error(pages: list[list[int]]) -> None:
+    """The contract's rules, written out: a page's users in order, minus those the page
+    before also listed (counted); a page listing an msId twice, a page of nothing but
+    repeats, or a user without msId fail, naming the page."""
+    sequence = PageSequence(TENANT)
+    previous: set[str] = set()
+    for number, indexes in enumerate(pages, start=1):
+        page = UsersPage([raw_user(index) for index in indexes], "next")
+        # What the page must give, or the error it must raise.
+        error = None
+        seen: list[str] = []
+        for index in indexes:
+            if index == NO_MSID:
+                error = f"page {number} of users: a user has no msId"
+                break
+            if POOL[index] in seen:
+                error = f"page {number} of users lists msId {POOL[index]} twice"
+                break
+            seen.append(POOL[index])
+        kept = [msid for msid in seen if msid not in previous]
+        if error is None and seen and not kept:
+            error = f"page {number} of users only repeats the previous page"
+        if error is not None:
+            with pytest.raises(UserError) as caught:
+                sequence.users_of(page)
+            assert str(caught.value).startswith(error)
+            return
+        users = sequence.users_of(page)
+        assert [user.record["msId"] for user in users] == kept
+        assert all(user.record["tenant_id"] == TENANT for user in users)
+        assert sequence.repeats_dropped == len(seen) - len(kept)
+        assert sequence.page_number == number
+        previous = set(seen)
+
+
+# ---------------------------------------------------------------- (e) GET /external/tenant
+
+COUNTER_NAMES = (
+    "licenses",
+    "archivedLicenses",
+    "users",
+    "assigned",
+    "assignedStandard",
+    "assignedArchive",
+)
+counters_like = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            **{name: st.one_of(st.integers(-5, 10**6), json_values) for name in COUNTER_NAMES},
+            "status": st.one_of(st.sampled_from(["trial", "paid", "expired"]), json_values),
+            "extra": json_values,
+        },
+    ),
+)
+
+
+@FUZZ
+@given(counters_like)
+@example({"licenses": 15, "archivedLicenses": 5, "users": 26, "assigned": 11,
+          "assignedStandard": 9, "assignedArchive": 2, "status": "paid"})  # fmt: skip
+@example({"licenses": True})
+@example({"licenses": 1.5})
+def test_tenant_counters_are_whole_numbers_or_a_page_error(payload: Any) -> None:
+    """Each counter a whole number or null (absent), status a string or null; else the
+    body is not what was asked for (retried like a cut-off page)."""
+    good = isinstance(payload, dict)
+    if good:
+        for name in COUNTER_NAMES:
+            value = payload.get(name)
+            good = good and (value is None or (type(value) is int))
+        good = good and (payload.get("status") is None or isinstance(payload["status"], str))
+    if not good:
+        with pytest.raises(PageError):
+            parse_tenant(payload)
+        return
+    counters = parse_tenant(payload)
+    assert counters == {name: payload.get(name) for name in (*COUNTER_NAMES, "status")}
+
+
+# ---------------------------------------------------------------- (f) Retry-After
+
+
+@FUZZ
+@given(st.one_of(st.integers(-100, 10**6), st.floats(0, 10**6, allow_nan=False)))
+def test_retry_after_in_seconds(seconds: float) -> None:
+    assert retry_after_seconds(str(seconds)) == max(0.0, float(seconds))
+
+
+@FUZZ
+@given(st.integers(-3600, 3600))
+def test_retry_after_as_an_http_date(ahead: int) -> None:
+    now = time.time()
+    header = email.utils.formatdate(now + ahead, usegmt=True)  # whole seconds
+    assert retry_after_seconds(header, now=now) == pytest.approx(max(0.0, ahead), abs=1.0)
+
+
+@pytest.mark.parametrize("header", [None, "", "  ", "soon", "nan", "Thu, 99 Foo 2024", "1 day"])
+def test_retry_after_that_says_nothing_usable(header: str | None) -> None:
+    assert retry_after_seconds(header) is None
 
 
 def test_a_printable_key_is_recognisable() -> None:

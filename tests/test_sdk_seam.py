@@ -51,6 +51,14 @@ def test_plugin_config() -> None:
     assert "self._config" in inspect.getsource(config.fget)
 
 
+def test_plugin_env_var_config() -> None:
+    # Read by the constructor when the config says ENV; the SDK's parse loads .env first.
+    source = inspect.getsource(PluginBase.__init__)
+    assert "config_dict.update(self._env_var_config)" in source
+    env_var_config = inspect.getattr_static(PluginBase, "_env_var_config")
+    assert "parse_environment_config" in inspect.getsource(env_var_config.fget)
+
+
 def test_plugin_handle_termination() -> None:
     assert parameters(Tap._handle_termination) == ["self", "signum", "frame"]
     assert "self._handle_termination" in inspect.getsource(PluginBase._setup_signal_handlers)
@@ -60,7 +68,9 @@ def test_stream_write_activate_version_message() -> None:
     assert parameters(Stream._write_activate_version_message) == ["self", "full_table_version"]
     sync = inspect.getsource(Stream.sync)
     # Still sent at the start of sync, with the version it sets: the seam holds it back.
-    assert re.search(r"self\._stream_version = .*\n\s*self\._write_activate_version_message\(", sync)
+    assert re.search(
+        r"self\._stream_version = .*\n\s*self\._write_activate_version_message\(", sync
+    )
 
 
 def test_stream_stream_version() -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import atexit
 import json
-import subprocess
 from pathlib import Path
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from spanning_emulator import SpanningEmulator, generate_users
 
-from tap_spanning.emulator import SpanningEmulator, generate_users
 from tap_spanning.tap import TapSpanning
-from tests.tapdriver import ADMIN_EMAIL, new_api_key, tap_executable
+from tests.tapdriver import ADMIN_EMAIL, discovered_catalog, new_api_key, run_tap
 
 # The standard suite takes its config when the module is imported, so the emulator
 # starts here and stops when the test process exits.
@@ -38,25 +37,27 @@ TestTapSpanning = get_tap_test_class(
 
 def test_catalog_json_is_what_discover_prints() -> None:
     root = Path(__file__).resolve().parent.parent
-    discovered = subprocess.run(
-        [*tap_executable(), "--discover"], capture_output=True, text=True, check=True
-    ).stdout
-    assert json.loads(discovered) == json.loads((root / "catalog.json").read_text())
+    assert discovered_catalog() == json.loads((root / "catalog.json").read_text())
 
 
 def test_about_lists_the_settings() -> None:
-    about = subprocess.run(
-        [*tap_executable(), "--about", "--format=json"], capture_output=True, text=True, check=True
-    ).stdout
-    settings = json.loads(about)["settings"]["properties"]
+    about = run_tap(None, None, "--about", "--format=json")
+    assert about.returncode == 0, about.stderr[-2000:]
+    settings = json.loads(about.stdout)["settings"]["properties"]
     assert {
         "admin_email",
         "api_key",
         "base_url",
         "region",
+        "tenant_id",
+        "tenants",
+        "tenant_api_keys",
+        "max_concurrent_tenants",
         "page_size",
         "request_timeout",
         "max_retries",
         "max_retry_wait",
     } <= set(settings)
     assert settings["api_key"].get("secret") is True
+    assert settings["tenant_api_keys"].get("secret") is True
+    assert settings["tenants"]["items"]["properties"]["api_key"].get("secret") is True

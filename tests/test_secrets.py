@@ -1,15 +1,18 @@
 """Secrets (issue 5): no form of the API key in any output, at DEBUG, on any path.
 
-The forms: the key, `email:key`, `base64(email:key)` (the Basic token) and
-`base64(key)`. "Any output" is stdout (SCHEMA, STATE, the --discover catalog,
---about) and stderr (every log line and traceback).
+The forms (tests/tapdriver.py `key_forms`): the key, `email:key`, `base64(email:key)`
+(the Basic token), `base64(key)` and the URL-quoted key, of every key a run is given in
+its config or environment. "Any output" is stdout (SCHEMA, STATE, the --discover
+catalog, --about), stderr (every log line and traceback) and BATCH files.
 
-Coverage of the other adversarial paths: every case of tests/test_fault_matrix.py
-and tests/test_hostile.py runs at DEBUG through `run_tap_checked`, which fails the
-case if any form appears. This file adds the paths where a hostile server hands the
-key back (tests/hostile_server.py echoes the Authorization header and the decoded
-key into bodies, headers, links and user data), config mistakes around the key,
-and the commands that print no records (--about, --discover).
+Coverage of the other paths: every run of the tap in the tests goes through
+tests/tapdriver.py, which fails the test if any form appears (`run_tap` when the run
+ends; a `start_tap` process when its output is read, and tests/conftest.py fails a test
+whose started tap was never checked). The fault matrix and hostile pages run at DEBUG.
+This file adds the paths where a hostile server hands the key back
+(tests/hostile_server.py echoes the Authorization header and the decoded key into
+bodies, headers, links and user data), config mistakes around the key, and the
+commands that print no records (--about, --discover).
 
 Record data: a server that puts the key into a user's displayName, email or tags gets
 it back in that RECORD, unchanged. That is the tenant's data; rewriting it would
@@ -21,26 +24,28 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
-from tap_spanning.config import SettingsError, resolve_settings
-from tests.hostile_server import (
+from tap_spanning.settings import SettingsError, resolve_settings
+from tests.hostile_server import HostileServer, Reply, Seen, free_port
+from tests.tapdriver import (
+    ADMIN_EMAIL,
     DEBUG_ENV,
-    HostileServer,
-    Reply,
-    Seen,
+    TapRun,
     assert_no_secrets,
-    free_port,
+    forms_of_key,
+    key_forms,
     leaks,
-    run_tap_checked,
-    secret_forms,
+    new_api_key,
+    run_tap,
 )
-from tests.tapdriver import ADMIN_EMAIL
 
 MASK = "[redacted]"
 HTML = "text/html; charset=utf-8"
@@ -66,6 +71,27 @@ def echo(seen: Seen) -> str:
         f"Authorization: {seen.authorization} | credentials {seen.credentials} "
         f"| key {seen.key} | token {base64.b64encode(seen.credentials.encode()).decode()}"
     )
+
+
+def run_checked(config: dict[str, Any], tmp_path: Path, *args: str, **options: Any) -> TapRun:
+    """A run at DEBUG (run_tap checks its output for every form of the key)."""
+    return run_tap(config, tmp_path, *args, env=DEBUG_ENV, **options)
+
+
+def users_requests(server: HostileServer) -> list[Seen]:
+    return [seen for seen in server.requests if seen.path == "/external/users"]
+
+
+TENANT_PATH = "/external/tenant"
+COUNTERS = {
+    "licenses": 15,
+    "archivedLicenses": 5,
+    "users": 26,
+    "assigned": 11,
+    "assignedStandard": 9,
+    "assignedArchive": 2,
+    "status": "paid",
+}
 
 
 def config_for(server: HostileServer, api_key: str, **overrides: Any) -> dict[str, Any]:
@@ -136,6 +162,8 @@ def _(server: HostileServer, seen: Seen) -> Reply:
 
 @echo_case("nextlink-query-holds-the-key", "accept", "")
 def _(server: HostileServer, seen: Seen) -> Reply:
+    if seen.path == TENANT_PATH:
+        return Reply(200, COUNTERS)
     if "key=" in seen.query:
         return Reply(200, {"users": [user()], "nextLink": ""})
     token = base64.b64encode(seen.credentials.encode()).decode()
@@ -156,13 +184,48 @@ def _(server: HostileServer, seen: Seen) -> Reply:
     return Reply(200, {"users": [user()], "nextLink": f"https://{seen.key}.example/external/users"})
 
 
+def tenant_echo_case(case_id: str, phrase: str) -> Callable[[Responder], Responder]:
+    """A server whose one users page is good and whose GET /external/tenant echoes."""
+
+    def register(answer: Responder) -> Responder:
+        def respond(server: HostileServer, seen: Seen) -> Reply:
+            if seen.path == TENANT_PATH:
+                return answer(server, seen)
+            return Reply(200, {"users": [user()], "nextLink": ""})
+
+        ECHOES[case_id] = (respond, "fail", phrase)
+        return answer
+
+    return register
+
+
+@tenant_echo_case(
+    "tenant-401-body", "Spanning refused the credentials (HTTP 401 from /external/tenant)"
+)
+def _(server: HostileServer, seen: Seen) -> Reply:
+    return Reply(401, {"code": "Unauthorized", "message": echo(seen)})
+
+
+@tenant_echo_case(
+    "tenant-503-html-body", "GET /external/tenant failed 2 times, giving up: HTTP 503"
+)
+def _(server: HostileServer, seen: Seen) -> Reply:
+    page = f"<html><body><h1>503 Service Unavailable</h1><p>{echo(seen)}</p></body></html>"
+    return Reply(503, page, HTML)
+
+
+@tenant_echo_case("tenant-counter-holds-the-key", "counter licenses is '[redacted]'")
+def _(server: HostileServer, seen: Seen) -> Reply:
+    return Reply(200, {**COUNTERS, "licenses": seen.key})
+
+
 @pytest.mark.parametrize("case_id", list(ECHOES))
 def test_a_server_echoing_the_key_never_gets_it_printed(
     api_key: str, tmp_path: Path, case_id: str
 ) -> None:
     responder, outcome, phrase = ECHOES[case_id]
     with HostileServer(responder) as server:
-        run = run_tap_checked(config_for(server, api_key), tmp_path, label=f"echo {case_id}")
+        run = run_checked(config_for(server, api_key), tmp_path, label=f"echo {case_id}")
         seen = server.requests
     # The server did get (and echo) the real key: the check above was not vacuous.
     assert seen
@@ -175,8 +238,8 @@ def test_a_server_echoing_the_key_never_gets_it_printed(
         assert phrase in last
     else:
         assert run.returncode == 0, run.stderr[-2000:]
-        assert run.count("RECORD", "users") == len(seen)
-    if case_id != "401-body":  # the 401 message says what to fix, without the body
+        assert run.count("RECORD", "users") == len(users_requests(server))
+    if not case_id.endswith("401-body"):  # the 401 message says what to fix, not the body
         assert MASK in run.stderr, "the echo never reached a log line: not a test of redaction"
     assert "Traceback" not in run.stderr
 
@@ -187,6 +250,8 @@ def test_key_in_record_data_is_emitted_as_data_and_logged_nowhere(
     """A user whose displayName, email and tags hold the key: data as is, logs masked."""
 
     def respond(server: HostileServer, seen: Seen) -> Reply:
+        if seen.path == TENANT_PATH:
+            return Reply(200, {**COUNTERS, "status": seen.credentials})
         hostile = user(
             displayName=seen.key,
             email=seen.credentials,
@@ -195,9 +260,9 @@ def test_key_in_record_data_is_emitted_as_data_and_logged_nowhere(
         return Reply(200, {"users": [hostile, user()], "nextLink": ""})
 
     with HostileServer(respond) as server:
-        run = run_tap_checked(config_for(server, api_key), tmp_path, key_may_be_record_data=True)
+        run = run_checked(config_for(server, api_key), tmp_path, key_may_be_record_data=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    forms = secret_forms(api_key)
+    forms = forms_of_key(api_key)
     record = run.records("users")[0]
     assert record["displayName"] == api_key
     assert record["email"] == forms["email:key"]
@@ -208,6 +273,8 @@ def test_key_in_record_data_is_emitted_as_data_and_logged_nowhere(
     memberships = run.records("role_memberships")
     assert {m["roleId"] for m in memberships if m["msId"] == record["msId"]} == {"global_admin"}
     assert not leaks(json.dumps(memberships), forms)
+    (tenant,) = run.records("tenants")
+    assert tenant["status"] == forms["email:key"]
 
 
 # ---------------------------------------------------------------- truncation
@@ -244,10 +311,10 @@ def test_a_secret_cut_by_an_excerpt_limit_is_not_printed_in_part(
 ) -> None:
     with HostileServer(respond) as server:
         # Whole forms are checked (and absent) outside records; the prefixes are the bug.
-        run = run_tap_checked(
+        run = run_checked(
             config_for(server, api_key), tmp_path, label="cut secret", key_may_be_record_data=True
         )
-    token = secret_forms(api_key)["base64(email:key)"]
+    token = forms_of_key(api_key)["base64(email:key)"]
     # 12 characters of the key; 44 of the token are base64 of "<email>:" + 11 of them.
     for prefix in (api_key[:12], token[:44]):
         assert prefix not in run.stderr
@@ -275,7 +342,7 @@ def test_a_key_that_is_not_a_string_is_never_echoed(
         "admin_email": ADMIN_EMAIL,
         "api_key": bad_key,
     }
-    run = run_tap_checked(config, tmp_path, label="api_key not a string")
+    run = run_checked(config, tmp_path, label="api_key not a string")
     assert run.returncode != 0
     assert run.stdout == ""
     assert "api_key must be a string" in run.stderr
@@ -289,7 +356,7 @@ def test_refused_connection_prints_no_key(api_key: str, tmp_path: Path) -> None:
         "max_retries": 2,
         "max_retry_wait": 0.02,
     }
-    run = run_tap_checked(config, tmp_path, label="refused")
+    run = run_checked(config, tmp_path, label="refused")
     assert run.returncode != 0
     assert "could not connect" in run.last_stderr_line()
 
@@ -303,7 +370,7 @@ def test_about_prints_no_key(api_key: str, tmp_path: Path, args: tuple[str, ...]
         "admin_email": ADMIN_EMAIL,
         "api_key": api_key,
     }
-    run = run_tap_checked(config, tmp_path, *args, parse=False)
+    run = run_checked(config, tmp_path, *args)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "api_key" in run.stdout  # the setting is described, its value is not
 
@@ -314,23 +381,52 @@ def test_discover_catalog_holds_no_key(api_key: str, tmp_path: Path) -> None:
         "admin_email": ADMIN_EMAIL,
         "api_key": api_key,
     }
-    run = run_tap_checked(config, tmp_path, "--discover", parse=False)
+    run = run_checked(config, tmp_path, "--discover")
     assert run.returncode == 0, run.stderr[-2000:]
     catalog = json.loads(run.stdout)
     assert {s["tap_stream_id"] for s in catalog["streams"]} == {
         "users",
         "roles",
         "role_memberships",
+        "tenants",
     }
 
 
 def test_the_leak_check_is_not_vacuous(api_key: str) -> None:
-    """The grep every adversarial run goes through does catch each form."""
-    forms = secret_forms(api_key)
+    """The grep every run goes through does catch each form."""
+    forms = key_forms(api_key)
+    assert len(forms) == 4  # a GUID's URL-quoted form is the key itself
     for name, form in forms.items():
-        with pytest.raises(AssertionError, match=name.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(AssertionError, match=re.escape(name)):
             assert_no_secrets(forms, stderr=f"... {form} ...")
     assert_no_secrets(forms, stderr=f"{api_key[:-1]}", stdout=MASK)
+    assert "DEBUG" in DEBUG_ENV["TAP_SPANNING_LOGLEVEL"]
+
+
+def test_key_forms_cover_every_key_of_a_config_and_its_environment() -> None:
+    """Every key a run is given: one tenant's, each fleet entry's, the key map's, the env's."""
+    keys = [new_api_key() for _ in range(5)]
+    config = {
+        "tenants": [
+            {"tenant_id": "a", "admin_email": "a@a.example", "api_key": keys[0]},
+            {"tenant_id": "b", "admin_email": "b@b.example"},
+        ],
+        "tenant_api_keys": {"b": keys[1]},
+    }
+    env = {
+        "TAP_SPANNING_API_KEY": keys[2],
+        "TAP_SPANNING_TENANT_API_KEYS": json.dumps({"c": keys[3]}),
+        "SPANNING_EMULATOR_API_KEY": keys[4],
+    }
+    forms = set(key_forms(config, env=env).values())
+    for key in keys:
+        assert key in forms
+        assert base64.b64encode(key.encode()).decode() in forms
+    for email, key in (("a@a.example", keys[0]), ("b@b.example", keys[1])):
+        assert f"{email}:{key}" in forms
+        assert base64.b64encode(f"{email}:{key}".encode()).decode() in forms
+    odd = "k+y/with spaces=="
+    assert quote(odd, safe="") in key_forms({"api_key": odd}).values()
 
 
 PASTED_KEY = "PASTED-api-key-4c3e9a6f2b8d"
@@ -346,6 +442,7 @@ PASTED_KEY = "PASTED-api-key-4c3e9a6f2b8d"
         "max_retry_wait",
         "base_url",
         "admin_email",
+        "max_concurrent_tenants",
     ],
 )
 def test_a_key_pasted_into_another_setting_is_not_echoed(name: str) -> None:
@@ -361,15 +458,16 @@ def test_a_key_pasted_into_another_setting_is_not_echoed(name: str) -> None:
     assert PASTED_KEY not in str(caught.value)
 
 
-def test_every_adversarial_run_goes_through_the_leak_check() -> None:
-    """Fault-matrix and hostile cases run the tap only through `run_tap_checked`."""
-    here = Path(__file__).parent
-    for name in ("test_fault_matrix.py", "test_hostile.py"):
-        source = (here / name).read_text()
-        assert "run_tap_checked(" in source
-        assert "run_tap(" not in source
-        assert "subprocess.run(" not in source
-        # The one hand-driven run (a port that comes up late) greps its output itself.
-        hand_driven = source.count("subprocess.Popen(") + source.count("start_tap(")
-        assert hand_driven == source.count("assert_no_secrets(")
-    assert "DEBUG" in DEBUG_ENV["TAP_SPANNING_LOGLEVEL"]
+@pytest.mark.parametrize("name", ["region", "base_url", "admin_email"])
+@pytest.mark.parametrize("key_in", ["entry", "tenant_api_keys"])
+def test_a_tenants_key_pasted_into_its_entry_is_not_echoed(name: str, key_in: str) -> None:
+    entry = {"tenant_id": "contoso", "admin_email": ADMIN_EMAIL, "base_url": "http://127.0.0.1:1"}
+    config: dict[str, Any] = {"tenants": [{**entry, name: PASTED_KEY}]}
+    if key_in == "entry":
+        config["tenants"][0]["api_key"] = PASTED_KEY
+    else:
+        config["tenant_api_keys"] = {"contoso": PASTED_KEY}
+    with pytest.raises(SettingsError) as caught:
+        resolve_settings(config)
+    assert f"tenants[0] (contoso): {name}" in str(caught.value)
+    assert PASTED_KEY not in str(caught.value)

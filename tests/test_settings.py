@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tap_spanning.config import SettingsError, resolve_settings
+from tap_spanning.settings import SettingsError, resolve_settings
 from tap_spanning.urls import Origin, UrlError, parse_base_url, resolve_next_link
 
 US = "https://o365-api-us.spanningbackup.com"
@@ -63,8 +63,51 @@ def test_refused_base_urls(base_url: str, says: str) -> None:
 
 def test_region_builds_base_url() -> None:
     settings = resolve_settings({**BASE, "region": "eu"})
-    assert str(settings.origin) == "https://o365-api-eu.spanningbackup.com"
+    (tenant,) = settings.tenants
+    assert str(tenant.origin) == "https://o365-api-eu.spanningbackup.com"
+    assert tenant.region == "eu"
     assert settings.page_size == 1000
+
+
+def test_the_one_tenant_form() -> None:
+    """Top-level credentials are one tenant, "default" unless tenant_id says otherwise."""
+    settings = resolve_settings({**BASE, "base_url": "http://127.0.0.1:8765"})
+    (tenant,) = settings.tenants
+    assert (tenant.tenant_id, tenant.admin_email, tenant.api_key) == (
+        "default",
+        "admin@contoso.example",
+        "k-e-y",
+    )
+    assert str(tenant.origin) == "http://127.0.0.1:8765"
+    assert tenant.region is None  # loopback
+    named = resolve_settings({**BASE, "region": "uk", "tenant_id": "contoso.uk_1-a"})
+    assert [t.tenant_id for t in named.tenants] == ["contoso.uk_1-a"]
+
+
+def test_defaults() -> None:
+    settings = resolve_settings({**BASE, "region": "us"})
+    assert settings.page_size == 1000
+    assert settings.request_timeout == 60
+    assert settings.max_retries == 5
+    assert settings.max_retry_wait == 60
+    assert settings.max_concurrent_tenants == 8
+
+
+def test_number_errors_never_echo_a_value_that_is_not_a_number() -> None:
+    """A non-numeric value could be a key pasted into the wrong setting."""
+    errors = errors_of({**BASE, "region": "us", "page_size": "many-5f0c2a8e"})
+    assert errors == ["page_size must be a whole number between 1 and 1000"]
+    errors = errors_of({**BASE, "region": "us", "request_timeout": "soon"})
+    assert errors == ["request_timeout must be a number at least 0.001"]
+
+
+def test_numbers_out_of_range_say_the_number() -> None:
+    assert errors_of({**BASE, "region": "us", "page_size": 5000}) == [
+        "page_size must be between 1 and 1000, got 5000"
+    ]
+    assert errors_of({**BASE, "region": "us", "max_concurrent_tenants": 65}) == [
+        "max_concurrent_tenants must be between 1 and 64, got 65"
+    ]
 
 
 def test_region_and_base_url_that_agree() -> None:
@@ -92,6 +135,16 @@ def test_region_and_base_url_that_agree() -> None:
         ({**BASE, "region": "us", "request_timeout": 0}, "request_timeout"),
         ({**BASE, "region": "us", "max_retries": 0}, "max_retries"),
         ({**BASE, "region": "us", "max_retry_wait": -1}, "max_retry_wait"),
+        ({**BASE, "region": "us", "max_concurrent_tenants": 0}, "max_concurrent_tenants"),
+        ({**BASE, "region": "us", "tenant_id": ""}, "tenant_id"),
+        ({**BASE, "region": "us", "tenant_id": "a b"}, "tenant_id"),
+        ({**BASE, "region": "us", "tenant_id": "x" * 65}, "tenant_id"),
+        ({**BASE, "region": "us", "tenant_id": 7}, "tenant_id"),
+        ({**BASE, "region": "us", "tenant_api_keys": {"a": "k"}}, "tenant_api_keys"),
+        (
+            {**BASE, "region": "us", "tenants": [{"tenant_id": "a", "admin_email": "a@b.c"}]},
+            "not both",
+        ),
     ],
 )
 def test_each_mistake_names_its_setting(config: dict[str, Any], setting: str) -> None:

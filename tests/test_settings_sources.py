@@ -8,30 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import run_tap, tap_executable
+from tests.tapdriver import TapRun, run_tap
 
 
-def run_with_env(
-    env: dict[str, str], tmp_path: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """`tap-spanning --config=ENV`, in a folder with no .env, with only these TAP_SPANNING_*."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TAP_SPANNING_")}
-    return subprocess.run(
-        [*tap_executable(), "--config=ENV", *args],
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+def run_with_env(env: dict[str, str], tmp_path: Path, *args: str) -> TapRun:
+    """`tap-spanning --config=ENV` with these TAP_SPANNING_* (and no other)."""
+    assert not [k for k in os.environ if k.startswith("TAP_SPANNING_")], "a clean environment"
+    return run_tap("ENV", tmp_path, *args, env=env)
 
 
 def env_for(emulator: Any, api_key: str, **more: str) -> dict[str, str]:
@@ -161,9 +150,7 @@ def test_a_bad_config_file_gets_one_line_naming_the_file(
         path.write_text(content)
     elif isinstance(content, bytes):
         path.write_bytes(content)
-    done = subprocess.run(
-        [*tap_executable(), "--config", str(path)], capture_output=True, text=True, check=False
-    )
+    done = run_tap(None, tmp_path, "--config", str(path))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"config file {path}: {says}"]
     assert done.stdout == ""
@@ -173,8 +160,6 @@ def test_a_key_inside_a_file_that_is_not_json_is_not_echoed(tmp_path: Path) -> N
     key = "c0ffee00-1111-2222-3333-444455556666"
     path = tmp_path / "config.json"
     path.write_text('{"api_key": "' + key + '",,}')
-    done = subprocess.run(
-        [*tap_executable(), "--config", str(path)], capture_output=True, text=True, check=False
-    )
+    done = run_tap(None, tmp_path, "--config", str(path))
     assert done.returncode == 1
     assert key not in done.stderr

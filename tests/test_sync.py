@@ -5,40 +5,51 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from spanning_emulator import (
+    FaultPlan,
+    SpanningEmulator,
+    expected_output,
+    expected_tenant_record,
+    generate_users,
+    tenant_summary,
+)
 
-from tap_spanning.emulator import FaultPlan, expected_output, generate_users
 from tests.conftest import EmulatorFactory
 from tests.tapdriver import (
+    TapRun,
+    assert_output_is,
     discovered_catalog,
     run_tap,
     set_selected,
-    strip_descriptions,
-    tap_executable,
 )
 
-STREAMS = ("users", "roles", "role_memberships")
+STREAMS = ("users", "role_memberships", "tenants", "roles")
+TENANT_PATH = "/external/tenant"
 
 
-def assert_output_is(run: Any, users: list[dict[str, object]]) -> None:
-    """Every record of every stream equals the emulator's ground truth, in order."""
-    assert run.returncode == 0, run.stderr[-2000:]
-    expected = expected_output(users)
-    assert run.records("users") == expected["users"]
-    assert run.records("role_memberships") == expected["role_memberships"]
-    assert strip_descriptions(run.records("roles")) == expected["roles"]
-    for stream in STREAMS:
-        assert run.count("SCHEMA", stream) == 1, stream
-
-
-def users_requests(emulator: Any) -> list[str]:
+def users_requests(emulator: SpanningEmulator) -> list[str]:
     return [r.path for r in emulator.requests if r.path.startswith("/external/users")]
+
+
+def assert_requests(emulator: SpanningEmulator, users_pages: int) -> None:
+    """Exactly `users_pages` users requests, then the one tenant request; nothing else."""
+    paths = [urlsplit(r.path).path for r in emulator.requests]
+    assert paths == ["/external/users"] * users_pages + [TENANT_PATH], paths
+
+
+def tenant_record(emulator: SpanningEmulator, users: list[dict[str, object]]) -> dict[str, Any]:
+    """The tenants record of the one-tenant form, from the emulator's own counters."""
+    return expected_tenant_record("default", tenant_summary(users), emulator.base_url)
+
+
+def assert_tenant_is(run: TapRun, emulator: SpanningEmulator, users: list[Any]) -> None:
+    assert run.records("tenants") == [tenant_record(emulator, users)]
+    assert run.count("SCHEMA", "tenants") == 1
 
 
 def test_full_sync_of_a_multi_page_tenant(
@@ -47,11 +58,11 @@ def test_full_sync_of_a_multi_page_tenant(
     emulator = start_emulator(tenant_2500)
     run = run_tap(tap_config(emulator, page_size=1000), tmp_path)
     assert_output_is(run, tenant_2500)
-    paths = [r.path for r in emulator.requests]
-    assert len(paths) == 3  # ceil(2500 / 1000), and nothing else
-    first = dict(parse_qsl(urlsplit(paths[0]).query))
-    assert urlsplit(paths[0]).path == "/external/users"
-    assert first == {"size": "1000", "status": "false"}
+    assert_tenant_is(run, emulator, tenant_2500)
+    assert_requests(emulator, 3)  # ceil(2500 / 1000), the tenant, and nothing else
+    first = emulator.requests[0].path
+    assert dict(parse_qsl(urlsplit(first).query)) == {"size": "1000", "status": "false"}
+    assert emulator.requests[-1].path == TENANT_PATH  # no query
 
 
 def test_same_output_with_a_fault_on_every_third_request(
@@ -62,10 +73,13 @@ def test_same_output_with_a_fault_on_every_third_request(
     emulator = start_emulator(tenant_2500, faults=plan)
     run = run_tap(tap_config(emulator, page_size=500), tmp_path)
     assert_output_is(run, tenant_2500)
+    assert_tenant_is(run, emulator, tenant_2500)
     faulted = [r for r in emulator.requests if r.fault]
     assert faulted, "the plan injected no fault"
-    # Each page once, plus one retry per fault.
-    assert len(emulator.requests) == math.ceil(2500 / 500) + len(faulted)
+    # Each page once and the tenant once, plus one retry per fault.
+    assert len(emulator.requests) == math.ceil(2500 / 500) + 1 + len(faulted)
+    good = [urlsplit(r.path).path for r in emulator.requests if r.status == 200]
+    assert good == ["/external/users"] * 5 + [TENANT_PATH]
 
 
 def test_next_links_are_followed_verbatim(
@@ -94,7 +108,7 @@ def test_next_links_are_followed_verbatim(
         assert len(names) == len(set(names)), f"duplicated parameter in {path}"
 
 
-@pytest.mark.parametrize("link_style", ["relative", "http-absolute"])
+@pytest.mark.parametrize("link_style", ["absolute", "relative"])
 @pytest.mark.parametrize("last_link", ["empty", "null", "absent"])
 def test_link_styles_and_last_page_markers(
     start_emulator: EmulatorFactory,
@@ -107,7 +121,7 @@ def test_link_styles_and_last_page_markers(
     emulator = start_emulator(users, link_style=link_style, last_link=last_link)
     run = run_tap(tap_config(emulator, page_size=40), tmp_path)
     assert_output_is(run, users)
-    assert len(emulator.requests) == 3
+    assert_requests(emulator, 3)
 
 
 @pytest.mark.parametrize(("count", "page_size"), [(0, 10), (1, 1000), (100, 100), (101, 100)])
@@ -118,7 +132,23 @@ def test_request_count_is_ceil_of_users_over_page_size(
     emulator = start_emulator(users)
     run = run_tap(tap_config(emulator, page_size=page_size), tmp_path)
     assert_output_is(run, users)
-    assert len(emulator.requests) == max(1, math.ceil(count / page_size))
+    assert_requests(emulator, max(1, math.ceil(count / page_size)))
+
+
+def test_deselected_tenants_stream_makes_no_tenant_request(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    """A users-only sync makes exactly ceil(users / page_size) requests, all to users."""
+    users = generate_users(101, seed=11)
+    emulator = start_emulator(users)
+    catalog = discovered_catalog()
+    set_selected(catalog, "tenants", [], on=False)
+    run = run_tap(tap_config(emulator, page_size=25), tmp_path, catalog=catalog)
+    assert_output_is(run, users)
+    assert run.records("tenants") == []
+    assert run.count("SCHEMA", "tenants") == 0
+    assert users_requests(emulator) == [r.path for r in emulator.requests]
+    assert len(emulator.requests) == math.ceil(101 / 25)
 
 
 def test_output_rules(start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path) -> None:
@@ -129,6 +159,16 @@ def test_output_rules(start_emulator: EmulatorFactory, tap_config: Any, tmp_path
         tap_config(emulator, page_size=100, emit_activate_version_messages=True), tmp_path
     )
     assert_output_is(run, users)
+    assert_tenant_is(run, emulator, users)
+    # Streams in the order the tap syncs them: users with its memberships (page by
+    # page), then tenants, then roles: no record is written before a tenant answered.
+    first_record: dict[str, int] = {}
+    for index, message in enumerate(run.messages):
+        if message["type"] == "RECORD":
+            first_record.setdefault(message["stream"], index)
+    order = sorted(first_record, key=first_record.__getitem__)
+    assert set(order[:2]) == {"users", "role_memberships"}
+    assert order[2:] == ["tenants", "roles"]
     for stream in STREAMS:
         assert run.count("ACTIVATE_VERSION", stream) == 1, stream
         versions = {
@@ -178,7 +218,7 @@ def test_deselected_users_still_feed_memberships(
     users = generate_users(150, seed=19)
     emulator = start_emulator(users)
     catalog = discovered_catalog()
-    for stream in ("users", "roles"):
+    for stream in ("users", "roles", "tenants"):
         set_selected(catalog, stream, [], on=False)
     set_selected(catalog, "role_memberships", [], on=True)
     run = run_tap(tap_config(emulator, page_size=50), tmp_path, catalog=catalog)
@@ -186,6 +226,9 @@ def test_deselected_users_still_feed_memberships(
     assert run.records("role_memberships") == expected_output(users)["role_memberships"]
     assert run.records("users") == []
     assert run.records("roles") == []
+    assert run.records("tenants") == []
+    assert run.count("SCHEMA", "role_memberships") == 1
+    assert len(users_requests(emulator)) == len(emulator.requests) == 3
 
 
 def test_stream_maps_and_flattening_still_work(
@@ -238,7 +281,8 @@ def test_batch_messages_hold_the_whole_output(
     expected = expected_output(users)
     assert landed["users"] == expected["users"]
     assert landed["role_memberships"] == expected["role_memberships"]
-    assert strip_descriptions(landed["roles"]) == expected["roles"]
+    assert landed["roles"] == expected["roles"]
+    assert landed["tenants"] == [tenant_record(emulator, users)]
     for stream in STREAMS:
         assert run.count("SCHEMA", stream) == 1
         # Activated only after the stream's last BATCH.
@@ -278,23 +322,15 @@ def test_settings_from_the_environment(
         "TAP_SPANNING_BASE_URL": emulator.base_url,
         "TAP_SPANNING_ADMIN_EMAIL": "admin@contoso.example",
         "TAP_SPANNING_API_KEY": api_key,
+        "TAP_SPANNING_TENANT_ID": "contoso-eu",
         "TAP_SPANNING_PAGE_SIZE": "20",
         "TAP_SPANNING_REQUEST_TIMEOUT": "30",
         "TAP_SPANNING_MAX_RETRIES": "3",
         "TAP_SPANNING_MAX_RETRY_WAIT": "0.5",
     }
-    done = subprocess.run(
-        [*tap_executable(), "--config=ENV"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    records = [json.loads(line) for line in done.stdout.splitlines()]
-    got = [m["record"] for m in records if m["type"] == "RECORD" and m["stream"] == "users"]
-    assert got == expected_output(users)["users"]
-    assert len(emulator.requests) == 3
+    run = run_tap("ENV", tmp_path, env=env)
+    assert_output_is(run, users, tenant_id="contoso-eu")
+    assert_requests(emulator, 3)
 
 
 def test_a_users_stream_mapped_away_still_feeds_memberships(
@@ -318,6 +354,6 @@ def test_memberships_log_does_not_grow_with_pages(
     lines = {}
     for page_size in (1, 40):
         run = run_tap(tap_config(emulator, page_size=page_size), tmp_path)
-        assert run.records("role_memberships") == expected_output(users)["role_memberships"]
+        assert_output_is(run, users)
         lines[page_size] = sum("role_memberships" in line for line in run.stderr.splitlines())
     assert lines[1] <= lines[40] + 1, lines

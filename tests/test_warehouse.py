@@ -32,15 +32,17 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pytest
-
-from tap_spanning.emulator import (
+from spanning_emulator import (
     TAG_SPELLINGS,
     FaultPlan,
     SpanningEmulator,
     expected_output,
     expected_roles,
+    expected_tenant_record,
     generate_users,
+    tenant_summary,
 )
+
 from tests.tapdriver import ADMIN_EMAIL
 
 pytestmark = pytest.mark.e2e
@@ -57,12 +59,14 @@ MELTANO_TIMEOUT = 300
 
 # Contract columns of each stream and its key (spanning.md, Part 2).
 STREAM_KEYS: dict[str, tuple[str, ...]] = {
-    "users": ("msId",),
+    "users": ("tenant_id", "msId"),
     "roles": ("id",),
-    "role_memberships": ("roleId", "msId"),
+    "role_memberships": ("tenant_id", "roleId", "msId"),
+    "tenants": ("tenant_id",),
 }
 COLUMNS: dict[str, tuple[str, ...]] = {
     "users": (
+        "tenant_id",
         "msId",
         "userPrincipalName",
         "email",
@@ -75,7 +79,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "disabled",
     ),
     "roles": ("id", "name", "description"),
-    "role_memberships": ("roleId", "msId", "userPrincipalName"),
+    "role_memberships": ("tenant_id", "roleId", "msId", "userPrincipalName"),
+    "tenants": (
+        "tenant_id",
+        "region",
+        "base_url",
+        "licenses",
+        "archivedLicenses",
+        "users",
+        "assigned",
+        "assignedStandard",
+        "assignedArchive",
+        "status",
+    ),
 }
 ADMIN_ROLES = {"global_admin", "spanning_admin"}
 # Variables of the developer's shell that would change what meltano does here.
@@ -259,15 +275,24 @@ def keyed(stream: str, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...
     return table
 
 
-def assert_tables_match(fetch: Fetch, users: Sequence[Mapping[str, object]]) -> dict[str, int]:
-    """Each table holds exactly expected_output(users): every row, every contract column."""
-    expected = expected_output(users)
+def expected_tables(
+    users: Sequence[Mapping[str, object]], base_url: str
+) -> dict[str, list[dict[str, object]]]:
+    """expected_output(users), and the tenants record of the emulator serving them."""
+    return {
+        **expected_output(users),
+        "tenants": [expected_tenant_record("default", tenant_summary(users), base_url)],
+    }
+
+
+def assert_tables_match(
+    fetch: Fetch, users: Sequence[Mapping[str, object]], base_url: str
+) -> dict[str, int]:
+    """Each table holds exactly the ground truth: every row, every contract column."""
+    expected = expected_tables(users, base_url)
     counts = {}
     for stream in STREAM_KEYS:
         rows = landed_rows(fetch, stream)
-        if stream == "roles":
-            assert all(isinstance(r["description"], str) and r["description"] for r in rows)
-            rows = [{"id": r["id"], "name": r["name"]} for r in rows]
         actual, wanted = keyed(stream, rows), keyed(stream, expected[stream])
         missing = sorted(set(wanted) - set(actual))[:5]
         extra = sorted(set(actual) - set(wanted))[:5]
@@ -287,7 +312,7 @@ def assert_members_per_role(fetch: Fetch, users: Sequence[Mapping[str, object]])
         'SELECT r.id, r.name, u."userPrincipalName" '
         "FROM roles AS r "
         'JOIN role_memberships AS m ON m."roleId" = r.id '
-        'JOIN users AS u ON u."msId" = m."msId"'
+        'JOIN users AS u ON u."tenant_id" = m."tenant_id" AND u."msId" = m."msId"'
     )
     expected = expected_output(users)
     names = {role["id"]: role["name"] for role in expected["roles"]}
@@ -318,17 +343,17 @@ def docs_truth(users: Sequence[Mapping[str, object]]) -> list[Counter[tuple[Any,
         roles_of[str(m["msId"])].add(str(m["roleId"]))
 
     global_admins = Counter(
-        (u["userPrincipalName"], u["displayName"], u["disabled"])
+        (u["tenant_id"], u["userPrincipalName"], u["displayName"], u["disabled"])
         for msid, u in by_id.items()
         if "global_admin" in roles_of[msid]
     )
     archived_licensed = Counter(
-        (u["userPrincipalName"], u["email"], u["isArchive"])
+        (u["tenant_id"], u["userPrincipalName"], u["email"], u["isArchive"])
         for msid, u in by_id.items()
         if u["assigned"] is True and "archived" in roles_of[msid]
     )
     disabled_admins = Counter(
-        (u["userPrincipalName"], ", ".join(sorted(roles_of[msid] & ADMIN_ROLES)))
+        (u["tenant_id"], u["userPrincipalName"], ", ".join(sorted(roles_of[msid] & ADMIN_ROLES)))
         for msid, u in by_id.items()
         if u["disabled"] and roles_of[msid] & ADMIN_ROLES
     )
@@ -373,7 +398,7 @@ def duckdb_tables(path: Path) -> Iterator[Fetch]:
 def test_duckdb_through_meltano(
     start_emulator: Callable[..., SpanningEmulator], api_key: str, tmp_path: Path
 ) -> None:
-    """A tenant lands in DuckDB exactly; removals need the documented drop-tables step."""
+    """A tenant lands in DuckDB exactly; removals need the documented fresh-file refresh."""
     require_plugin("extractors", "tap-spanning")
     require_plugin("loaders", "target-duckdb")
     database = tmp_path / "warehouse" / "spanning.duckdb"
@@ -383,10 +408,10 @@ def test_duckdb_through_meltano(
     env = meltano_env(tmp_path, emulator, api_key, TARGET_DUCKDB_PATH=str(database))
 
     meltano(env, "run", "tap-spanning", "target-duckdb")
-    pages = sum(1 for r in emulator.requests if r.path.startswith("/external/users"))
-    assert pages == -(-TENANT_SIZE // PAGE_SIZE)
+    paths = [r.path.partition("?")[0] for r in emulator.requests]
+    assert paths == ["/external/users"] * -(-TENANT_SIZE // PAGE_SIZE) + ["/external/tenant"]
     with duckdb_tables(database) as fetch:
-        assert_tables_match(fetch, users)
+        assert_tables_match(fetch, users, emulator.base_url)
         assert_members_per_role(fetch, users)
         assert_docs_queries(fetch, users)
 
@@ -403,11 +428,19 @@ def test_duckdb_through_meltano(
         assert removed <= landed, "target-duckdb deleted removed users: it honours removals now"
         assert {str(u["msId"]) for u in later} <= landed
 
-    # The documented full refresh: drop the tables, then sync.
-    meltano(env, "invoke", "target-duckdb:drop-tables")
-    meltano(env, "run", "tap-spanning", "target-duckdb")
+    # The documented full refresh: a fresh file, swapped in when the sync succeeded.
+    refresh = subprocess.run(
+        ["bash", "scripts/duckdb_refresh.sh"],
+        cwd=PROJECT_DIR,
+        env={**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        timeout=MELTANO_TIMEOUT,
+        check=False,
+    )
+    assert refresh.returncode == 0, (refresh.stdout + refresh.stderr)[-3000:]
     with duckdb_tables(database) as fetch:
-        assert_tables_match(fetch, later)
+        assert_tables_match(fetch, later, emulator.base_url)
         _, rows = fetch('SELECT "roleId", "msId" FROM role_memberships')
         landed_pairs = {tuple(row) for row in rows}
         assert not landed_pairs & lost
@@ -504,7 +537,7 @@ def test_postgres_through_meltano_removals_land(
 
     meltano(env, "run", "tap-spanning", "target-postgres")
     with postgres_tables(url) as fetch:
-        assert_tables_match(fetch, users)
+        assert_tables_match(fetch, users, emulator.base_url)
         assert_members_per_role(fetch, users)
 
     later = changed_tenant(users)
@@ -512,7 +545,7 @@ def test_postgres_through_meltano_removals_land(
     emulator.set_users(later)
     meltano(env, "run", "tap-spanning", "target-postgres")
     with postgres_tables(url) as fetch:
-        assert_tables_match(fetch, later)
+        assert_tables_match(fetch, later, emulator.base_url)
         _, rows = fetch('SELECT "msId" FROM users')
         assert not {row[0] for row in rows} & removed
         _, rows = fetch('SELECT "roleId", "msId" FROM role_memberships')
@@ -555,4 +588,4 @@ def test_postgres_failed_sync_keeps_the_previous_tables(
     with postgres_tables(url) as fetch:
         _, rows = fetch("SELECT count(*) FROM users")
         assert rows == [(TENANT_SIZE,)], "a failed sync deleted users from the warehouse"
-        assert_tables_match(fetch, users)
+        assert_tables_match(fetch, users, emulator.base_url)
