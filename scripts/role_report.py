@@ -30,20 +30,12 @@ from typing import Any
 
 import duckdb
 
+from tap_spanning.records import TENANT_COUNTERS
 from tap_spanning.roles import ROLE_IDS
 
 LOADER = "target-duckdb"
 MELTANO_TIMEOUT_SECONDS = 300
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# The counters of GET /external/tenant, as the tenants stream lands them.
-COUNTERS = (
-    "licenses",
-    "archivedLicenses",
-    "users",
-    "assigned",
-    "assignedStandard",
-    "assignedArchive",
-)
 
 
 class ReportError(Exception):
@@ -232,7 +224,9 @@ def read_warehouse(target: Target) -> Report:
         }
         api: dict[str, dict[str, Any]] = {}
         if has_tenants:
-            present = [name for name in (*COUNTERS, "status") if name.lower() in tables["tenants"]]
+            present = [
+                name for name in (*TENANT_COUNTERS, "status") if name.lower() in tables["tenants"]
+            ]
             columns = ", ".join(f'"{name}"' for name in present)
             tenants_sql = f"SELECT tenant_id, {columns} FROM tenants"  # noqa: S608
             for row in connection.execute(tenants_sql).fetchall():
