@@ -26,7 +26,7 @@ T = TypeVar("T")
 # A long sync logs a progress line at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
 
-Event = TenantItem[UsersBatch] | TenantDone | TenantFailed
+UsersEvent = TenantItem[UsersBatch] | TenantDone | TenantFailed
 CountersEvent = TenantItem[dict[str, object]] | TenantDone | TenantFailed
 
 
@@ -39,19 +39,18 @@ class TenantFailure:
     """Why one tenant failed: the whole message, and its few words for the last line."""
 
     tenant_id: str
-    stream: str
     message: str
     reason: str
 
 
-def _failure_of(tenant: Tenant, stream: str, error: BaseException) -> TenantFailure:
+def _failure_of(tenant: Tenant, error: BaseException) -> TenantFailure:
     if isinstance(error, SpanningError):
-        return TenantFailure(tenant.tenant_id, stream, str(error), error.reason)
+        return TenantFailure(tenant.tenant_id, str(error), error.reason)
     if isinstance(error, UserError):
-        return TenantFailure(tenant.tenant_id, stream, scrub(str(error)), "unreadable users page")
+        return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable users page")
     # Not one of ours: a bug, or the machine. Its type, and a scrubbed message.
     text = scrub(f"{type(error).__name__}: {error}")
-    return TenantFailure(tenant.tenant_id, stream, text, type(error).__name__)
+    return TenantFailure(tenant.tenant_id, text, type(error).__name__)
 
 
 class SyncRun:
@@ -95,7 +94,7 @@ class SyncRun:
             self._requests += client.requests_made
             self._retries += client.retries
 
-    def users_batches(self, *, page_limit: int | None = None) -> Iterator[Event]:
+    def users_batches(self, *, page_limit: int | None = None) -> Iterator[UsersEvent]:
         """Every tenant's users, a checked page at a time, tenants side by side."""
 
         def job(tenant: Tenant) -> Iterator[UsersBatch]:
@@ -147,7 +146,7 @@ class SyncRun:
 
     def fail(self, tenant: Tenant, stream: str, error: BaseException) -> None:
         """Record a tenant's failure, in one log line (the last line names it again)."""
-        failure = _failure_of(tenant, stream, error)
+        failure = _failure_of(tenant, error)
         self.failures.setdefault(tenant.tenant_id, failure)
         if not self.one_tenant_form:
             self.logger.error(

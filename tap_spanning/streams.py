@@ -201,7 +201,6 @@ class _MembershipsRun:
     written: int = 0
     spool: IO[bytes] | None = None  # BATCH mode: records wait here for the one sync
     complete: bool = False
-    ended: bool = False
     encoder: msgspec.json.Encoder = field(default_factory=msgspec.json.Encoder)
 
 
@@ -290,7 +289,6 @@ class RoleMembershipsStream(FullTableStream):
                 run.spool.close()
         elif complete:
             self.activate_version()
-        run.ended = True
 
     @override
     def tenant_data_complete(self) -> bool:
