@@ -92,6 +92,8 @@ class Settings:
     max_retries: int
     max_retry_wait: float
     max_concurrent_tenants: int
+    # Settings that are allowed but worth a warning line each.
+    notes: tuple[str, ...] = ()
 
     @property
     def secret_forms(self) -> list[str]:
@@ -112,9 +114,11 @@ def closest_setting(name: str, known: Sequence[str]) -> str | None:
 class _Checker:
     """Collects mistakes; `where` prefixes each (a tenant's entry, or nothing)."""
 
-    def __init__(self, errors: list[str], where: str = "") -> None:
+    def __init__(self, errors: list[str], where: str = "", notes: list[str] | None = None) -> None:
         self.errors = errors
         self.where = where
+        # What is allowed but worth a warning.
+        self.notes: list[str] = [] if notes is None else notes
 
     def fail(self, message: str) -> None:
         self.errors.append(f"{self.where}{message}")
@@ -181,7 +185,14 @@ class _Checker:
         except UrlError as exc:
             self.fail(str(exc))
             return None
-        if region is not None and region_of_host(origin.host) != region:
+        if region is not None and origin.is_loopback:
+            # The emulator stands in for any region; said, so that a real key sent to a
+            # loopback base_url left over from a demo does not go unnoticed.
+            self.notes.append(
+                f"{self.where}base_url {base_url!r} is a loopback address (the emulator): "
+                f"region {region!r} is not used"
+            )
+        elif region is not None and region_of_host(origin.host) != region:
             self.fail(
                 f"region {region!r} does not agree with base_url {base_url!r}; "
                 "set only one of them, or make them name the same region"
@@ -323,9 +334,9 @@ def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, st
     return good
 
 
-def _fleet(config: Mapping[str, Any], errors: list[str]) -> list[Tenant]:
+def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> list[Tenant]:
     entries = config.get("tenants")
-    check = _Checker(errors)
+    check = _Checker(errors, notes=notes)
     if not isinstance(entries, list) or not entries:
         check.fail("tenants must be a non-empty list of {tenant_id, admin_email, region|base_url}")
         return []
@@ -340,7 +351,7 @@ def _fleet(config: Mapping[str, Any], errors: list[str]) -> list[Tenant]:
         ident = entry.get("tenant_id")
         if isinstance(ident, str) and ident.strip():
             label = f"{label} ({ident.strip()[:64]})"
-        entry_check = _Checker(errors, f"{label}: ")
+        entry_check = _Checker(errors, f"{label}: ", notes)
         for name in entry:
             if name not in TENANT_ENTRY_SETTINGS:
                 guess = closest_setting(str(name), TENANT_ENTRY_SETTINGS)
@@ -377,8 +388,8 @@ def _fleet(config: Mapping[str, Any], errors: list[str]) -> list[Tenant]:
     return tenants
 
 
-def _one_tenant(config: Mapping[str, Any], errors: list[str]) -> list[Tenant]:
-    check = _Checker(errors)
+def _one_tenant(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> list[Tenant]:
+    check = _Checker(errors, notes=notes)
     tenant_id = check.tenant_id(config, default=DEFAULT_TENANT_ID)
     admin_email = check.admin_email(config)
     api_key = check.text(config, "api_key")
@@ -407,7 +418,8 @@ def _all_keys(config: Mapping[str, Any]) -> list[str]:
 def resolve_settings(config: Mapping[str, Any]) -> Settings:
     """Check every setting; raise SettingsError naming each one that is wrong."""
     errors: list[str] = []
-    check = _Checker(errors)
+    notes: list[str] = []
+    check = _Checker(errors, notes=notes)
     fleet = config.get("tenants") is not None
     if fleet:
         both = [name for name in ONE_TENANT_SETTINGS if config.get(name) not in (None, "")]
@@ -416,11 +428,11 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
                 f"tenants is set, and so is {', '.join(both)}: use either the one-tenant "
                 "settings or the tenants list, not both"
             )
-        tenants = _fleet(config, errors)
+        tenants = _fleet(config, errors, notes)
     else:
         if config.get("tenant_api_keys") is not None:
             check.fail("tenant_api_keys goes with tenants; one tenant's key is api_key")
-        tenants = _one_tenant(config, errors)
+        tenants = _one_tenant(config, errors, notes)
     page_size = check.number(
         config, "page_size", MAX_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE, integer=True
     )
@@ -450,4 +462,5 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         max_retries=int(retries),
         max_retry_wait=float(max_wait),
         max_concurrent_tenants=int(concurrency),
+        notes=tuple(notes),
     )

@@ -210,6 +210,8 @@ class TapSpanning(SeamTap):
         if errors:
             return errors
         redaction.install(settings.secret_forms)
+        for note in settings.notes:
+            self.logger.warning("%s", note)
         for name in _NUMERIC_SETTINGS:
             if name in config:
                 config[name] = getattr(settings, name)

@@ -541,3 +541,28 @@ def test_a_single_emulator_tenant_is_the_fleet_of_one(
     for stream in ("users", "role_memberships", "tenants", "roles"):
         assert one.records(stream) == fleet.records(stream), stream
     assert one.records("users") == expected_output(users, tenant_id="solo")["users"]
+
+
+def test_a_region_beside_a_loopback_base_url_is_not_used_and_says_so() -> None:
+    settings = resolve_settings(
+        {
+            "admin_email": "a@b.example",
+            "api_key": "k",
+            "region": "eu",
+            "base_url": "http://127.0.0.1:8765",
+        }
+    )
+    assert [str(t.origin) for t in settings.tenants] == ["http://127.0.0.1:8765"]
+    assert settings.notes == (
+        "base_url 'http://127.0.0.1:8765' is a loopback address (the emulator): "
+        "region 'eu' is not used",
+    )
+    errors = errors_of(
+        {
+            "admin_email": "a@b.example",
+            "api_key": "k",
+            "region": "eu",
+            "base_url": "https://o365-api-us.spanningbackup.com",
+        }
+    )
+    assert any("region 'eu' does not agree with base_url" in error for error in errors)

@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
+from tap_spanning.tap import TapSpanning
 from tests.conftest import EmulatorFactory
 from tests.tapdriver import TapRun, run_tap
 
 
 def run_with_env(env: dict[str, str], tmp_path: Path, *args: str) -> TapRun:
     """`tap-spanning --config=ENV` with these TAP_SPANNING_* (and no other)."""
-    assert not [k for k in os.environ if k.startswith("TAP_SPANNING_")], "a clean environment"
+    settings = TapSpanning.config_jsonschema["properties"]
+    assert not [name for name in settings if f"TAP_SPANNING_{name.upper()}" in os.environ]
     return run_tap("ENV", tmp_path, *args, env=env)
 
 
