@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import heapq
+import itertools
 import logging
 import math
 import random
@@ -141,6 +143,7 @@ class _Watch:
     def __init__(self) -> None:
         self.connection: Any = None
         self.expired = False
+        self.done = False  # the request ended in time: the watchdog forgets it
 
     def expire(self) -> None:
         """Called by the timer thread: end whatever read the request is blocked in."""
@@ -157,6 +160,42 @@ class _Watch:
             self.expire()
 
 
+class _Watchdog:
+    """One thread for every request's deadline (a thread per request costs each one).
+
+    Deadlines wait in a heap; a request that ends in time marks its watch done and
+    is dropped when its deadline comes round.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watch: _Watch, seconds: float) -> None:
+        """Expire `watch` in `seconds` unless it is done by then."""
+        with self._wakeup:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="spanning-watchdog", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
+            self._wakeup.notify()
+
+    def _run(self) -> None:
+        with self._wakeup:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, watch = heapq.heappop(self._heap)
+                    if not watch.done:
+                        watch.expire()
+                self._wakeup.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_watchdog = _Watchdog()
 # The watch of the request this thread is making, for the pools below to find.
 _current = threading.local()
 
@@ -185,8 +224,8 @@ class DeadlineAdapter(HTTPAdapter):
     """An adapter that bounds a whole request, from connect to the last body byte.
 
     requests' timeout applies to each socket read, so a server that trickles a byte
-    every few seconds, in the headers or the body, would hold a sync forever. Here a
-    timer shuts the request's socket once `seconds` have passed, and the request fails
+    every few seconds, in the headers or the body, would hold a sync forever. Here the
+    watchdog shuts the request's socket once `seconds` have passed, and the request fails
     as a timeout (then it is retried like any other).
     """
 
@@ -213,10 +252,8 @@ class DeadlineAdapter(HTTPAdapter):
         proxies: Any = None,
     ) -> requests.Response:
         watch = _Watch()
-        timer = threading.Timer(self.seconds, watch.expire)
-        timer.daemon = True
         _current.watch = watch
-        timer.start()
+        _watchdog.arm(watch, self.seconds)
         try:
             response = super().send(request, True, timeout, verify, cert, proxies)
             if not stream:
@@ -226,7 +263,7 @@ class DeadlineAdapter(HTTPAdapter):
                 raise self._late(request) from exc
             raise
         finally:
-            timer.cancel()
+            watch.done = True
             _current.watch = None
         if watch.expired:  # a body cut short by the shut socket
             response.close()
