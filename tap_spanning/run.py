@@ -26,7 +26,16 @@ T = TypeVar("T")
 # A long sync logs a progress line at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
 
-UsersEvent = TenantItem[UsersBatch] | TenantDone | TenantFailed
+
+@dataclass(frozen=True)
+class HeldCounters:
+    """A tenant's counters (or why they failed), fetched on the users pass for `tenants`."""
+
+    counters: dict[str, object] | None
+    error: BaseException | None
+
+
+UsersEvent = TenantItem[UsersBatch | HeldCounters] | TenantDone | TenantFailed
 CountersEvent = TenantItem[dict[str, object]] | TenantDone | TenantFailed
 
 
@@ -69,6 +78,8 @@ class SyncRun:
         self.user_agent = user_agent
         self.one_tenant_form = one_tenant_form
         self.failures: dict[str, TenantFailure] = {}
+        # Counters fetched on the users pass, until `tenants` writes them (None: not held).
+        self.held_counters: dict[str, HeldCounters] | None = None
         # Tenants that answered at least one request well.
         self.answered: set[str] = set()
         self.started = time.monotonic()
@@ -94,10 +105,21 @@ class SyncRun:
             self._requests += client.requests_made
             self._retries += client.retries
 
-    def users_batches(self, *, page_limit: int | None = None) -> Iterator[UsersEvent]:
-        """Every tenant's users, a checked page at a time, tenants side by side."""
+    def users_batches(
+        self, *, page_limit: int | None = None, with_counters: bool = False
+    ) -> Iterator[UsersEvent]:
+        """Every tenant's users, a checked page at a time, tenants side by side.
 
-        def job(tenant: Tenant) -> Iterator[UsersBatch]:
+        `with_counters` (when `tenants` is selected too): each tenant's counters are
+        fetched right after its last page, on the same connection, and held for the
+        `tenants` stream. A second pass over the fleet would open every connection again
+        and wait for the slowest tenant twice. A counters failure is held too: it fails
+        the tenant in `tenants`, not in `users`.
+        """
+        if with_counters:
+            self.held_counters = {}
+
+        def job(tenant: Tenant) -> Iterator[UsersBatch | HeldCounters]:
             client = self._client(tenant)
             sequence = PageSequence(tenant.tenant_id)
             try:
@@ -112,13 +134,45 @@ class SyncRun:
                             sequence.repeats_dropped,
                         )
                     yield UsersBatch(users, fetched_at)
+                if with_counters:
+                    try:
+                        held = HeldCounters(client.tenant_counters(), None)
+                    except Exception as exc:  # held for `tenants`
+                        held = HeldCounters(None, exc)
+                    yield held
             finally:
                 self._close(client)
 
         return self._run(job, "users")
 
+    def hold(self, tenant: Tenant, held: HeldCounters) -> None:
+        """Keep a tenant's counters from the users pass until `tenants` writes them."""
+        if self.held_counters is not None:
+            self.held_counters[tenant.tenant_id] = held
+
     def tenant_counters(self) -> Iterator[CountersEvent]:
-        """Every tenant's license counters: one request a tenant."""
+        """Every tenant's license counters: one request a tenant (or held from users)."""
+        if self.held_counters is not None:
+            held, self.held_counters = self.held_counters, None
+            yield from self._held(held)
+            return
+        yield from self._fetch_counters()
+
+    def _held(self, held: dict[str, HeldCounters]) -> Iterator[CountersEvent]:
+        for tenant in self._pending_tenants():
+            counters = held.get(tenant.tenant_id)
+            if counters is None:
+                continue  # the users pass ended before its counters: failed there
+            if counters.error is not None or counters.counters is None:
+                error = counters.error or RuntimeError("no counters")
+                self.fail(tenant, "tenants", error)
+                yield TenantFailed(tenant, error)
+            else:
+                self.answered.add(tenant.tenant_id)
+                yield TenantItem(tenant, counters.counters)
+                yield TenantDone(tenant)
+
+    def _fetch_counters(self) -> Iterator[CountersEvent]:
 
         def job(tenant: Tenant) -> Iterator[dict[str, object]]:
             client = self._client(tenant)

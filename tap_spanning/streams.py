@@ -26,6 +26,7 @@ from typing_extensions import override
 from tap_spanning.fleet import TenantItem
 from tap_spanning.records import UserRecord, membership_records, quote
 from tap_spanning.roles import ROLES
+from tap_spanning.run import HeldCounters
 from tap_spanning.sdk_seam import SeamStream, utc_from_timestamp
 
 if TYPE_CHECKING:
@@ -148,8 +149,16 @@ class UsersStream(FullTableStream):
         memberships = self.memberships
         memberships.begin_run(self.stream_maps[0], limit)
         written = 0
-        for event in run.users_batches(page_limit=None if limit is None else 1):
+        tenants = self.tap.streams.get("tenants")
+        with_counters = tenants is not None and tenants.selected
+        batches = run.users_batches(
+            page_limit=None if limit is None else 1, with_counters=with_counters
+        )
+        for event in batches:
             if not isinstance(event, TenantItem):
+                continue
+            if isinstance(event.item, HeldCounters):
+                run.hold(event.tenant, event.item)
                 continue
             users = event.item.users
             if limit is not None:
