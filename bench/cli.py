@@ -597,24 +597,39 @@ def main(argv: list[str] | None = None) -> int:
     found = targets(scenarios, latency, baseline_wall)
     print(render(scenarios, latency, baseline_wall, found, args.repeat, host))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        results = {
-            "command": {"tap": tap_command, "floor": floor_command(), "argv": sys.argv[1:]},
-            "machine": host,
-            "repeat": args.repeat,
+        measured = {
             "scenarios": [scenario.to_json() for scenario in scenarios],
             "latency": latency.to_json() if latency else None,
             "latency_baseline_wall_seconds": baseline_wall,
-            "targets": [
-                {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.result}
-                for t in found
-            ],
-            "bench_seconds": time.perf_counter() - started,
         }
-        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
-        log(f"results written to {args.json}")
+        write_results(args, tap_command, host, measured, found, started)
     all_ran = all(s.tap and s.tap.consistent for s in scenarios)
     return 0 if all_ran else 1
+
+
+def write_results(
+    args: argparse.Namespace,
+    tap_command: list[str],
+    host: Any,
+    measured: dict[str, Any],
+    found: Sequence[Any],
+    started: float,
+) -> None:
+    """Every measurement, the command and the targets, as JSON at `--json`."""
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    results = {
+        "command": {"tap": tap_command, "floor": floor_command(), "argv": sys.argv[1:]},
+        "machine": host,
+        "repeat": args.repeat,
+        **measured,
+        "targets": [
+            {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.result}
+            for t in found
+        ],
+        "bench_seconds": time.perf_counter() - started,
+    }
+    args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    log(f"results written to {args.json}")
 
 
 def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
@@ -669,19 +684,7 @@ def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
     ]
     print("\n".join(parts))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        results = {
-            "command": {"tap": tap_command, "floor": floor_command(), "argv": sys.argv[1:]},
-            "machine": host,
-            "repeat": args.repeat,
-            "fleets": [scenario.to_json() for scenario in fleets],
-            "targets": [
-                {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.result}
-                for t in found
-            ],
-            "bench_seconds": time.perf_counter() - started,
-        }
-        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
-        log(f"results written to {args.json}")
+        measured = {"fleets": [scenario.to_json() for scenario in fleets]}
+        write_results(args, tap_command, host, measured, found, started)
     all_ran = all(scenario.tap and scenario.tap.consistent for scenario in fleets)
     return 0 if all_ran else 1

@@ -29,6 +29,7 @@ from spanning_emulator import (
 )
 
 from tap_spanning.settings import SettingsError, resolve_settings
+from tests.hostile_server import HostileServer, Reply
 from tests.tapdriver import TapRun, run_tap
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -566,3 +567,44 @@ def test_a_region_beside_a_loopback_base_url_is_not_used_and_says_so() -> None:
         }
     )
     assert any("region 'eu' does not agree with base_url" in error for error in errors)
+
+
+def test_a_404_and_a_pagination_loop_each_fail_their_tenant_alone(
+    fleet_of: Any, start_emulator: Any, tmp_path: Path
+) -> None:
+    """The other kinds of tenant failure, side by side with healthy tenants."""
+    tenants = make_tenants(4)
+    emulator = fleet_of(tenants)
+    looping = start_emulator(generate_users(600, seed=6), host="127.0.0.2")  # 3 pages of 250
+    first_link: list[str] = []
+
+    def loop(number: int, page: dict[str, Any]) -> dict[str, Any]:
+        if page.get("nextLink"):
+            first_link[:1] = first_link[:1] or [str(page["nextLink"])]
+            page["nextLink"] = first_link[0]  # page 2 again and again
+        return page
+
+    looping.page_hook = loop
+    config = fleet_config(emulator, tenants)
+    config["tenants"] += [
+        {"tenant_id": "looper", "admin_email": looping.admin_email, "base_url": looping.base_url},
+    ]
+    config["tenant_api_keys"]["looper"] = looping.api_key
+    with HostileServer(
+        lambda server, seen: Reply(404, "Cannot GET /external/users", "text/html"), host="127.0.0.3"
+    ) as lost:
+        config["tenants"].append(
+            {"tenant_id": "lost", "admin_email": "admin@lost.example", "base_url": lost.base_url}
+        )
+        config["tenant_api_keys"]["lost"] = "lost-key-0000-0000"
+        run = run_tap(config, tmp_path)
+        assert len(lost.requests) == 1
+    assert run.returncode == 1
+    assert run.last_stderr_line().endswith(
+        "2 of 6 tenants failed: looper (pagination loop), lost (HTTP 404, base_url wrong?)"
+    )
+    for tenant in tenants:
+        assert_tenant_complete(run, tenant, emulator)
+    assert activated(run) == {"roles"}
+    # The loop is caught before the repeated link is requested: pages 1 and 2 only.
+    assert len(looping.requests) == 2
