@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from bench.measure import record_digest
+from bench.measure import digest_add, record_digests
 
 if TYPE_CHECKING:
     from spanning_emulator import EmulatedTenant, FleetEmulator, RequestRecord
@@ -61,11 +61,6 @@ def _stats(log: Sequence[RequestRecord]) -> dict[str, Any]:
     }
 
 
-def _digest_add(found: dict[str, tuple[int, int]], key: str, record: dict[str, Any]) -> None:
-    count, total = found.get(key, (0, 0))
-    found[key] = (count + 1, (total + record_digest(record)) % 2**64)
-
-
 def expected_digests(
     tenants: Sequence[EmulatedTenant], fleet: FleetEmulator
 ) -> dict[str, tuple[int, int]]:
@@ -78,32 +73,28 @@ def expected_digests(
 
     found: dict[str, tuple[int, int]] = {}
     for role in expected_roles_stream():
-        _digest_add(found, "roles/", role)
+        digest_add(found, "roles/", role)
     for tenant in tenants:
         output = expected_output(tenant.users, tenant.tenant_id)
         for stream in ("users", "role_memberships"):
             for record in output[stream]:
-                _digest_add(found, f"{stream}/{tenant.tenant_id}", record)
+                digest_add(found, f"{stream}/{tenant.tenant_id}", record)
         counters = tenant.served_counters()
         record = expected_tenant_record(
             tenant.tenant_id, counters, fleet.base_url(tenant.tenant_id)
         )
-        _digest_add(found, f"tenants/{tenant.tenant_id}", record)
+        digest_add(found, f"tenants/{tenant.tenant_id}", record)
     return found
 
 
 def output_digests(path: Path) -> dict[str, tuple[int, int]]:
     """(count, digest) of the RECORDs of a saved output, keyed "stream/tenant_id"."""
-    found: dict[str, tuple[int, int]] = {}
-    with path.open("rb") as handle:
-        for line in handle:
-            message = json.loads(line)
-            if message.get("type") != "RECORD":
-                continue
-            record = message["record"]
-            tenant_id = record.get("tenant_id", "") if message["stream"] != "roles" else ""
-            _digest_add(found, f"{message['stream']}/{tenant_id}", record)
-    return found
+    return record_digests(path, key=_by_tenant)
+
+
+def _by_tenant(stream: str, record: Any) -> str:
+    tenant_id = record.get("tenant_id", "") if stream != "roles" else ""
+    return f"{stream}/{tenant_id}"
 
 
 def verify_fleet(

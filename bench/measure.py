@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -219,10 +220,12 @@ def run_measured(
 
 
 def record_digests(
-    path: Path, ignore: dict[str, frozenset[str]] | None = None
+    path: Path,
+    ignore: dict[str, frozenset[str]] | None = None,
+    key: Callable[[str, Any], str] | None = None,
 ) -> dict[str, tuple[int, int]]:
-    """Per stream: (RECORD count, order-independent digest of the records) of a saved
-    output, in constant memory (for --verify).
+    """Per stream (or per `key(stream, record)`): (RECORD count, order-independent
+    digest of the records) of a saved output, in constant memory (for --verify).
 
     The digest is the sum, mod 2**64, of a hash of each record's canonical JSON, so two
     outputs with the same records in any order have the same digests. Memory matters
@@ -237,13 +240,18 @@ def record_digests(
             message = json.loads(line)
             if message.get("type") != "RECORD":
                 continue
-            record = message["record"]
-            skipped = ignore.get(message["stream"])
+            stream, record = message["stream"], message["record"]
+            skipped = ignore.get(stream)
             if skipped and isinstance(record, dict):
-                record = {key: value for key, value in record.items() if key not in skipped}
-            count, total = found.get(message["stream"], (0, 0))
-            found[message["stream"]] = (count + 1, (total + record_digest(record)) % 2**64)
+                record = {name: value for name, value in record.items() if name not in skipped}
+            digest_add(found, key(stream, record) if key else stream, record)
     return found
+
+
+def digest_add(found: dict[str, tuple[int, int]], key: str, record: Any) -> None:
+    """Count `record` under `key` and add its hash to that key's digest."""
+    count, total = found.get(key, (0, 0))
+    found[key] = (count + 1, (total + record_digest(record)) % 2**64)
 
 
 def record_digest(record: Any) -> int:
