@@ -7,7 +7,7 @@ MELTANO_INSTALLED := .meltano/.installed
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-x tests/test_first_hour.py'
 PYTEST_ARGS ?=
 
-.PHONY: install lint test demo bench meltano-install clean
+.PHONY: install lint check test demo bench meltano-install clean
 
 $(INSTALLED): pyproject.toml emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ meltano-install: $(MELTANO_INSTALLED)
 lint: install
 	$(BIN)/ruff check tap_spanning emulator tests bench scripts
 	$(BIN)/mypy
+
+# The fast tier: lint, types, and every test that runs the tap in-process (no tap or Meltano
+# process, no PostgreSQL), with fewer hypothesis examples. The loop to run while working.
+check: lint
+	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -m "not process and not e2e" -q $(PYTEST_ARGS)
 
 # The end-to-end tests load into PostgreSQL: the private cluster of scripts/postgres.sh
 # (127.0.0.1:54329; installed, initialised and started when missing, a no-op when it runs),

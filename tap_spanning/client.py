@@ -19,17 +19,13 @@ worker threads (README, "Development").
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import heapq
-import itertools
 import logging
 import math
 import random
-import socket
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -37,14 +33,12 @@ from urllib.parse import urlencode, urlsplit
 import backoff
 import msgspec
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
-from typing_extensions import override
 
-from tap_spanning.records import PageError, UsersPage, parse_page, parse_tenant, quote
-from tap_spanning.redaction import scrub
+from tap_spanning.records import PageError, UsersPage, parse_page, parse_tenant
+from tap_spanning.redaction import quote, scrub
+from tap_spanning.transport import DeadlineAdapter
 from tap_spanning.urls import TENANT_PATH, USERS_PATH, UrlError, resolve_next_link
 
 if TYPE_CHECKING:
@@ -137,145 +131,6 @@ def describe_failure(exc: BaseException, timeout: float) -> tuple[str, str]:  # 
     return type(exc).__name__, type(exc).__name__
 
 
-class _Watch:
-    """The deadline of one request: when it passes, the request's socket is shut."""
-
-    def __init__(self) -> None:
-        self.connection: Any = None
-        self.expired = False
-        self.done = False  # the request ended in time: the watchdog forgets it
-
-    def expire(self) -> None:
-        """Called by the timer thread: end whatever read the request is blocked in."""
-        self.expired = True
-        sock = getattr(self.connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def watch(self, connection: Any) -> None:
-        """Called when the request takes a connection from the pool."""
-        self.connection = connection
-        if self.expired:
-            self.expire()
-
-
-class _Watchdog:
-    """One thread for every request's deadline (a thread per request costs each one).
-
-    Deadlines wait in a heap; a request that ends in time marks its watch done and
-    is dropped when its deadline comes round.
-    """
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Watch]] = []
-        self._order = itertools.count()
-        self._wakeup = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def arm(self, watch: _Watch, seconds: float) -> None:
-        """Expire `watch` in `seconds` unless it is done by then."""
-        with self._wakeup:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="spanning-watchdog", daemon=True
-                )
-                self._thread.start()
-            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), watch))
-            self._wakeup.notify()
-
-    def _run(self) -> None:
-        with self._wakeup:
-            while True:
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, watch = heapq.heappop(self._heap)
-                    if not watch.done:
-                        watch.expire()
-                self._wakeup.wait(self._heap[0][0] - now if self._heap else None)
-
-
-_watchdog = _Watchdog()
-# The watch of the request this thread is making, for the pools below to find.
-_current = threading.local()
-
-
-class _WatchedPool:
-    """Hands each connection it lends to the current request's watch."""
-
-    # Overrides urllib3's HTTPConnectionPool._get_conn in the pools mixed with this.
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        connection = super()._get_conn(timeout)  # type: ignore[misc]
-        watch = getattr(_current, "watch", None)
-        if watch is not None:
-            watch.watch(connection)
-        return connection
-
-
-class _WatchedHTTPPool(_WatchedPool, urllib3.HTTPConnectionPool):
-    pass
-
-
-class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
-    pass
-
-
-class DeadlineAdapter(HTTPAdapter):
-    """An adapter that bounds a whole request, from connect to the last body byte.
-
-    requests' timeout applies to each socket read, so a server that trickles a byte
-    every few seconds, in the headers or the body, would hold a sync forever. Here the
-    watchdog shuts the request's socket once `seconds` have passed, and the request fails
-    as a timeout (then it is retried like any other).
-    """
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-
-    @override
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _WatchedHTTPPool,
-            "https": _WatchedHTTPSPool,
-        }
-
-    @override
-    def send(  # the signature of HTTPAdapter.send
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: Any = None,
-        proxies: Any = None,
-    ) -> requests.Response:
-        watch = _Watch()
-        _current.watch = watch
-        _watchdog.arm(watch, self.seconds)
-        try:
-            response = super().send(request, True, timeout, verify, cert, proxies)
-            if not stream:
-                _ = response.content  # the body too, under the same deadline
-        except requests.exceptions.RequestException as exc:
-            if watch.expired:
-                raise self._late(request) from exc
-            raise
-        finally:
-            watch.done = True
-            _current.watch = None
-        if watch.expired:  # a body cut short by the shut socket
-            response.close()
-            raise self._late(request)
-        return response
-
-    def _late(self, request: requests.PreparedRequest) -> requests.exceptions.ReadTimeout:
-        return requests.exceptions.ReadTimeout(
-            f"the response took longer than {self.seconds:g}s", request=request
-        )
-
-
 class TenantClient:
     """One tenant's requests: its own session, credentials and host."""
 
@@ -298,10 +153,14 @@ class TenantClient:
         """Close the session's connections."""
         self.session.close()
 
-    def users_pages(self, *, page_limit: int | None = None) -> Iterator[tuple[UsersPage, float]]:
+    def users_pages(
+        self, *, page_limit: int | None = None, max_pages: int | None = None
+    ) -> Iterator[tuple[UsersPage, datetime]]:
         """Every page of `GET /external/users` with the time it came back, in order.
 
         Unlike the SDK's loop, an empty page that still has a nextLink is not the end.
+        `page_limit` stops early (`--test`); past `max_pages` the tenant fails: its
+        pages run far past what its counters say it holds.
         """
         origin = self.tenant.origin
         query = urlencode({"size": self.settings.page_size, "status": "false"})
@@ -311,9 +170,16 @@ class TenantClient:
         while True:
             page, page_url = self.get(url, USERS_PATH, parse_page)
             pages += 1
-            yield page, time.time()
+            yield page, datetime.now(timezone.utc)
             if page.next_link is None or (page_limit is not None and pages >= page_limit):
                 return
+            if max_pages is not None and pages >= max_pages:
+                raise SpanningError(
+                    f"the users pages do not end: {pages} pages so far, more than twice "
+                    "what the tenant's users counter needs, and another nextLink; the "
+                    "sync stops rather than emit users twice or run forever",
+                    "pagination runaway",
+                )
             url = self._next_url(page.next_link, page_url, seen)
 
     def tenant_counters(self) -> dict[str, Any]:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from tap_spanning.redaction import scrub
+from tap_spanning.redaction import quote
 from tap_spanning.roles import is_disabled, roles_for_user
-
-# Longest excerpt of a server value quoted in an error message.
-_QUOTE_LIMIT = 80
 
 
 class PageError(ValueError):
@@ -36,11 +34,12 @@ class UsersPage:
 
 
 @dataclass(frozen=True)
-class UsersBatch:
-    """One page's users as records, checked, and the time the page came back."""
+class TenantPage:
+    """One page of a tenant's users as records, checked, and when the page came back."""
 
+    tenant_id: str
     users: list[UserRecord]
-    extracted_at: float
+    extracted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -50,12 +49,6 @@ class UserRecord:
     record: dict[str, Any]
     role_ids: list[str]
     unmatched_tags: list[str]
-
-
-def quote(value: object) -> str:
-    """A short, printable excerpt of a server value for an error message."""
-    text = scrub(repr(value))
-    return text if len(text) <= _QUOTE_LIMIT else f"{text[:_QUOTE_LIMIT]}...({len(text)} chars)"
 
 
 def parse_page(payload: object) -> UsersPage:
@@ -200,14 +193,15 @@ class PageSequence:
         return users
 
 
-TENANT_COUNTERS = (
-    "licenses",
-    "archivedLicenses",
-    "users",
-    "assigned",
-    "assignedStandard",
-    "assignedArchive",
-)
+# The counters of `GET /external/tenant`, and what each counts (the `tenants` schema).
+TENANT_COUNTERS = {
+    "licenses": "Standard licenses bought",
+    "archivedLicenses": "Archive licenses bought",
+    "users": "Users in the tenant",
+    "assigned": "Licenses assigned",
+    "assignedStandard": "Standard licenses assigned",
+    "assignedArchive": "Archive licenses assigned",
+}
 
 
 def parse_tenant(payload: object) -> dict[str, Any]:

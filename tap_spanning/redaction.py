@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from urllib.parse import quote
+from urllib.parse import quote as url_quote
 
 from typing_extensions import override
 
 MASK = "[redacted]"
+# Longest excerpt of a server value quoted in an error message.
+_QUOTE_LIMIT = 80
 
 # The forms of this run's key, once the settings are known. Text from the server is
 # scrubbed with them before it is cut to an excerpt: a cut could split a key in two,
@@ -28,7 +30,7 @@ def secret_forms(admin_email: str, api_key: str) -> list[str]:
     forms = {
         api_key,
         pair,
-        quote(api_key, safe=""),
+        url_quote(api_key, safe=""),
         base64.b64encode(pair.encode()).decode(),
         base64.b64encode(api_key.encode()).decode(),
     }
@@ -38,6 +40,12 @@ def secret_forms(admin_email: str, api_key: str) -> list[str]:
 def scrub(text: str) -> str:
     """`text` with every form of this run's key masked."""
     return redact(text, _active)
+
+
+def quote(value: object) -> str:
+    """A short, printable, scrubbed excerpt of a server value for an error message."""
+    text = scrub(repr(value))
+    return text if len(text) <= _QUOTE_LIMIT else f"{text[:_QUOTE_LIMIT]}...({len(text)} chars)"
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -1,23 +1,35 @@
-"""One sync of the fleet: who is fetched, who failed, and what the run says at the end.
+"""One sync of the fleet: who is fetched, in which order, who failed, and what the run says.
 
-`SyncRun` is shared by the streams of one run. It starts each tenant's requests
-(`fleet.run_per_tenant`, one `TenantClient` a tenant), keeps the failures, and logs
-progress and the closing lines. A failed tenant is not asked again in the same run:
-its other streams would fail the same way and cost the others time.
+`SyncRun` is handed to every stream of one run. It starts each tenant's requests
+(`fleet.run_per_tenant`, one `TenantClient` a tenant), consumes what the workers hand
+back, and gives the streams typed results for their tenant: pages of users
+(`TenantPage`) and license counters. The streams never see the fleet's events.
+
+The run has two passes over the fleet (README, "Many tenants"):
+1. the credentials: every tenant's `GET /external/tenant`, side by side, before any
+   record is written. A refused tenant stops the run (unless `skip_refused_tenants`);
+   the counters feed the `tenants` stream and bound each tenant's pages;
+2. the users, largest tenant first, so that the biggest tenant does not start last
+   and leave the other workers idle at the end.
+A failed tenant is not asked again in the same run: its other streams would fail the
+same way and cost the others time.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, TypeVar
 
 from tap_spanning.client import SpanningError, TenantClient
-from tap_spanning.fleet import TenantDone, TenantFailed, TenantItem, run_per_tenant
-from tap_spanning.records import PageSequence, UserError, UsersBatch
+from tap_spanning.fleet import TenantFailed, TenantItem, run_per_tenant
+from tap_spanning.records import PageSequence, TenantPage, UserError
 from tap_spanning.redaction import scrub
 from tap_spanning.settings import Settings, Tenant
 
@@ -25,22 +37,24 @@ T = TypeVar("T")
 
 # A long sync logs a progress line at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
+# The reason a refused tenant fails with (client.py): it may stop the whole run.
+REFUSED = "credentials refused"
 
 
-@dataclass(frozen=True)
-class HeldCounters:
-    """A tenant's counters (or why they failed), fetched on the users pass for `tenants`."""
+def page_bound(users: object, page_size: int) -> int | None:
+    """The most pages a tenant may send: twice what its `users` counter needs, plus 2.
 
-    counters: dict[str, object] | None
-    error: BaseException | None
-
-
-UsersEvent = TenantItem[UsersBatch | HeldCounters] | TenantDone | TenantFailed
-CountersEvent = TenantItem[dict[str, object]] | TenantDone | TenantFailed
+    Counters move while a sync runs (users are added), hence the slack; a tenant past it
+    is sending pages that never end (README, "Many tenants"). None when the counter is
+    missing: the checks on the pages themselves still hold.
+    """
+    if not isinstance(users, int) or isinstance(users, bool) or users < 0:
+        return None
+    return 2 * max(1, math.ceil(users / page_size)) + 2
 
 
 class RunFailed(RuntimeError):
-    """No tenant could be synced: the run stops before writing anything more."""
+    """The run stops before writing anything more; its failure line says why."""
 
 
 @dataclass(frozen=True)
@@ -62,68 +76,153 @@ def _failure_of(tenant: Tenant, error: BaseException) -> TenantFailure:
     return TenantFailure(tenant.tenant_id, text, type(error).__name__)
 
 
+@dataclass
+class TenantSync:
+    """One tenant's part of the run: when, how much, and whether it failed."""
+
+    tenant: Tenant
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    counters: dict[str, Any] | None = None
+    users: int = 0
+    memberships: int = 0
+    requests: int = 0
+    retries: int = 0
+    failure: TenantFailure | None = None
+    answered: bool = False
+
+
+@dataclass
+class _Totals:
+    users: int = 0
+    memberships: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class SyncRun:
     """The run's tenants, failures, counters and closing lines."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Callable[[], Settings],
         logger: logging.Logger,
         user_agent: str,
         *,
-        one_tenant_form: bool,
+        version: int,
     ) -> None:
-        self.settings = settings
+        # Settings are read when the run begins: `--discover` builds streams without them.
+        self._settings_of = settings
         self.logger = logger
         self.user_agent = user_agent
-        self.one_tenant_form = one_tenant_form
-        self.failures: dict[str, TenantFailure] = {}
-        # Counters fetched on the users pass, until `tenants` writes them (None: not held).
-        self.held_counters: dict[str, HeldCounters] | None = None
-        # Tenants that answered at least one request well.
-        self.answered: set[str] = set()
+        self.version = version
+        self.begun = False
         self.started = time.monotonic()
-        self.users = 0
-        self.memberships = 0
-        self.pages = 0
-        self._requests = 0
-        self._retries = 0
-        self._lock = threading.Lock()  # counters added from worker threads
+        self.totals = _Totals()
+        self._preflight_done = False
+        self._refused: list[str] = []
         self._last_progress = self.started
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The checked settings."""
+        return self._settings_of()
+
+    @cached_property
+    def tenants(self) -> dict[str, TenantSync]:
+        """Every configured tenant's part of the run, in configured order."""
+        return {t.tenant_id: TenantSync(t) for t in self.settings.tenants}
+
+    @property
+    def failures(self) -> dict[str, TenantFailure]:
+        """The failed tenants, in configured order."""
+        return {tid: s.failure for tid, s in self.tenants.items() if s.failure is not None}
 
     # -- fetching
 
-    def _pending_tenants(self) -> list[Tenant]:
-        return [t for t in self.settings.tenants if t.tenant_id not in self.failures]
+    def _pending(self) -> list[Tenant]:
+        return [s.tenant for s in self.tenants.values() if s.failure is None]
 
     def _client(self, tenant: Tenant) -> TenantClient:
+        part = self.tenants[tenant.tenant_id]
+        if part.started_at is None:
+            part.started_at = datetime.now(timezone.utc)
         return TenantClient(tenant, self.settings, self.logger, self.user_agent)
 
-    def _close(self, client: TenantClient) -> None:
+    def _close(self, tenant: Tenant, client: TenantClient) -> None:
         client.close()
-        with self._lock:
-            self._requests += client.requests_made
-            self._retries += client.retries
+        part = self.tenants[tenant.tenant_id]
+        with self.totals.lock:
+            part.finished_at = datetime.now(timezone.utc)
+            part.requests += client.requests_made
+            part.retries += client.retries
+            self.totals.requests += client.requests_made
+            self.totals.retries += client.retries
 
-    def users_batches(
-        self, *, page_limit: int | None = None, with_counters: bool = False
-    ) -> Iterator[UsersEvent]:
+    def _run(
+        self, tenants: list[Tenant], job: Callable[[Tenant], Iterator[T]], stream: str
+    ) -> Iterator[TenantItem[T]]:
+        """Run `job` for `tenants` side by side; failures are recorded here."""
+        concurrency = self.settings.max_concurrent_tenants
+        for event in run_per_tenant(tenants, job, concurrency, f"spanning-{stream}"):
+            if isinstance(event, TenantItem):
+                self.tenants[event.tenant.tenant_id].answered = True
+                yield event
+            elif isinstance(event, TenantFailed):
+                self.fail(event.tenant, stream, event.error)
+
+    def preflight(self) -> None:
+        """Every tenant's credentials, proven before any record: `GET /external/tenant`.
+
+        Once per run, whichever stream asks first. Raises RunFailed when a tenant is
+        refused (unless skip_refused_tenants) or when no tenant answered.
+        """
+        if self._preflight_done:
+            return
+        self._preflight_done = True
+        self.begun = True
+
+        def job(tenant: Tenant) -> Iterator[dict[str, Any]]:
+            client = self._client(tenant)
+            try:
+                yield client.tenant_counters()
+            finally:
+                self._close(tenant, client)
+
+        for event in self._run(list(self.settings.tenants), job, "tenants"):
+            self.tenants[event.tenant.tenant_id].counters = event.item
+        self._refused = [
+            tid
+            for tid, failure in self.failures.items()
+            if failure.reason == REFUSED and not self.settings.skip_refused_tenants
+        ]
+        if self._refused:
+            raise RunFailed(self.failure_line())
+        self.stop_if_no_tenant_answered()
+
+    def users_pages(self, *, page_limit: int | None = None) -> Iterator[TenantPage]:
         """Every tenant's users, a checked page at a time, tenants side by side.
 
-        `with_counters` (when `tenants` is selected too): each tenant's counters are
-        fetched right after its last page, on the same connection, and held for the
-        `tenants` stream. A second pass over the fleet would open every connection again
-        and wait for the slowest tenant twice. A counters failure is held too: it fails
-        the tenant in `tenants`, not in `users`.
+        The largest tenants (by their `users` counter) start first; a tenant whose
+        counter is missing counts as large. Each tenant's pages are bounded by its
+        counter (`page_bound`).
         """
-        if with_counters:
-            self.held_counters = {}
+        self.preflight()
+        page_size = self.settings.page_size
 
-        def job(tenant: Tenant) -> Iterator[UsersBatch | HeldCounters]:
+        def size(tenant: Tenant) -> float:
+            users = (self.tenants[tenant.tenant_id].counters or {}).get("users")
+            return users if isinstance(users, int) else math.inf
+
+        def job(tenant: Tenant) -> Iterator[TenantPage]:
             client = self._client(tenant)
+            counters = self.tenants[tenant.tenant_id].counters or {}
+            bound = page_bound(counters.get("users"), page_size)
             sequence = PageSequence(tenant.tenant_id)
             try:
-                for page, fetched_at in client.users_pages(page_limit=page_limit):
+                for page, fetched_at in client.users_pages(page_limit=page_limit, max_pages=bound):
                     users = sequence.users_of(page)
                     if sequence.repeats_dropped:
                         self.logger.warning(
@@ -133,78 +232,32 @@ class SyncRun:
                             sequence.page_number,
                             sequence.repeats_dropped,
                         )
-                    yield UsersBatch(users, fetched_at)
-                if with_counters:
-                    try:
-                        held = HeldCounters(client.tenant_counters(), None)
-                    except Exception as exc:  # held for `tenants`
-                        held = HeldCounters(None, exc)
-                    yield held
+                    yield TenantPage(tenant.tenant_id, users, fetched_at)
             finally:
-                self._close(client)
+                self._close(tenant, client)
 
-        return self._run(job, "users")
+        tenants = sorted(self._pending(), key=size, reverse=True)
+        for event in self._run(tenants, job, "users"):
+            yield event.item
 
-    def hold(self, tenant: Tenant, held: HeldCounters) -> None:
-        """Keep a tenant's counters from the users pass until `tenants` writes them."""
-        if self.held_counters is not None:
-            self.held_counters[tenant.tenant_id] = held
-
-    def tenant_counters(self) -> Iterator[CountersEvent]:
-        """Every tenant's license counters: one request a tenant (or held from users)."""
-        if self.held_counters is not None:
-            held, self.held_counters = self.held_counters, None
-            yield from self._held(held)
-            return
-        yield from self._fetch_counters()
-
-    def _held(self, held: dict[str, HeldCounters]) -> Iterator[CountersEvent]:
-        for tenant in self._pending_tenants():
-            counters = held.get(tenant.tenant_id)
-            if counters is None:
-                continue  # the users pass ended before its counters: failed there
-            if counters.error is not None or counters.counters is None:
-                error = counters.error or RuntimeError("no counters")
-                self.fail(tenant, "tenants", error)
-                yield TenantFailed(tenant, error)
-            else:
-                self.answered.add(tenant.tenant_id)
-                yield TenantItem(tenant, counters.counters)
-                yield TenantDone(tenant)
-
-    def _fetch_counters(self) -> Iterator[CountersEvent]:
-
-        def job(tenant: Tenant) -> Iterator[dict[str, object]]:
-            client = self._client(tenant)
-            try:
-                yield client.tenant_counters()
-            finally:
-                self._close(client)
-
-        return self._run(job, "tenants")
-
-    def _run(
-        self, job: Callable[[Tenant], Iterator[T]], stream: str
-    ) -> Iterator[TenantItem[T] | TenantDone | TenantFailed]:
-        """Run `job` for every tenant not failed yet; failures are recorded here."""
-        tenants = self._pending_tenants()
-        concurrency = self.settings.max_concurrent_tenants
-        for event in run_per_tenant(tenants, job, concurrency, f"spanning-{stream}"):
-            if isinstance(event, TenantItem):
-                self.answered.add(event.tenant.tenant_id)
-            elif isinstance(event, TenantFailed):
-                self.fail(event.tenant, stream, event.error)
-            yield event
+    def tenant_counters(self) -> Iterator[tuple[Tenant, dict[str, Any]]]:
+        """Each tenant's license counters, from the credentials pass (no request)."""
+        self.preflight()
+        for part in self.tenants.values():
+            if part.failure is None and part.counters is not None:
+                yield part.tenant, part.counters
 
     # -- outcomes
 
     def fail(self, tenant: Tenant, stream: str, error: BaseException) -> None:
         """Record a tenant's failure, in one log line (the last line names it again)."""
-        failure = _failure_of(tenant, error)
-        self.failures.setdefault(tenant.tenant_id, failure)
-        if not self.one_tenant_form:
+        part = self.tenants[tenant.tenant_id]
+        if part.failure is not None:
+            return
+        part.failure = _failure_of(tenant, error)
+        if not self.settings.one_tenant_form:
             self.logger.error(
-                "Tenant %s failed in %s: %s", tenant.tenant_id, stream, failure.message
+                "Tenant %s failed in %s: %s", tenant.tenant_id, stream, part.failure.message
             )
 
     def complete(self) -> bool:
@@ -212,49 +265,59 @@ class SyncRun:
         return not self.failures
 
     def stop_if_no_tenant_answered(self) -> None:
-        """After a stream of tenant data: if every tenant failed, write nothing more."""
-        if self.failures and not self.answered:
+        """If every tenant failed, write nothing more."""
+        if self.failures and not any(part.answered for part in self.tenants.values()):
             raise RunFailed(self.failure_line())
 
     # -- what the run says
 
-    def note_page(self, users: int) -> None:
+    def note_page(self, tenant_id: str, users: int) -> None:
         """Count a page written; log progress at most every PROGRESS_EVERY_SECONDS."""
-        self.users += users
-        self.pages += 1
+        self.tenants[tenant_id].users += users
+        totals = self.totals
+        totals.users += users
+        totals.pages += 1
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
             self._last_progress = now
             elapsed = now - self.started
-            with self._lock:
-                retries = self._retries
+            with totals.lock:
+                retries = totals.retries
             self.logger.info(
                 "Progress: %d users in %d pages so far, %.0f users/s, %d retries",
-                self.users,
-                self.pages,
-                self.users / elapsed if elapsed else 0.0,
+                totals.users,
+                totals.pages,
+                totals.users / elapsed if elapsed else 0.0,
                 retries,
             )
 
+    def note_memberships(self, tenant_id: str, memberships: int) -> None:
+        """Count the memberships written for a tenant."""
+        self.tenants[tenant_id].memberships += memberships
+        self.totals.memberships += memberships
+
     def summary_line(self) -> str:
         """One line for the end of every run."""
-        with self._lock:
-            requests, retries = self._requests, self._retries
-        tenants = len(self.settings.tenants)
+        totals = self.totals
+        with totals.lock:
+            requests, retries = totals.requests, totals.retries
+        count = len(self.tenants)
         return (
-            f"Synced {self.users} users and {self.memberships} role memberships of "
-            f"{tenants - len(self.failures)} of {tenants} tenants: {requests} requests, "
+            f"Synced {totals.users} users and {totals.memberships} role memberships of "
+            f"{count - len(self.failures)} of {count} tenants: {requests} requests, "
             f"{retries} retries, {time.monotonic() - self.started:.1f}s"
         )
 
     def failure_line(self) -> str:
         """The run's last line when a tenant failed: it names every one of them."""
-        if self.one_tenant_form:
-            failure = next(iter(self.failures.values()))
-            return f"Sync failed: {failure.message}"
-        named = ", ".join(
-            f"{t.tenant_id} ({self.failures[t.tenant_id].reason})"
-            for t in self.settings.tenants  # in the configured order, whatever failed first
-            if t.tenant_id in self.failures
-        )
-        return f"{len(self.failures)} of {len(self.settings.tenants)} tenants failed: {named}"
+        failures = self.failures
+        if self.settings.one_tenant_form:
+            return f"Sync failed: {next(iter(failures.values())).message}"
+        if self._refused:
+            return (
+                f"Credentials refused for {len(self._refused)} of {len(self.tenants)} "
+                f"tenants, so nothing was synced: {', '.join(self._refused)} (fix their "
+                "keys, or set skip_refused_tenants to sync the others without them)"
+            )
+        named = ", ".join(f"{tid} ({failure.reason})" for tid, failure in failures.items())
+        return f"{len(failures)} of {len(self.tenants)} tenants failed: {named}"

@@ -19,7 +19,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+from singer_sdk import typing as th
 
 from tap_spanning.redaction import redact, secret_forms
 from tap_spanning.urls import (
@@ -31,6 +34,8 @@ from tap_spanning.urls import (
     region_of_host,
 )
 
+# Settings from the environment: TAP_SPANNING_<NAME> (with --config=ENV).
+ENV_PREFIX = "TAP_SPANNING_"
 MAX_PAGE_SIZE = 1000
 DEFAULT_REQUEST_TIMEOUT = 60.0
 MIN_REQUEST_TIMEOUT = 0.001
@@ -46,17 +51,155 @@ TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The settings of the one-tenant form, which a fleet sets per tenant instead.
 ONE_TENANT_SETTINGS = ("admin_email", "api_key", "base_url", "region", "tenant_id")
 TENANT_ENTRY_SETTINGS = ("tenant_id", "admin_email", "api_key", "base_url", "region")
-# Every setting `resolve_settings` checks itself (the others are the SDK's).
-TAP_SETTINGS = (
-    *ONE_TENANT_SETTINGS,
-    "tenants",
-    "tenant_api_keys",
-    "page_size",
-    "request_timeout",
-    "max_retries",
-    "max_retry_wait",
-    "max_concurrent_tenants",
+_TENANT_ENTRY = th.ObjectType(
+    th.Property(
+        "tenant_id",
+        th.StringType,
+        required=True,
+        description="Stable id, 1-64 of A-Z a-z 0-9 . _ -",
+    ),
+    th.Property(
+        "admin_email", th.StringType, required=True, description="The tenant's Spanning admin"
+    ),
+    th.Property("region", th.StringType, allowed_values=list(REGIONS)),
+    th.Property("base_url", th.StringType),
+    th.Property("api_key", th.StringType, secret=True, description="Else from tenant_api_keys"),
 )
+
+# The tap's settings, as `--about` shows them and Meltano declares them (meltano.yml,
+# checked by tests/test_meltano_settings.py). The SDK adds its own (stream maps, BATCH...).
+CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
+    th.Property(
+        "admin_email",
+        th.StringType,
+        title="Admin email",
+        description=(
+            "Email of the Spanning admin who owns the API token (Basic auth user). "
+            "One-tenant form; a fleet sets it per tenant."
+        ),
+    ),
+    th.Property(
+        "api_key",
+        th.StringType,
+        secret=True,
+        title="API key",
+        description="Token from Settings > API Token in the Spanning admin console.",
+    ),
+    th.Property(
+        "base_url",
+        th.StringType,
+        title="Base URL",
+        description=(
+            "https://o365-api-<region>.spanningbackup.com (a trailing / or /external is "
+            "fine), or a loopback URL for the emulator. Required unless region is set."
+        ),
+    ),
+    th.Property(
+        "region",
+        th.StringType,
+        allowed_values=list(REGIONS),
+        description="Spanning region; builds base_url, and must agree with it if both are set.",
+    ),
+    th.Property(
+        "tenant_id",
+        th.StringType,
+        description=(
+            f"The one tenant's id in every record (default {DEFAULT_TENANT_ID!r}); "
+            "1-64 of A-Z a-z 0-9 . _ -"
+        ),
+    ),
+    th.Property(
+        "tenants",
+        th.ArrayType(_TENANT_ENTRY),
+        description=(
+            "Many tenants in one run: {tenant_id, admin_email, region or base_url, "
+            "api_key (else tenant_api_keys)}. Not with the one-tenant settings."
+        ),
+    ),
+    th.Property(
+        "tenant_api_keys",
+        th.ObjectType(additional_properties=th.StringType),
+        secret=True,
+        description="The tenants' API keys: an object of tenant_id to key.",
+    ),
+    th.Property(
+        "max_concurrent_tenants",
+        th.IntegerType(minimum=1, maximum=MAX_CONCURRENT_TENANTS),
+        default=DEFAULT_MAX_CONCURRENT_TENANTS,
+        description="Tenants fetched at once.",
+    ),
+    th.Property(
+        "skip_refused_tenants",
+        th.BooleanType,
+        default=False,
+        description=(
+            "False: a tenant whose credentials are refused stops the run before any record "
+            "(so `meltano config test` fails, naming it). True: it fails alone, as any other "
+            "tenant failure (README, \"Many tenants\")."
+        ),
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+        default=MAX_PAGE_SIZE,
+        description="Users per request.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(minimum=MIN_REQUEST_TIMEOUT),  # type: ignore[arg-type]
+        default=DEFAULT_REQUEST_TIMEOUT,
+        description=(
+            "Seconds a whole response may take, connect to last byte, before it is retried."
+        ),
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=1, maximum=MAX_RETRIES_LIMIT),
+        default=DEFAULT_MAX_RETRIES,
+        description="Tries per request (the first included) before the tenant fails.",
+    ),
+    th.Property(
+        "max_retry_wait",
+        th.NumberType(minimum=0),
+        default=DEFAULT_MAX_RETRY_WAIT,
+        description="Longest wait between tries, in seconds, whatever Retry-After asks.",
+    ),
+    th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Send ACTIVATE_VERSION after each stream's last record, so that a loader "
+            "with hard delete drops rows a full sync no longer holds (README, "
+            '"Load into a warehouse").'
+        ),
+    ),
+).to_dict()
+
+
+def _json_kind(schema: Mapping[str, Any]) -> str | None:
+    kinds = schema.get("type")
+    if isinstance(kinds, str):
+        return kinds
+    if isinstance(kinds, list):
+        return next((kind for kind in kinds if kind != "null"), None)
+    return None
+
+
+_PROPERTIES: dict[str, Any] = CONFIG_SCHEMA["properties"]
+# Every setting `resolve_settings` checks itself (the others are the SDK's).
+TAP_SETTINGS = tuple(_PROPERTIES)
+# Numbers that may arrive as text (environment variables, Meltano) and are stored as
+# numbers once checked, so that the SDK's schema check agrees.
+NUMERIC_SETTINGS = tuple(
+    name for name, schema in _PROPERTIES.items() if _json_kind(schema) in ("integer", "number")
+)
+BOOLEAN_SETTINGS = tuple(
+    name for name, schema in _PROPERTIES.items() if _json_kind(schema) == "boolean"
+)
+SENSITIVE_SETTINGS = tuple(name for name, schema in _PROPERTIES.items() if schema.get("secret"))
+# The settings resolve_settings reads from text itself (naming them, never echoing them).
+RESOLVED_SETTINGS = (*ONE_TENANT_SETTINGS, "tenants", "tenant_api_keys", *NUMERIC_SETTINGS)
 
 
 class SettingsError(ValueError):
@@ -92,6 +235,10 @@ class Settings:
     max_retries: int
     max_retry_wait: float
     max_concurrent_tenants: int
+    # A refused tenant fails alone (True), or stops the run before any record (False).
+    skip_refused_tenants: bool = False
+    # The one-tenant settings (no `tenants` list): the last line of a failure is its reason.
+    one_tenant_form: bool = True
     # Settings that are allowed but worth a warning line each.
     notes: tuple[str, ...] = ()
 
@@ -251,7 +398,7 @@ def settings_from_environment(
         if variable not in environ:
             continue
         text = environ[variable]
-        if _json_type(schema) in ("array", "object"):
+        if _json_kind(schema) in ("array", "object"):
             try:
                 found[name] = json.loads(text)
             except ValueError:
@@ -259,15 +406,6 @@ def settings_from_environment(
         else:
             found[name] = text
     return found
-
-
-def _json_type(schema: Mapping[str, Any]) -> str | None:
-    kinds = schema.get("type")
-    if isinstance(kinds, str):
-        return kinds
-    if isinstance(kinds, list):
-        return next((kind for kind in kinds if kind != "null"), None)
-    return None
 
 
 def coerce_text_settings(config: dict[str, Any], properties: Mapping[str, Any]) -> list[str]:
@@ -281,7 +419,7 @@ def coerce_text_settings(config: dict[str, Any], properties: Mapping[str, Any]) 
         schema = properties.get(name)
         if not isinstance(value, str) or not isinstance(schema, Mapping):
             continue
-        kind = _json_type(schema)
+        kind = _json_kind(schema)
         folded = value.strip().lower()
         if kind == "boolean":
             if folded in _TRUE_TEXT | _FALSE_TEXT:
@@ -451,6 +589,11 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         high=MAX_CONCURRENT_TENANTS,
         integer=True,
     )
+    skip_refused = config.get("skip_refused_tenants", False)
+    if isinstance(skip_refused, str):
+        skip_refused = skip_refused.strip().lower() in _TRUE_TEXT
+    elif not isinstance(skip_refused, bool):
+        check.fail("skip_refused_tenants must be true or false")
     if errors or not tenants:
         # A key pasted into the wrong setting would be echoed by that setting's message.
         secrets = _all_keys(config)
@@ -462,5 +605,107 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         max_retries=int(retries),
         max_retry_wait=float(max_wait),
         max_concurrent_tenants=int(concurrency),
+        skip_refused_tenants=bool(skip_refused),
+        one_tenant_form=not fleet,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """What checking a config found: its settings, or every mistake in it."""
+
+    settings: Settings | None
+    errors: list[str]
+    # Lines worth a warning: unknown settings, settings allowed but not used.
+    warnings: list[str]
+
+
+def check_config(config: dict[str, Any], properties: Mapping[str, Any]) -> ConfigCheck:
+    """Check a whole config (the tap's settings and the SDK's), before any request.
+
+    `properties` is every setting the tap accepts, its own and the SDK's. Values given
+    as text (the environment, Meltano) are turned into their declared type in place, so
+    that the SDK's own schema check that follows agrees.
+    """
+    warnings: list[str] = []
+    unknown = unknown_settings(config, list(properties))
+    if unknown:
+        warnings.append(f"Unknown settings, ignored: {', '.join(unknown)}")
+    # resolve_settings reads the connection settings and numbers itself; the others
+    # (booleans, and the SDK's) are turned from text here.
+    by_coercion = {k: v for k, v in properties.items() if k not in RESOLVED_SETTINGS}
+    errors = coerce_text_settings(config, by_coercion)
+    try:
+        settings = resolve_settings(config)
+    except SettingsError as exc:
+        return ConfigCheck(None, exc.errors + errors + batch_errors(config), warnings)
+    errors += batch_errors(config)
+    if errors:
+        return ConfigCheck(None, errors, warnings)
+    for name in NUMERIC_SETTINGS:
+        if name in config:
+            config[name] = getattr(settings, name)
+    return ConfigCheck(settings, [], warnings + list(settings.notes))
+
+
+def batch_errors(config: dict[str, Any]) -> list[str]:
+    """BATCH combinations the tap refuses rather than write files that break them.
+
+    BATCH files hold records as the tap builds them, less deselected properties: a
+    stream map or flattening would not reach them, and the SDK's JSONL files are always
+    gzipped (README, "BATCH").
+    """
+    batch = config.get("batch_config")
+    if not batch:
+        return []
+    errors: list[str] = []
+    if config.get("stream_maps") or config.get("flattening_enabled"):
+        errors.append(
+            "batch_config cannot be combined with stream_maps or flattening_enabled: "
+            "BATCH files would hold the records before the maps; use RECORD messages"
+        )
+    encoding = batch.get("encoding") if isinstance(batch, dict) else None
+    if not isinstance(encoding, dict) or encoding.get("format") != "jsonl":
+        errors.append("batch_config.encoding.format must be jsonl")
+    elif encoding.get("compression", "gzip") != "gzip":
+        errors.append(
+            "batch_config.encoding.compression must be gzip: the SDK writes every JSONL "
+            "batch file gzipped, whatever it is told"
+        )
+    return errors
+
+
+def config_file_errors(argv: list[str]) -> list[str]:
+    """One line per `--config` file that is missing, not JSON, or not a JSON object.
+
+    The SDK reads these files before the tap starts, with a traceback that names no file.
+    """
+    paths: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            paths.append(argv[index + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.partition("=")[2])
+    errors: list[str] = []
+    for path in paths:
+        if path == "ENV":
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            errors.append(f"config file {path}: cannot be read ({exc.strerror or exc})")
+            continue
+        except UnicodeDecodeError:
+            errors.append(f"config file {path}: not UTF-8 text")
+            continue
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            # Say where, never what: the line may hold a key.
+            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            errors.append(f"config file {path}: not valid JSON{where}")
+            continue
+        if not isinstance(parsed, dict):
+            errors.append(f"config file {path}: must be a JSON object of settings")
+    return errors

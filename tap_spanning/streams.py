@@ -1,12 +1,16 @@
-"""The four streams: `users`, `role_memberships`, `tenants` and `roles`.
+"""The streams: `users`, `role_memberships`, `tenants` and `roles`. They shape records.
 
-`users` fetches every tenant's pages side by side (`SyncRun`) and hands each page
-to its child `role_memberships`, whose records are computed from the users, with no
-request of their own. The hand-off is one protocol owned by the child:
-`begin_run`, `add_page` for each page, `end_run` (README, "Output rules").
+Every stream is handed the run (`SyncRun`) it belongs to, and asks it for typed results:
+`users` for its tenants' pages (`TenantPage`), which it hands to its child
+`role_memberships`, whose records are computed from the users, with no request of
+their own. The hand-off is one protocol owned by the child: `begin_run`, `add_page`
+for each page, `end_run` (README, "Output rules").
 
 A stream holding tenant data is activated (ACTIVATE_VERSION) only after its last
 RECORD or BATCH, and only when every tenant completed (README, "Many tenants").
+
+The streams are synced in the order of their `sync_phase`: tenant data first (no
+record before every tenant's credentials are proven), then the static `roles`.
 """
 
 from __future__ import annotations
@@ -23,20 +27,25 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform, StreamMap
 from typing_extensions import override
 
-from tap_spanning.fleet import TenantItem
-from tap_spanning.records import UserRecord, membership_records, quote
+from tap_spanning.records import TENANT_COUNTERS, UserRecord, membership_records
+from tap_spanning.redaction import quote
 from tap_spanning.roles import ROLES
-from tap_spanning.run import HeldCounters
-from tap_spanning.sdk_seam import SeamStream, utc_from_timestamp
+from tap_spanning.sdk_seam import SeamStream
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from singer_sdk import Stream, Tap
     from singer_sdk.helpers.types import Context, Record
 
     from tap_spanning.run import SyncRun
-    from tap_spanning.tap import TapSpanning
 
 # Distinct unknown tags named one by one in the log before a single summary line.
 UNKNOWN_TAGS_LOGGED = 50
+# When a stream is synced: the streams that read tenants first, so that no record is
+# written before every tenant's credentials are proven; then the static ones.
+TENANT_DATA_PHASE = 0
+STATIC_PHASE = 1
 
 
 class FullTableStream(SeamStream):
@@ -47,12 +56,13 @@ class FullTableStream(SeamStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     # There are no bookmarks to save mid-stream: one STATE at the end, whatever the size.
     STATE_MSG_FREQUENCY = 2**62
+    # When the stream is synced (sync_order); every stream class sets its own.
+    sync_phase: ClassVar[int] = TENANT_DATA_PHASE
 
-    @property
-    def run(self) -> SyncRun:
-        """This run's tenants, failures and counters."""
-        tap: TapSpanning = self.tap  # type: ignore[assignment]
-        return tap.sync_run
+    @override
+    def __init__(self, tap: Tap, run: SyncRun) -> None:
+        super().__init__(tap)
+        self.run = run  # this run's tenants, failures and counters
 
     def tenant_data_complete(self) -> bool:
         """May this stream be activated? Tenant data: only if every tenant completed."""
@@ -79,7 +89,9 @@ class FullTableStream(SeamStream):
         handed over.
         """
         limit = self.ABORT_AT_RECORD_COUNT
-        _ = self.run  # every sync has a run, and so a summary line, even roles alone
+        # Every sync proves every tenant's credentials before its first record, and so
+        # has a run and a summary line, even roles alone.
+        self.run.preflight()
         for index, record in enumerate(self.stream_records(context)):
             if limit is None or index < limit:
                 yield record
@@ -131,8 +143,8 @@ class UsersStream(FullTableStream):
     ).to_dict()
 
     @override
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, tap: Tap, run: SyncRun) -> None:
+        super().__init__(tap, run)
         self._unknown_tags: set[str] = set()
 
     @cached_property
@@ -149,28 +161,18 @@ class UsersStream(FullTableStream):
         memberships = self.memberships
         memberships.begin_run(self.stream_maps[0], limit)
         written = 0
-        tenants = self.tap.streams.get("tenants")
-        with_counters = tenants is not None and tenants.selected
-        batches = run.users_batches(
-            page_limit=None if limit is None else 1, with_counters=with_counters
-        )
-        for event in batches:
-            if not isinstance(event, TenantItem):
-                continue
-            if isinstance(event.item, HeldCounters):
-                run.hold(event.tenant, event.item)
-                continue
-            users = event.item.users
+        for page in run.users_pages(page_limit=None if limit is None else 1):
+            users = page.users
             if limit is not None:
                 users = users[: max(0, limit - written)]
-            self.extracted_at = utc_from_timestamp(event.item.extracted_at)
+            self.extracted_at = page.extracted_at
             self._note_unknown_tags(users)
             # Computed from the whole records, before the SDK strips deselected properties.
-            memberships.add_page(users, self.extracted_at)
+            memberships.add_page(page.tenant_id, users, page.extracted_at)
             for user in users:
                 yield user.record
             written += len(users)
-            run.note_page(len(users))
+            run.note_page(page.tenant_id, len(users))
         memberships.end_run(self.tenant_data_complete())
         run.stop_if_no_tenant_answered()
 
@@ -261,8 +263,8 @@ class RoleMembershipsStream(FullTableStream):
             self.write_schema()
             self.hold_version()
 
-    def add_page(self, users: list[UserRecord], extracted_at: Any) -> None:
-        """The memberships of one page of users (of any tenant)."""
+    def add_page(self, tenant_id: str, users: list[UserRecord], extracted_at: datetime) -> None:
+        """The memberships of one page of a tenant's users."""
         run = self._current
         if run is None or not self.wanted:
             return
@@ -275,6 +277,7 @@ class RoleMembershipsStream(FullTableStream):
         if run.limit is not None:
             records = records[: max(0, run.limit - run.written)]
         run.written += len(records)
+        self.run.note_memberships(tenant_id, len(records))
         if run.spool is not None:
             for record in records:
                 run.spool.write(run.encoder.encode(record) + b"\n")
@@ -289,7 +292,6 @@ class RoleMembershipsStream(FullTableStream):
         if run is None or not self.wanted:
             return
         run.complete = complete
-        self.run.memberships += run.written
         if run.spool is not None:
             run.spool.seek(0)
             try:
@@ -323,28 +325,23 @@ class TenantsStream(FullTableStream):
         th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
         th.Property("region", th.StringType, description="Spanning region; null on loopback"),
         th.Property("base_url", th.StringType, description="The host the tenant is read from"),
-        th.Property("licenses", th.IntegerType, description="Standard licenses bought"),
-        th.Property("archivedLicenses", th.IntegerType, description="Archive licenses bought"),
-        th.Property("users", th.IntegerType, description="Users in the tenant"),
-        th.Property("assigned", th.IntegerType, description="Licenses assigned"),
-        th.Property("assignedStandard", th.IntegerType, description="Standard licenses assigned"),
-        th.Property("assignedArchive", th.IntegerType, description="Archive licenses assigned"),
+        *(
+            th.Property(name, th.IntegerType, description=meaning)
+            for name, meaning in TENANT_COUNTERS.items()
+        ),
         th.Property("status", th.StringType, description="trial, paid, expired, or as sent"),
     ).to_dict()
 
     @override
     def stream_records(self, context: Context | None) -> Iterable[Record]:
-        run = self.run
-        for event in run.tenant_counters():
-            if isinstance(event, TenantItem):
-                tenant = event.tenant
-                yield {
-                    "tenant_id": tenant.tenant_id,
-                    "region": tenant.region,
-                    "base_url": str(tenant.origin),
-                    **event.item,
-                }
-        run.stop_if_no_tenant_answered()
+        # The counters came with the credentials, before any record: no request here.
+        for tenant, counters in self.run.tenant_counters():
+            yield {
+                "tenant_id": tenant.tenant_id,
+                "region": tenant.region,
+                "base_url": str(tenant.origin),
+                **counters,
+            }
 
 
 class RolesStream(FullTableStream):
@@ -352,6 +349,7 @@ class RolesStream(FullTableStream):
 
     name = "roles"
     primary_keys: ClassVar[list[str]] = ["id"]
+    sync_phase = STATIC_PHASE
 
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
@@ -367,3 +365,27 @@ class RolesStream(FullTableStream):
     def stream_records(self, context: Context | None) -> Iterable[Record]:
         for role in ROLES:
             yield {"id": role.id, "name": role.name, "description": role.description}
+
+
+# Every stream the tap discovers. A new stream is one class here (README, "Development").
+STREAM_TYPES: tuple[type[FullTableStream], ...] = (
+    UsersStream,
+    RoleMembershipsStream,
+    TenantsStream,
+    RolesStream,
+)
+
+
+def sync_order(streams: dict[str, Stream]) -> dict[str, Stream]:
+    """`streams` in the order they are synced: by phase, then as in STREAM_TYPES.
+
+    A reordering, never a filter: no stream can be left out of the sync.
+    """
+
+    def rank(item: tuple[str, Stream]) -> tuple[int, int]:
+        stream = item[1]
+        declared = type(stream) in STREAM_TYPES
+        position = STREAM_TYPES.index(type(stream)) if declared else len(STREAM_TYPES)
+        return getattr(stream, "sync_phase", STATIC_PHASE), position
+
+    return dict(sorted(streams.items(), key=rank))

@@ -7,17 +7,25 @@ session ends with a report of the longest time a failing run took to exit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from spanning_emulator import SpanningEmulator, generate_users
 
 from tests import tapdriver
 from tests.tapdriver import ADMIN_EMAIL, new_api_key
 
 EmulatorFactory = Callable[..., SpanningEmulator]
+
+# `make test` (and CI) runs the whole suite at 200 examples a property; `make check`, the
+# fast tier, sets HYPOTHESIS_PROFILE=dev for a quicker loop.
+settings.register_profile("ci", max_examples=200)
+settings.register_profile("dev", max_examples=25)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _BASETEMP = pytest.StashKey[Path]()
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
@@ -80,6 +88,17 @@ def pytest_runtest_makereport(
     if report.when == "call":
         item.stash[_CALL_REPORT] = report
     return report
+
+
+@pytest.fixture(autouse=True)
+def processes_only_where_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Only a test marked `process` or `e2e` may start a tap process (tests/tapdriver.py)."""
+    node = request.node
+    tapdriver.PROCESSES_ALLOWED[0] = bool(
+        node.get_closest_marker("process") or node.get_closest_marker("e2e")
+    )
+    yield
+    tapdriver.PROCESSES_ALLOWED[0] = True
 
 
 @pytest.fixture(autouse=True)

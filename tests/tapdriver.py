@@ -1,8 +1,13 @@
 """The one test driver: run the tap as its users do, read its output, judge it.
 
+- `run_in_process` (the fast tier) runs the tap's own entry point, `tap_spanning.tap.main`,
+  in the test process: the same argv, config file, environment, catalog and exit code as a
+  process, over real HTTP, with stdout and stderr captured. It costs a few milliseconds
+  where a process costs most of a second of importing the SDK.
 - `run_tap` runs the `tap-spanning` executable to its end; `start_tap` starts it for
   tests that act while it runs (signals, a reader that goes away, a port that comes up
-  late). Both are the only ways the tests run the tap.
+  late). They are for tests where the process is the point, and only tests marked
+  `process` may call them (tests/conftest.py checks), so `make check` never starts one.
 - Every run is checked for leaks: `key_forms` lists every spelling of every API key
   the run was given (in its config or its environment), and none may appear in
   stdout (SCHEMA, STATE, catalogs, --about), stderr (logs, tracebacks) or the BATCH
@@ -19,15 +24,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import io
 import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -316,6 +324,96 @@ def _command(
     return command
 
 
+# Set by tests/conftest.py: may the running test start a tap process (marked `process`)?
+PROCESSES_ALLOWED = [True]
+
+
+def _check_process_allowed() -> None:
+    assert PROCESSES_ALLOWED[0], (
+        "this test starts a tap process but is not marked `process`: use run_in_process, "
+        "or mark it @pytest.mark.process where the process is the point"
+    )
+
+
+@contextlib.contextmanager
+def _as_a_process(
+    argv: list[str], env: Mapping[str, str]
+) -> Iterator[tuple[io.BytesIO, io.BytesIO]]:
+    """The process-wide things main() reads or changes, set up and put back.
+
+    argv, the environment, stdout and stderr (bytes underneath, as a pipe), the root
+    logger's handlers and level (the SDK adds a handler per run), warnings capture, the
+    excepthook and the signal handlers (the SDK installs its own).
+    """
+    out, err = io.BytesIO(), io.BytesIO()
+    saved_env = os.environ.copy()
+    saved = (sys.argv, sys.stdout, sys.stderr, sys.excepthook)
+    root = logging.getLogger()
+    saved_root = (list(root.handlers), root.level)
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    os.environ.update(env)
+    sys.argv = argv
+    wrappers = [io.TextIOWrapper(pipe, encoding="utf-8", write_through=True) for pipe in (out, err)]
+    sys.stdout, sys.stderr = wrappers
+    try:
+        yield out, err
+    finally:
+        for wrapper in wrappers:
+            with contextlib.suppress(ValueError):
+                wrapper.flush()
+                wrapper.detach()  # a wrapper that is collected closes what it wraps
+        sys.argv, sys.stdout, sys.stderr, sys.excepthook = saved
+        root.handlers[:] = saved_root[0]
+        root.setLevel(saved_root[1])
+        logging.captureWarnings(False)
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def run_in_process(
+    config: Config,
+    tmp_path: Path | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    catalog: dict[str, Any] | None = None,
+    label: str = "",
+    key_may_be_record_data: bool = False,
+) -> TapRun:
+    """`run_tap` in the test process: `tap_spanning.tap.main()` with the same argv.
+
+    Everything it writes (stdout, the log on stderr, BATCH files) goes through the same
+    leak check, and the exit code is main()'s.
+    """
+    from tap_spanning.tap import main  # noqa: PLC0415  # only the fast tier imports the tap
+
+    argv = _command(config, tmp_path, args, catalog)[len(tap_executable()) :]
+    started = time.monotonic()
+    code: int | str | None = 0
+    with _as_a_process(["tap-spanning", *argv], env or {}) as (out, err):
+        try:
+            main()
+        except SystemExit as done:
+            code = done.code
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    seconds = time.monotonic() - started
+    if returncode != 0:
+        FAILING_EXITS.append((_label(label, args), seconds))
+    stdout = out.getvalue().decode("utf-8", "replace")
+    stderr = err.getvalue().decode("utf-8", "replace")
+    check_output(
+        key_forms(config, env=env),
+        stdout,
+        stderr,
+        key_may_be_record_data=key_may_be_record_data,
+        written=_written_files(config),
+    )
+    singer = not {"--about", "--discover"} & set(args)
+    messages = parse_messages(stdout) if singer else []
+    return TapRun(returncode, stdout, stderr, messages, seconds)
+
+
 def run_tap(
     config: Config,
     tmp_path: Path | None,
@@ -331,6 +429,7 @@ def run_tap(
 
     `config` "ENV" runs `--config=ENV` (settings from `env`); None passes no config.
     """
+    _check_process_allowed()
     command = _command(config, tmp_path, args, catalog)
     started = time.monotonic()
     done = subprocess.run(
@@ -427,6 +526,7 @@ def start_tap(
 ) -> TapProcess:
     """Start `tap-spanning --config <file>` with piped stdout and stderr, for tests that
     act while it runs (signals, a reader that goes away)."""
+    _check_process_allowed()
     return TapProcess(
         _command(config, tmp_path, (), None),
         key_forms(config, env=env),
@@ -466,7 +566,7 @@ def assert_output_is(
 
 def discovered_catalog() -> dict[str, Any]:
     """What `tap-spanning --discover` prints, parsed: a catalog to edit and pass back."""
-    run = run_tap(None, None, "--discover")
+    run = run_in_process(None, None, "--discover")
     assert run.returncode == 0, run.stderr[-2000:]
     catalog: dict[str, Any] = json.loads(run.stdout)
     return catalog

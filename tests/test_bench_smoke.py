@@ -9,6 +9,9 @@ import pytest
 
 from bench.cli import main
 
+# The benchmark is a program of its own: run as its users run it.
+pytestmark = pytest.mark.process
+
 
 def test_bench_runs_at_a_tiny_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results_path = tmp_path / "results.json"

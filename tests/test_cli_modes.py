@@ -18,6 +18,9 @@ from tap_spanning.settings import resolve_settings
 from tests.conftest import EmulatorFactory
 from tests.tapdriver import discovered_catalog, run_tap, set_selected, start_tap
 
+# The process is the point here: exit codes, signals, the console script.
+pytestmark = pytest.mark.process
+
 STREAMS = ("users", "role_memberships", "tenants", "roles")
 
 
@@ -87,10 +90,10 @@ def test_progress_is_logged_at_most_every_ten_seconds(monkeypatch: pytest.Monkey
         warning = error = info
 
     settings = resolve_settings({"admin_email": "a@b.example", "api_key": "k", "region": "us"})
-    run = SyncRun(settings, Recorder(), "ua", one_tenant_form=True)  # type: ignore[arg-type]
+    run = SyncRun(lambda: settings, Recorder(), "ua", version=1)  # type: ignore[arg-type]
     for second in range(0, 35):
         clock[0] = 100.0 + second
-        run.note_page(1000)
+        run.note_page("default", 1000)
     # A page a second from t=0: lines at 10, 20 and 30 s, with 11, 21 and 31 pages in.
     assert lines == [
         "Progress: 11000 users in 11 pages so far, 1100 users/s, 0 retries",

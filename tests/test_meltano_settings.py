@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
-import subprocess
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.tapdriver import tap_executable
+from tap_spanning.settings import TAP_SETTINGS
+from tests.tapdriver import run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,12 +30,16 @@ KINDS = {
 }
 
 
+@functools.cache
+def _about_json() -> str:
+    about = run_in_process(None, None, "--about", "--format=json")
+    assert about.returncode == 0, about.stderr[-2000:]
+    return about.stdout
+
+
 def about_settings() -> dict[str, Any]:
-    done = subprocess.run(
-        [*tap_executable(), "--about", "--format=json"], capture_output=True, text=True, check=True
-    )
-    properties: dict[str, Any] = json.loads(done.stdout)["settings"]["properties"]
-    return properties
+    properties: dict[str, Any] = json.loads(_about_json())["settings"]["properties"]
+    return copy.deepcopy(properties)
 
 
 def meltano_settings() -> dict[str, dict[str, Any]]:
@@ -80,13 +87,38 @@ def test_limits_are_in_the_schema_that_about_shows() -> None:
 
 
 def test_the_readme_shows_what_about_prints() -> None:
-    done = subprocess.run(
-        [*tap_executable(), "--about", "--format=markdown"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_in_process(None, None, "--about", "--format=markdown")
+    assert done.returncode == 0, done.stderr[-2000:]
     about = done.stdout.strip().splitlines()[1:]  # without its "# `tap-spanning`" title
     readme = (ROOT / "README.md").read_text()
     shown = readme.split("What `tap-spanning --about --format=markdown` prints:", 1)[1]
     assert "\n".join(line for line in about).strip() == shown.strip()
+
+
+def readme_settings_table() -> dict[str, str]:
+    """The README's "Configure a real tenant" table: setting -> its default cell."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configure a real tenant", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for name in re.findall(r"`(\w+)`", cells[0]):
+            rows[name] = cells[2]
+    return rows
+
+
+def test_the_readme_settings_table_agrees_with_about() -> None:
+    table = readme_settings_table()
+    tap_settings = {name: about_settings()[name] for name in TAP_SETTINGS}
+    assert sorted(table) == sorted(tap_settings)
+    for name, schema in tap_settings.items():
+        shown = table[name].split(" ")[0]
+        default = schema.get("default")
+        if default is None:
+            assert shown in ("", "`default`"), name  # tenant_id's default is in the text
+        elif isinstance(default, bool):
+            assert shown == str(default).lower(), name
+        else:
+            assert float(shown) == float(default), name

@@ -1,7 +1,8 @@
-"""The seam with singer-sdk: every private SDK member the tap relies on, pinned by name.
+"""The seam: every private member of singer-sdk, requests or urllib3 the tap relies on,
+pinned by name.
 
-If an SDK upgrade renames one of these, changes its parameters, or stops calling it
-where the tap expects, a test here fails (README, "Development").
+If an upgrade renames one of these, changes its parameters, or stops calling it where
+the tap expects, a test here fails (README, "Development").
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import re
 from pathlib import Path
 
 import pytest
+import urllib3
 from singer_sdk import Stream, Tap
 from singer_sdk.plugin_base import PluginBase
 
-from tap_spanning.sdk_seam import PRIVATE_SDK_MEMBERS
+from tap_spanning.sdk_seam import PRIVATE_MEMBERS, seam_table_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "tap_spanning"
@@ -25,12 +27,28 @@ def parameters(function: object) -> list[str]:
     return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
 
 
+OWNERS = {
+    "singer-sdk": {"PluginBase", "Stream"},
+    "urllib3": {"HTTPConnectionPool"},
+    "requests": set(),
+}
+# The libraries whose private members only the seam may touch, as imported.
+GUARDED = {"singer-sdk": "singer_sdk", "urllib3": "urllib3", "requests": "requests"}
+
+
 def test_the_seam_lists_each_member_with_a_reason() -> None:
-    assert len(PRIVATE_SDK_MEMBERS) <= 12
-    for name, (owner, reason) in PRIVATE_SDK_MEMBERS.items():
+    assert len(PRIVATE_MEMBERS) <= 12
+    for name, member in PRIVATE_MEMBERS.items():
         assert name.startswith("_"), name
-        assert owner in ("PluginBase", "Stream"), name
-        assert len(reason) > 40, name
+        assert member.owner in OWNERS[member.library], name
+        assert len(member.reason) > 40, name
+
+
+def test_the_readme_table_is_the_seams_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert seam_table_markdown() in readme
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and "._" in line]
+    assert len(rows) == len(PRIVATE_MEMBERS), "the README lists a member the seam does not"
 
 
 def test_plugin_validate_config() -> None:
@@ -87,21 +105,32 @@ def test_stream_write_schema_message() -> None:
     assert "self._write_schema_message()" in inspect.getsource(Stream.sync)
 
 
-@pytest.mark.parametrize("name", sorted(PRIVATE_SDK_MEMBERS))
+def test_httpconnectionpool_get_conn() -> None:
+    # Every request takes its connection here (urlopen), and gives it back with _put_conn.
+    assert parameters(urllib3.HTTPConnectionPool._get_conn) == ["self", "timeout"]
+    assert "conn = self._get_conn(timeout=pool_timeout)" in inspect.getsource(
+        urllib3.HTTPConnectionPool.urlopen
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRIVATE_MEMBERS))
 def test_every_listed_member_has_its_own_test(name: str) -> None:
     tests = inspect.getsource(__import__(__name__, fromlist=["_"]))
-    assert f"def test_{PRIVATE_SDK_MEMBERS[name][0].replace('Base', '').lower()}{name}(" in tests
+    assert f"def {PRIVATE_MEMBERS[name].test_name(name)}(" in tests
 
 
-def test_no_other_module_touches_a_private_sdk_member() -> None:
-    private_import = re.compile(r"(from|import) singer_sdk(\.\w+)*\._\w")
+def test_no_other_module_touches_a_private_member() -> None:
+    modules = "|".join(GUARDED.values())
+    private_import = re.compile(rf"(from|import) ({modules})(\.\w+)*\._\w")
+    private_attribute = re.compile(rf"\b({modules})(\.\w+)*\._[a-z]")
     seam = PACKAGE / "sdk_seam.py"
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
-        assert not private_import.search(text), f"{path.name} imports a private SDK module"
+        assert not private_import.search(text), f"{path.name} imports a private module"
         if path == seam:
             continue
-        for name in PRIVATE_SDK_MEMBERS:
+        assert not private_attribute.search(text), f"{path.name} reaches a private member"
+        for name in PRIVATE_MEMBERS:
             assert not re.search(rf"\b{name}\b", text), f"{path.name} uses {name}"
 
 
@@ -109,4 +138,4 @@ def test_the_seam_uses_no_member_it_does_not_list() -> None:
     text = (PACKAGE / "sdk_seam.py").read_text()
     used = set(re.findall(r"(?:self|super\(\))\.(_[a-z]\w*)", text))
     own = {"_version_held", "_schema_written"}
-    assert used - own <= set(PRIVATE_SDK_MEMBERS)
+    assert used - own <= set(PRIVATE_MEMBERS)

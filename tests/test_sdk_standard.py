@@ -6,6 +6,7 @@ import atexit
 import json
 from pathlib import Path
 
+import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from spanning_emulator import SpanningEmulator, generate_users
 
@@ -40,6 +41,7 @@ def test_catalog_json_is_what_discover_prints() -> None:
     assert discovered_catalog() == json.loads((root / "catalog.json").read_text())
 
 
+@pytest.mark.process  # --about from the console script, as Meltano runs it
 def test_about_lists_the_settings() -> None:
     about = run_tap(None, None, "--about", "--format=json")
     assert about.returncode == 0, about.stderr[-2000:]
