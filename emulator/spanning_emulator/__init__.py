@@ -4,6 +4,7 @@ One tenant (`SpanningEmulator`) or an MSP's fleet of them (`FleetEmulator`), plu
 the ground truth of what a tap must output for them.
 """
 
+from .faults import FAULT_KINDS, RETRIED_FAULTS, FaultKind
 from .fleet import generate_fleet, tenant_sizes
 from .hosts import REGIONS, is_loopback_host, split_location
 from .server import (
@@ -46,8 +47,10 @@ __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TENANT_ID",
+    "FAULT_KINDS",
     "PROFILES",
     "REGIONS",
+    "RETRIED_FAULTS",
     "ROLE_DESCRIPTIONS",
     "ROLE_IDS",
     "ROLE_NAMES",
@@ -56,6 +59,7 @@ __all__ = [
     "TENANT_ID_PATTERN",
     "EmulatedTenant",
     "Fault",
+    "FaultKind",
     "FaultPlan",
     "FleetEmulator",
     "LastLink",

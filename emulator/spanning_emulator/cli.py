@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .faults import FAULT_KINDS_TEXT
 from .fleet import generate_fleet
 from .hosts import is_loopback_host
 from .server import (
@@ -129,9 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--fault-every", type=int, default=0, metavar="K", help="fault every K-th request"
     )
-    faults.add_argument("--fault", metavar="KIND", help="kind for --fault-every (default 500)")
     faults.add_argument(
-        "--fault-at", action="append", default=[], metavar="N=KIND", help="fault request N"
+        "--fault",
+        metavar="KIND",
+        help=f"kind for --fault-every (default 500): {FAULT_KINDS_TEXT}",
+    )
+    faults.add_argument(
+        "--fault-at",
+        action="append",
+        default=[],
+        metavar="N=KIND",
+        help="fault request N (KIND as for --fault)",
     )
     faults.add_argument(
         "--retry-after", default="1", metavar="VALUE|none", help="Retry-After on 429s"

@@ -3,7 +3,8 @@
 `SpanningEmulator` serves one tenant on one address. `FleetEmulator` serves many
 tenants (an MSP's clients), one listener per loopback address standing for a regional
 host; each listener tells its tenants apart by their Basic credentials, as the real
-regional hosts do.
+regional hosts do. The faults themselves are in faults.py: a request's fault serves
+itself through the `_Exchange` at the bottom of this file.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, final
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import quote, unquote
 
+from .faults import Fault, FaultPlan, parse_fault
 from .hosts import is_loopback_host
-from .tenant import DEFAULT_TENANT_ID, generate_users, sort_key, tenant_summary
+from .query import DEFAULT_PAGE_SIZE, InvalidQuery, PageQuery, parse_page_query
+from .snapshot import Snapshot, with_summary
+from .tenant import DEFAULT_TENANT_ID, generate_users, tenant_summary
+from .wire import HTML_TYPE, JSON_TYPE, TEXT_TYPE, Response, dumps
 
 if TYPE_CHECKING:  # typing_extensions for mypy only: the emulator is stdlib-only at run time
     from typing_extensions import override
@@ -42,9 +47,31 @@ else:
         return method
 
 
+__all__ = [  # what this module has always offered, wherever it lives now
+    "DEFAULT_ADMIN_EMAIL",
+    "DEFAULT_API_KEY",
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_USER_COUNT",
+    "HTML_TYPE",
+    "JSON_TYPE",
+    "TENANT_ID_PATTERN",
+    "TENANT_PATH",
+    "TEXT_TYPE",
+    "USERS_PATH",
+    "EmulatedTenant",
+    "Fault",
+    "FaultPlan",
+    "FleetEmulator",
+    "LastLink",
+    "LinkStyle",
+    "PageHook",
+    "RequestRecord",
+    "SpanningEmulator",
+    "parse_fault",
+]
+
 DEFAULT_ADMIN_EMAIL = "admin@contoso.example"
 DEFAULT_API_KEY = "5f0c2a8e-7d1b-4c3e-9a6f-2b8d4e1c7a90"
-DEFAULT_PAGE_SIZE = 50
 DEFAULT_USER_COUNT = 100
 
 LinkStyle = Literal["absolute", "relative"]
@@ -52,110 +79,18 @@ LastLink = Literal["empty", "null", "absent"]
 PageHook = Callable[[int, dict[str, object]], dict[str, object]]
 _Request = socket.socket | tuple[bytes, socket.socket]
 
-JSON_TYPE = "application/json; charset=utf-8"
-TEXT_TYPE = "text/plain; charset=utf-8"
-HTML_TYPE = "text/html; charset=utf-8"
-
 USERS_PATH = "/external/users"
 TENANT_PATH = "/external/tenant"
 
-_BACKUP_SUMMARY: list[dict[str, object]] = [
-    {"type": kind, "status": "success", "lastBackupDate": "2024-05-01T02:00:00.000Z", "count": 1}
-    for kind in ("mail", "drive", "calendar", "contacts", "sharepoint")
-]
-_HTML_MAINTENANCE = (
-    b"<html><head><title>Scheduled maintenance</title></head><body>"
-    b"<h1>We'll be back soon</h1><p>The service is down for maintenance.</p></body></html>"
-)
-_REASONS = {
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Temporarily Unavailable",
-    504: "Gateway Time-out",
-}
-_DEFAULT_VARIANT = {500: "json", 502: "html", 503: "html", 504: "html"}
-_SIMPLE_FAULTS = (
-    "429",
-    "reset-before",
-    "reset-during",
-    "truncate",
-    "hang",
-    "trickle",
-    "slow-headers",
-    "html200",
-)
 _LAST_LINK_FIELDS: dict[str, dict[str, object]] = {
     "empty": {"nextLink": ""},
     "null": {"nextLink": None},
     "absent": {},
 }
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-# ---------------------------------------------------------------- faults
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A parsed fault kind: `status`/`variant` are set for the 5xx kinds."""
-
-    kind: str
-    status: int | None = None
-    variant: str | None = None
-
-
-def parse_fault(kind: str) -> Fault:
-    """Parse '429', '500'..'504' (optionally ':json', ':html', ':empty'), 'reset-before',
-    'reset-during', 'truncate', 'hang', 'trickle', 'slow-headers' or 'html200';
-    ValueError otherwise."""
-    name, _, variant = kind.partition(":")
-    if name.isdigit() and int(name) in _DEFAULT_VARIANT:
-        variant = variant or _DEFAULT_VARIANT[int(name)]
-        if variant in ("json", "html", "empty"):
-            return Fault(kind, int(name), variant)
-    elif name in _SIMPLE_FAULTS and not variant:
-        return Fault(kind, 429 if name == "429" else None)
-    raise ValueError(
-        f"unknown fault kind {kind!r}: use 429, 500/502/503/504[:json|:html|:empty], "
-        "reset-before, reset-during, truncate, hang, trickle, slow-headers or html200"
-    )
-
-
-@dataclass
-class FaultPlan:
-    """Which requests get which fault.
-
-    Requests are numbered from 1: every request of a SpanningEmulator counts; in a
-    FleetEmulator each tenant counts its own requests only.
-    """
-
-    every: int = 0
-    kind: str = "500"
-    at: dict[int, str] = field(default_factory=dict)
-    retry_after: str | None = "1"
-    hang_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.every < 0:
-            raise ValueError("every must be >= 0")
-        for kind in [self.kind, *self.at.values()]:
-            parse_fault(kind)
-
-    def fault_for(self, number: int) -> Fault | None:
-        """The fault for request `number`, if any; `at` wins over `every`."""
-        if number in self.at:
-            return parse_fault(self.at[number])
-        if self.every and number % self.every == 0:
-            return parse_fault(self.kind)
-        return None
-
-
-# ---------------------------------------------------------------- responses
+# ---------------------------------------------------------------- the log, errors, credentials
 
 
 @dataclass(frozen=True)
@@ -181,108 +116,24 @@ class RequestRecord:
     host: str = ""
 
 
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    body: bytes = b""
-    content_type: str | None = JSON_TYPE
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-_UNAUTHORIZED = _Response(401, _dumps({"code": "Unauthorized", "message": ""}))
-_USER_NOT_FOUND = _Response(
-    404, _dumps({"statusCode": 404, "code": "NotFound", "message": "User not found"})
+_UNAUTHORIZED = Response(401, dumps({"code": "Unauthorized", "message": ""}))
+_USER_NOT_FOUND = Response(
+    404, dumps({"statusCode": 404, "code": "NotFound", "message": "User not found"})
 )
 
 
-def _not_found(method: str, path: str) -> _Response:
-    return _Response(404, f"Cannot {method} {path}".encode(), HTML_TYPE)
+def _not_found(method: str, path: str) -> Response:
+    return Response(404, f"Cannot {method} {path}".encode(), HTML_TYPE)
 
 
-def _bad_request(message: str) -> _Response:
+def _bad_request(message: str) -> Response:
     body = {
         "statusCode": 400,
         "code": "FST_ERR_VALIDATION",
         "error": "Bad Request",
         "message": message,
     }
-    return _Response(400, _dumps(body))
-
-
-def _server_error(status: int, variant: str | None) -> _Response:
-    reason = _REASONS[status]
-    if variant == "json":
-        return _Response(status, _dumps({"statusCode": status, "error": reason, "message": reason}))
-    if variant == "html":
-        title = f"{status} {reason}"
-        page = (
-            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-        )
-        return _Response(status, page.encode(), HTML_TYPE)
-    return _Response(status, b"", None)
-
-
-def _fault_response(fault: Fault, retry_after: str | None) -> _Response | None:
-    """The canned answer of a fault that replaces the response, else None."""
-    if fault.kind == "429":
-        headers = (("Retry-After", retry_after),) if retry_after is not None else ()
-        return _Response(429, b"Too many requests, please try again later.", TEXT_TYPE, headers)
-    if fault.kind == "html200":
-        return _Response(200, _HTML_MAINTENANCE, HTML_TYPE)
-    if fault.status is not None:
-        return _server_error(fault.status, fault.variant)
-    return None
-
-
-# ---------------------------------------------------------------- tenant data
-
-
-@dataclass(frozen=True)
-class _View:
-    """Users in API order, as sort keys (for bisect) and pre-serialised JSON."""
-
-    keys: list[tuple[str, str]]
-    raw: list[bytes]
-
-
-class _Snapshot:
-    """One immutable tenant, sorted and serialised once so pages are cheap."""
-
-    def __init__(
-        self,
-        users: Sequence[Mapping[str, object]],
-        counters: Mapping[str, object] | None = None,
-    ) -> None:
-        ordered = sorted(users, key=sort_key)
-        keys = [sort_key(user) for user in ordered]
-        raw = [_dumps(user) for user in ordered]
-        in_ad = [user.get("inActiveDirectory") is True for user in ordered]
-        self.count = len(ordered)
-        self.views: dict[str | None, _View] = {None: _View(keys, raw)}
-        for wanted in (True, False):
-            picked = [i for i, flag in enumerate(in_ad) if flag is wanted]
-            self.views[str(wanted).lower()] = _View(
-                [keys[i] for i in picked], [raw[i] for i in picked]
-            )
-        self.by_upn = {key[0]: body for key, body in zip(keys, raw, strict=True)}
-        self.by_folded_upn: dict[str, bytes] = {}
-        for key, body in zip(keys, raw, strict=True):
-            self.by_folded_upn.setdefault(key[0].casefold(), body)
-        self.tenant = _dumps(tenant_summary(ordered) if counters is None else dict(counters))
-
-    def user(self, upn: str) -> bytes | None:
-        """A user by UPN; UPNs are case-insensitive in Microsoft Entra."""
-        return self.by_upn.get(upn) or self.by_folded_upn.get(upn.casefold())
-
-
-_SUMMARY_JSON = _dumps(_BACKUP_SUMMARY)
-
-
-def _with_summary(raw: bytes) -> bytes:
-    """Splice backupSummary into a pre-serialised user object."""
-    comma = b"" if raw == b"{}" else b","
-    return raw[:-1] + comma + b'"backupSummary":' + _SUMMARY_JSON + b"}"
+    return Response(400, dumps(body))
 
 
 def _credentials(header: str | None) -> tuple[str, str] | None:
@@ -306,62 +157,6 @@ def _same_credentials(given: tuple[str, str] | None, admin_email: str, api_key: 
     return same_key and email.casefold() == admin_email.casefold()
 
 
-# ---------------------------------------------------------------- query parsing
-
-
-class _Invalid(Exception):
-    """A query-string validation failure, answered with a Fastify-style 400."""
-
-
-@dataclass(frozen=True)
-class _PageQuery:
-    size: int
-    status: str | None
-    in_ad: str | None
-    after: tuple[str, str] | None
-
-
-def _single(params: dict[str, list[str]], name: str, kind: str) -> str | None:
-    values = params.get(name)
-    if values is None:
-        return None
-    if len(values) != 1:
-        raise _Invalid(f"querystring/{name} must be {kind}")
-    return values[0]
-
-
-def _boolean(params: dict[str, list[str]], name: str) -> str | None:
-    value = _single(params, name, "boolean")
-    if value is not None and value not in ("true", "false"):
-        raise _Invalid(f"querystring/{name} must be boolean")
-    return value
-
-
-def _size(params: dict[str, list[str]], max_size: int) -> int:
-    value = _single(params, "size", "integer")
-    if value is None:
-        return min(DEFAULT_PAGE_SIZE, max_size)
-    if not _INTEGER.fullmatch(value):
-        raise _Invalid("querystring/size must be integer")
-    size = int(value)
-    if size < 1:
-        raise _Invalid("querystring/size must be >= 1")
-    if size > max_size:
-        raise _Invalid(f"querystring/size must be <= {max_size}")
-    return size
-
-
-def _parse_page_query(query: str, max_size: int) -> _PageQuery:
-    params = parse_qs(query, keep_blank_values=True)
-    ms_id = _single(params, "msIdOffset", "string")
-    sort_prop = _single(params, "sortPropOffset", "string")
-    after = None if ms_id is None and sort_prop is None else (sort_prop or "", ms_id or "")
-    size = _size(params, max_size)
-    return _PageQuery(
-        size, _boolean(params, "status"), _boolean(params, "inActiveDirectory"), after
-    )
-
-
 # ---------------------------------------------------------------- listeners
 
 
@@ -371,7 +166,7 @@ class _Admission:
 
     number: int
     tenant_id: str | None
-    snapshot: _Snapshot | None  # None: the credentials match no tenant here (401)
+    snapshot: Snapshot | None  # None: the credentials match no tenant here (401)
     faults: FaultPlan
     latency: float
     page_hook: PageHook | None = None
@@ -513,7 +308,7 @@ class _Listener(ThreadingHTTPServer):
 
     # -- the API
 
-    def answer(self, method: str, target: str, admission: _Admission) -> _Response:
+    def answer(self, method: str, target: str, admission: _Admission) -> Response:
         """The normal (fault-free) answer to one admitted request."""
         path, _, query = target.partition("?")
         if method != "GET" or not _is_route(path):
@@ -522,28 +317,28 @@ class _Listener(ThreadingHTTPServer):
         if snapshot is None:
             return _UNAUTHORIZED
         if path == TENANT_PATH:
-            return _Response(200, snapshot.tenant)
+            return Response(200, snapshot.tenant)
         if path == USERS_PATH:
             return self._users_page(snapshot, query, admission)
         body = snapshot.user(unquote(path[len(USERS_PATH) + 1 :]))
-        return _USER_NOT_FOUND if body is None else _Response(200, body)
+        return _USER_NOT_FOUND if body is None else Response(200, body)
 
-    def _users_page(self, snapshot: _Snapshot, query: str, admission: _Admission) -> _Response:
+    def _users_page(self, snapshot: Snapshot, query: str, admission: _Admission) -> Response:
         try:
-            page = _parse_page_query(query, self.max_page_size)
-        except _Invalid as invalid:
+            page = parse_page_query(query, self.max_page_size)
+        except InvalidQuery as invalid:
             return _bad_request(str(invalid))
         view = snapshot.views[page.in_ad]
         start = 0 if page.after is None else bisect.bisect_right(view.keys, page.after)
         end = start + page.size
         users = view.raw[start:end]
         if page.status != "false":
-            users = [_with_summary(raw) for raw in users]
+            users = [with_summary(raw) for raw in users]
         link = self._next_link(page, view.keys[end - 1]) if end < len(view.keys) else None
         body = _page_body(users, self._link_field(link), admission)
-        return _Response(200, body)
+        return Response(200, body)
 
-    def _next_link(self, page: _PageQuery, last: tuple[str, str]) -> str:
+    def _next_link(self, page: PageQuery, last: tuple[str, str]) -> str:
         params = [("msIdOffset", last[1]), ("sortPropOffset", last[0]), ("size", str(page.size))]
         echoed = (("status", page.status), ("inActiveDirectory", page.in_ad))
         params += [(name, value) for name, value in echoed if value is not None]
@@ -563,8 +358,8 @@ def _page_body(users: list[bytes], link_field: dict[str, object], admission: _Ad
     hook = admission.page_hook
     if hook is not None:
         payload: dict[str, object] = {"users": [json.loads(raw) for raw in users], **link_field}
-        return _dumps(hook(admission.number, payload))
-    tail = b"," + _dumps(link_field)[1:-1] if link_field else b""
+        return dumps(hook(admission.number, payload))
+    tail = b"," + dumps(link_field)[1:-1] if link_field else b""
     return b'{"users":[' + b",".join(users) + b"]" + tail + b"}"
 
 
@@ -601,7 +396,7 @@ class SpanningEmulator(_Listener):
         self.faults = faults or FaultPlan()
         self.tenant_id = tenant_id
         self.page_hook: PageHook | None = None
-        self._snapshot = _Snapshot(generate_users(DEFAULT_USER_COUNT) if users is None else users)
+        self._snapshot = Snapshot(generate_users(DEFAULT_USER_COUNT) if users is None else users)
         self._log: list[RequestRecord] = []
         self._count = 0
         super().__init__(
@@ -635,7 +430,7 @@ class SpanningEmulator(_Listener):
 
     def set_users(self, users: Sequence[Mapping[str, object]]) -> None:
         """Replace the tenant atomically (requests in flight keep the old one)."""
-        self._snapshot = _Snapshot(users)
+        self._snapshot = Snapshot(users)
 
     @property
     def user_count(self) -> int:
@@ -672,7 +467,7 @@ class SpanningEmulator(_Listener):
 
     def respond(
         self, method: str, target: str, authorization: str | None, number: int
-    ) -> _Response:
+    ) -> Response:
         """The normal (fault-free) answer to one request."""
         return self.answer(method, target, self._admission(authorization, number))
 
@@ -724,7 +519,7 @@ class _TenantState:
 
     def __init__(self, tenant: EmulatedTenant) -> None:
         self.tenant = tenant
-        self.snapshot = _Snapshot(tenant.users, tenant.counters)
+        self.snapshot = Snapshot(tenant.users, tenant.counters)
         self.count = 0
 
 
@@ -897,7 +692,7 @@ class FleetEmulator:
     def set_users(self, tenant_id: str, users: Sequence[Mapping[str, object]]) -> None:
         """Replace a tenant's users atomically (requests in flight keep the old ones)."""
         state = self._state(tenant_id)
-        snapshot = _Snapshot(users, state.tenant.counters)
+        snapshot = Snapshot(users, state.tenant.counters)
         with self._lock:
             state.tenant = replace(state.tenant, users=users)
             state.snapshot = snapshot
@@ -972,7 +767,7 @@ def _quietly_shutdown(connection: socket.socket) -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Turns each HTTP request into its listener's answer, applying the tenant's fault."""
+    """Turns each HTTP request into its listener's answer, or the tenant's fault."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else small keep-alive responses stall ~40 ms on delayed ACKs
@@ -990,27 +785,15 @@ class _Handler(BaseHTTPRequestHandler):
         return parts[1] if len(parts) == 3 else self.path
 
     def _serve(self) -> None:
-        self._received_at = time.monotonic()
-        listener = self.server
-        admission = listener.admit(self.headers.get("Authorization"))
+        received_at = time.monotonic()
+        admission = self.server.admit(self.headers.get("Authorization"))
         self._drain_body()
-        plan = admission.faults
-        fault = plan.fault_for(admission.number)
-        if fault is not None and fault.kind in ("reset-before", "hang"):
-            self._record(admission, None, fault)
-            self._drop(fault, plan.hang_seconds)
-            return
-        response = _fault_response(fault, plan.retry_after) if fault is not None else None
-        if response is None:
-            response = listener.answer(self.command, self.target, admission)
-        if fault is not None and fault.kind == "truncate":
-            response = replace(response, body=response.body[: len(response.body) // 2])
-        self._record(admission, response.status, fault)
-        listener.pause(admission.latency)
-        if fault is not None and fault.kind in ("trickle", "slow-headers"):
-            self._trickle(response, headers_too=fault.kind == "slow-headers")
+        fault = admission.faults.fault_for(admission.number)
+        exchange = _Exchange(self, admission, fault, received_at)
+        if fault is None:
+            exchange.reply(exchange.answer())
         else:
-            self._send(response, fault is not None and fault.kind == "reset-during")
+            fault.serve(exchange)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
@@ -1020,70 +803,83 @@ class _Handler(BaseHTTPRequestHandler):
         if length.isdigit() and int(length) > 0:
             self.rfile.read(int(length))
 
-    def _record(self, admission: _Admission, status: int | None, fault: Fault | None) -> None:
-        headers = dict(self.headers.items())
-        kind = None if fault is None else fault.kind
-        self.server.record(
+
+class _Exchange:
+    """One admitted request and its connection, as a fault serves it (faults.Exchange)."""
+
+    def __init__(
+        self, handler: _Handler, admission: _Admission, fault: Fault | None, received_at: float
+    ) -> None:
+        self._handler = handler
+        self._admission = admission
+        self._fault = fault
+        self._received_at = received_at
+        self.plan = admission.faults
+        self.method = handler.command
+
+    @property
+    def stopping(self) -> bool:
+        """True once the server is stopping: slow faults give up."""
+        return self._handler.server.stopping
+
+    def answer(self) -> Response:
+        """The normal (fault-free) answer to the request."""
+        handler = self._handler
+        return handler.server.answer(handler.command, handler.target, self._admission)
+
+    def reply(self, response: Response) -> None:
+        """Log the request with the response's status, wait the latency, send it whole."""
+        self.record(response.status)
+        self.wait_latency()
+        self.send_headers(response)
+        if self.method != "HEAD":
+            self.write(response.body)
+
+    def record(self, status: int | None) -> None:
+        """Log the request, with the status it got (None: no response at all)."""
+        handler, admission = self._handler, self._admission
+        handler.server.record(
             RequestRecord(
                 admission.number,
-                self.command,
-                self.target,
-                headers,
+                handler.command,
+                handler.target,
+                dict(handler.headers.items()),
                 status,
-                kind,
+                None if self._fault is None else self._fault.kind,
                 self._received_at,
                 admission.tenant_id,
-                self.server.server_name,
+                handler.server.server_name,
             )
         )
 
-    def _drop(self, fault: Fault, hang_seconds: float) -> None:
-        """Answer nothing: hang first, or reset the connection at once."""
-        if fault.kind == "hang":
-            self.server.pause(hang_seconds)
-        else:
-            self.server.abort(self.connection)
-        self.close_connection = True
+    def wait_latency(self) -> None:
+        """Wait the tenant's added latency (cut short when the server stops)."""
+        self._handler.server.pause(self._admission.latency)
 
-    def _trickle(self, response: _Response, *, headers_too: bool) -> None:
-        """Send the body (and, with headers_too, the status line and headers first) one
-        byte every 0.2 s: never idle for long, never done soon; only a client-side
-        deadline ends it."""
-        self.close_connection = True
-        if headers_too:
-            head = (
-                f"HTTP/1.1 {response.status} OK\r\nContent-Type: {response.content_type}\r\n"
-                f"Content-Length: {len(response.body)}\r\n\r\n"
-            ).encode("latin-1")
-            data = head + response.body
-        else:
-            self._send_headers(response)
-            data = response.body
-        for index in range(len(data)):
-            if self.server.stopping:
-                return
-            try:
-                self.wfile.write(data[index : index + 1])
-                self.wfile.flush()
-            except OSError:
-                return
-            time.sleep(0.2)
+    def pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the server stops."""
+        self._handler.server.pause(seconds)
 
-    def _send_headers(self, response: _Response) -> None:
-        self.send_response(response.status)
+    def send_headers(self, response: Response) -> None:
+        """The status line and headers; Content-Length is that of the whole body."""
+        handler = self._handler
+        handler.send_response(response.status)
         if response.content_type is not None:
-            self.send_header("Content-Type", response.content_type)
+            handler.send_header("Content-Type", response.content_type)
         for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(response.body)))
+        handler.end_headers()
 
-    def _send(self, response: _Response, half_then_close: bool) -> None:
-        self._send_headers(response)
-        if self.command == "HEAD":
-            return
-        if half_then_close:
-            self.wfile.write(response.body[: len(response.body) // 2])
-            self.close_connection = True
-        else:
-            self.wfile.write(response.body)
+    def write(self, data: bytes) -> None:
+        """Raw bytes onto the connection, flushed: OSError once the client has gone."""
+        self._handler.wfile.write(data)
+        self._handler.wfile.flush()
+
+    def close(self) -> None:
+        """Close the connection once this request is done (no keep-alive)."""
+        self._handler.close_connection = True
+
+    def abort(self) -> None:
+        """Make the coming close send a TCP RST instead of a FIN."""
+        self._handler.server.abort(self._handler.connection)

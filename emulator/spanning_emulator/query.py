@@ -1,0 +1,67 @@
+"""The query string of GET /external/users, validated as the API's Fastify schema does."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+DEFAULT_PAGE_SIZE = 50
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+class InvalidQuery(Exception):
+    """A query-string validation failure, answered with a Fastify-style 400."""
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """The page asked for: its size, filters and the key it starts after."""
+
+    size: int
+    status: str | None
+    in_ad: str | None
+    after: tuple[str, str] | None
+
+
+def _single(params: dict[str, list[str]], name: str, kind: str) -> str | None:
+    values = params.get(name)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise InvalidQuery(f"querystring/{name} must be {kind}")
+    return values[0]
+
+
+def _boolean(params: dict[str, list[str]], name: str) -> str | None:
+    value = _single(params, name, "boolean")
+    if value is not None and value not in ("true", "false"):
+        raise InvalidQuery(f"querystring/{name} must be boolean")
+    return value
+
+
+def _size(params: dict[str, list[str]], max_size: int) -> int:
+    value = _single(params, "size", "integer")
+    if value is None:
+        return min(DEFAULT_PAGE_SIZE, max_size)
+    if not _INTEGER.fullmatch(value):
+        raise InvalidQuery("querystring/size must be integer")
+    size = int(value)
+    if size < 1:
+        raise InvalidQuery("querystring/size must be >= 1")
+    if size > max_size:
+        raise InvalidQuery(f"querystring/size must be <= {max_size}")
+    return size
+
+
+def parse_page_query(query: str, max_size: int) -> PageQuery:
+    """The page wanted; InvalidQuery when the API would answer 400."""
+    params = parse_qs(query, keep_blank_values=True)
+    ms_id = _single(params, "msIdOffset", "string")
+    sort_prop = _single(params, "sortPropOffset", "string")
+    after = None if ms_id is None and sort_prop is None else (sort_prop or "", ms_id or "")
+    size = _size(params, max_size)
+    return PageQuery(
+        size, _boolean(params, "status"), _boolean(params, "inActiveDirectory"), after
+    )
