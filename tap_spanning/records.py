@@ -100,8 +100,12 @@ def _tags(user: Mapping[str, Any], msid: str) -> list[str] | None:
     return tags
 
 
-def user_record(user: object, tenant_id: str) -> UserRecord:
-    """Turn one API user into a `users` record and its roles (contract, Part 2)."""
+def user_record(user: object, tenant_id: str, sync_version: int) -> UserRecord:
+    """Turn one API user into a `users` record and its roles (README, "Streams and fields").
+
+    `sync_version` is the run's version, on every record of tenant data (README, "Many
+    tenants": the current-rows rule).
+    """
     if not isinstance(user, dict):
         raise UserError(f"a user is {quote(user)}, not a JSON object")
     msid = user.get("msId")
@@ -130,6 +134,7 @@ def user_record(user: object, tenant_id: str) -> UserRecord:
         "isArchive": is_archive,
         "tags": tags,
         "disabled": is_disabled(role_ids),
+        "sync_version": sync_version,
     }
     return UserRecord(record, role_ids, unmatched)
 
@@ -138,8 +143,15 @@ def membership_records(user: UserRecord) -> list[dict[str, Any]]:
     """The `role_memberships` records of one user."""
     record = user.record
     tenant_id, msid, upn = record["tenant_id"], record["msId"], record["userPrincipalName"]
+    version = record["sync_version"]
     return [
-        {"tenant_id": tenant_id, "roleId": role_id, "msId": msid, "userPrincipalName": upn}
+        {
+            "tenant_id": tenant_id,
+            "roleId": role_id,
+            "msId": msid,
+            "userPrincipalName": upn,
+            "sync_version": version,
+        }
         for role_id in user.role_ids
     ]
 
@@ -155,8 +167,9 @@ class PageSequence:
     trusted: both raise UserError.
     """
 
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self, tenant_id: str, sync_version: int) -> None:
         self.tenant_id = tenant_id
+        self.sync_version = sync_version
         self.page_number = 0
         self.repeats_dropped = 0
         self._previous_page: set[str] = set()
@@ -169,7 +182,7 @@ class PageSequence:
         repeats = 0
         for raw in page.users:
             try:
-                user = user_record(raw, self.tenant_id)
+                user = user_record(raw, self.tenant_id, self.sync_version)
             except UserError as exc:
                 raise UserError(f"page {self.page_number} of users: {exc}") from None
             msid = user.record["msId"]

@@ -220,7 +220,7 @@ class SyncRun:
             client = self._client(tenant)
             counters = self.tenants[tenant.tenant_id].counters or {}
             bound = page_bound(counters.get("users"), page_size)
-            sequence = PageSequence(tenant.tenant_id)
+            sequence = PageSequence(tenant.tenant_id, self.version)
             try:
                 for page, fetched_at in client.users_pages(page_limit=page_limit, max_pages=bound):
                     users = sequence.users_of(page)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Stream, Tap
 from singer_sdk.mapper import SameRecordTransform
@@ -198,6 +198,9 @@ class SeamStream(Stream):
 
     # The time the records being written were fetched: their time_extracted.
     extracted_at: datetime | None = None
+    # False for a history (tenant_syncs, the backup days): never an ACTIVATE_VERSION,
+    # which would delete what the earlier runs wrote.
+    activates: ClassVar[bool] = True
 
     @override
     def __init__(self, tap: Tap, *args: Any, **kwargs: Any) -> None:
@@ -219,7 +222,7 @@ class SeamStream(Stream):
     @override
     def _write_activate_version_message(self, full_table_version: int) -> None:
         self._stream_version = self.run_version
-        self._version_held = True
+        self._version_held = self.activates
 
     def activate_version(self) -> None:
         """Send the ACTIVATE_VERSION held back during the run, if any (once)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -33,8 +34,6 @@ from tap_spanning.roles import ROLES
 from tap_spanning.sdk_seam import SeamStream
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from singer_sdk import Stream, Tap
     from singer_sdk.helpers.types import Context, Record
 
@@ -46,6 +45,18 @@ UNKNOWN_TAGS_LOGGED = 50
 # written before every tenant's credentials are proven; then the static ones.
 TENANT_DATA_PHASE = 0
 STATIC_PHASE = 1
+# Last: the record of how each tenant's part of the run went (tenant_syncs).
+RUN_RECORD_PHASE = 2
+
+SYNC_VERSION = th.Property(
+    "sync_version",
+    th.IntegerType,
+    required=True,
+    description=(
+        "The run that wrote the row: its start in milliseconds since the epoch (the "
+        "ACTIVATE_VERSION version). Current rows: README, \"Many tenants\""
+    ),
+)
 
 
 class FullTableStream(SeamStream):
@@ -140,6 +151,7 @@ class UsersStream(FullTableStream):
             required=True,
             description="Archived or deleted from Microsoft",
         ),
+        SYNC_VERSION,
     ).to_dict()
 
     @override
@@ -236,6 +248,7 @@ class RoleMembershipsStream(FullTableStream):
         th.Property("roleId", th.StringType, required=True),
         th.Property("msId", th.StringType, required=True),
         th.Property("userPrincipalName", th.StringType),
+        SYNC_VERSION,
     ).to_dict()
 
     _current: _MembershipsRun | None = None
@@ -330,6 +343,7 @@ class TenantsStream(FullTableStream):
             for name, meaning in TENANT_COUNTERS.items()
         ),
         th.Property("status", th.StringType, description="trial, paid, expired, or as sent"),
+        SYNC_VERSION,
     ).to_dict()
 
     @override
@@ -341,6 +355,7 @@ class TenantsStream(FullTableStream):
                 "region": tenant.region,
                 "base_url": str(tenant.origin),
                 **counters,
+                "sync_version": self.run.version,
             }
 
 
@@ -367,12 +382,68 @@ class RolesStream(FullTableStream):
             yield {"id": role.id, "name": role.name, "description": role.description}
 
 
+class TenantSyncsStream(FullTableStream):
+    """One record per tenant per run: how its part of the run went. A history.
+
+    Written after every other record of the run, failed tenants included: it is how
+    the warehouse learns which tenants are current (README, "Many tenants").
+    """
+
+    name = "tenant_syncs"
+    primary_keys: ClassVar[list[str]] = ["tenant_id", "sync_version"]
+    sync_phase = RUN_RECORD_PHASE
+    activates = False  # a history: ACTIVATE_VERSION would delete the earlier runs
+
+    schema = th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
+        SYNC_VERSION,
+        th.Property("started_at", th.DateTimeType, description="The tenant's first request"),
+        th.Property("finished_at", th.DateTimeType, description="The tenant's last request"),
+        th.Property(
+            "status",
+            th.StringType,
+            required=True,
+            allowed_values=["complete", "failed"],
+            description="complete: every selected stream completed for the tenant",
+        ),
+        th.Property("reason", th.StringType, description="Why it failed, in one line"),
+        th.Property("users", th.IntegerType, required=True, description="Users written"),
+        th.Property(
+            "role_memberships", th.IntegerType, required=True, description="Memberships written"
+        ),
+        th.Property("requests", th.IntegerType, required=True, description="Requests made"),
+        th.Property("retries", th.IntegerType, required=True, description="Tries retried"),
+    ).to_dict()
+
+    @override
+    def stream_records(self, context: Context | None) -> Iterable[Record]:
+        for part in self.run.tenants.values():
+            failure = part.failure
+            yield {
+                "tenant_id": part.tenant.tenant_id,
+                "sync_version": self.run.version,
+                "started_at": _iso(part.started_at),
+                "finished_at": _iso(part.finished_at),
+                "status": "complete" if failure is None else "failed",
+                "reason": None if failure is None else failure.message,
+                "users": part.users,
+                "role_memberships": part.memberships,
+                "requests": part.requests,
+                "retries": part.retries,
+            }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
 # Every stream the tap discovers. A new stream is one class here (README, "Development").
 STREAM_TYPES: tuple[type[FullTableStream], ...] = (
     UsersStream,
     RoleMembershipsStream,
     TenantsStream,
     RolesStream,
+    TenantSyncsStream,
 )
 
 

@@ -215,11 +215,55 @@ class TapRun:
     stderr: str
     messages: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # When the run started, in milliseconds since the epoch (its sync_version is about then).
+    started_ms: float = 0.0
 
-    def records(self, stream: str) -> list[dict[str, Any]]:
+    def raw_records(self, stream: str) -> list[dict[str, Any]]:
+        """The records of `stream` as written."""
         return [
             m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
         ]
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        """The records of `stream` without `sync_version`, after checking it.
+
+        Every record of the run carries the one version of the run (README, "Many
+        tenants"): the same in every record, the version of the RECORD message when it
+        has one, and a time in milliseconds within the run.
+        """
+        records = self.raw_records(stream)
+        if not records or "sync_version" not in self.schema_properties(stream):
+            return records
+        version = self.sync_version
+        stripped = []
+        for record in records:
+            assert record.get("sync_version") == version, (stream, record.get("sync_version"))
+            stripped.append({k: v for k, v in record.items() if k != "sync_version"})
+        return stripped
+
+    def schema_properties(self, stream: str) -> dict[str, Any]:
+        for message in self.messages:
+            if message["type"] == "SCHEMA" and message["stream"] == stream:
+                properties: dict[str, Any] = message["schema"]["properties"]
+                return properties
+        return {}
+
+    @property
+    def sync_version(self) -> int:
+        """The run's version, as its records carry it (checked against the messages)."""
+        found = {
+            m["record"]["sync_version"]
+            for m in self.messages
+            if m["type"] == "RECORD" and "sync_version" in m["record"]
+        }
+        assert len(found) == 1, f"one sync_version per run, found {sorted(found)[:5]}"
+        version: int = found.pop()
+        assert isinstance(version, int)
+        assert self.started_ms - 1000 <= version <= self.started_ms + self.seconds * 1000 + 1000
+        for message in self.messages:
+            if message["type"] in ("RECORD", "ACTIVATE_VERSION") and "version" in message:
+                assert message["version"] == version, message["type"]
+        return version
 
     def count(self, kind: str, stream: str | None = None) -> int:
         return sum(
@@ -389,6 +433,7 @@ def run_in_process(
     from tap_spanning.tap import main  # noqa: PLC0415  # only the fast tier imports the tap
 
     argv = _command(config, tmp_path, args, catalog)[len(tap_executable()) :]
+    started_ms = time.time() * 1000
     started = time.monotonic()
     code: int | str | None = 0
     with _as_a_process(["tap-spanning", *argv], env or {}) as (out, err):
@@ -411,7 +456,7 @@ def run_in_process(
     )
     singer = not {"--about", "--discover"} & set(args)
     messages = parse_messages(stdout) if singer else []
-    return TapRun(returncode, stdout, stderr, messages, seconds)
+    return TapRun(returncode, stdout, stderr, messages, seconds, started_ms)
 
 
 def run_tap(
@@ -431,6 +476,7 @@ def run_tap(
     """
     _check_process_allowed()
     command = _command(config, tmp_path, args, catalog)
+    started_ms = time.time() * 1000
     started = time.monotonic()
     done = subprocess.run(
         command,
@@ -452,7 +498,7 @@ def run_tap(
     )
     singer = not {"--about", "--discover"} & set(args)
     messages = parse_messages(done.stdout) if singer else []
-    return TapRun(done.returncode, done.stdout, done.stderr, messages, seconds)
+    return TapRun(done.returncode, done.stdout, done.stderr, messages, seconds, started_ms)
 
 
 class TapProcess(subprocess.Popen[Any]):
@@ -467,6 +513,7 @@ class TapProcess(subprocess.Popen[Any]):
         self.label = label
         self.output_checked = False
         self.started_at = time.monotonic()
+        self.started_ms = time.time() * 1000
         self._exit_noted = False
         super().__init__(command, **kwargs)
         STARTED.append(self)
@@ -509,7 +556,8 @@ class TapProcess(subprocess.Popen[Any]):
         err = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
         code = self.returncode if self.returncode is not None else -1
         seconds = time.monotonic() - self.started_at
-        return TapRun(code, out, err, parse_messages(out) if parse else [], seconds)
+        messages = parse_messages(out) if parse else []
+        return TapRun(code, out, err, messages, seconds, self.started_ms)
 
 
 # Every process start_tap started in the current test (tests/conftest.py checks them).

@@ -387,12 +387,13 @@ user_shaped = st.one_of(valid_user, broken_user, wild_user)
 
 
 TENANT = "contoso-eu"
+SYNC_VERSION = 1_795_000_000_000  # a run's version: milliseconds since the epoch
 
 
 def check_record(raw: Any) -> None:
     """user_record(raw) is a valid `users` record true to its input, or a UserError."""
     try:
-        user = user_record(raw, TENANT)
+        user = user_record(raw, TENANT, SYNC_VERSION)
     except UserError:
         return
     record = user.record
@@ -406,7 +407,9 @@ def check_record(raw: Any) -> None:
         "isArchive",
         "tags",
         "disabled",
+        "sync_version",
     }
+    assert record["sync_version"] == SYNC_VERSION
     assert isinstance(record["msId"], str)
     assert record["msId"].strip()
     assert isinstance(record["disabled"], bool)
@@ -500,7 +503,7 @@ def test_pages_give_each_user_once_or_a_user_error(pages: list[list[int]]) -> No
     """The contract's rules, written out: a page's users in order, minus those the page
     before also listed (counted); a page listing an msId twice, a page of nothing but
     repeats, or a user without msId fail, naming the page."""
-    sequence = PageSequence(TENANT)
+    sequence = PageSequence(TENANT, SYNC_VERSION)
     previous: set[str] = set()
     for number, indexes in enumerate(pages, start=1):
         page = UsersPage([raw_user(index) for index in indexes], "next")
