@@ -1,11 +1,12 @@
 """The floor: the least work that produces the tap's output, with no SDK.
 
-A plain loop with `requests` and `json`: fetch `/external/users` page by page
+A plain loop with `requests` and `json`: fetch `/external/tenant` for the `tenants`
+record (the tap proves the credentials with it first), then `/external/users` page by page
 (following `nextLink`), turn each user into its `users` record and its
-`role_memberships` records by the contract's tag rules, fetch `/external/tenant` for
-the `tenants` record, and write the same Singer messages as the tap (one SCHEMA per
-stream, the RECORDs, the seven roles, one STATE) to stdout, one buffered write per
-page. Every users, role_memberships and tenants record carries the config's
+`role_memberships` records by the contract's tag rules, and write the same Singer
+messages as the tap (one SCHEMA per stream, the RECORDs, the seven roles, the
+`tenant_syncs` record, one STATE) to stdout, one buffered write per page. Records carry the
+run's `sync_version`. Every users, role_memberships and tenants record carries the config's
 `tenant_id` ("default" when unset), as the tap's one-tenant form does.
 
 It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench`),
@@ -125,7 +126,27 @@ SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
         {"type": "object", "properties": {"id": _STRING, "name": _STRING, "description": _STRING}},
         ["id"],
     ),
+    "tenant_syncs": (
+        {
+            "type": "object",
+            "properties": {
+                "tenant_id": _STRING,
+                "sync_version": _INTEGER,
+                "started_at": _STRING,
+                "finished_at": _STRING,
+                "status": _STRING,
+                "reason": _STRING,
+                "users": _INTEGER,
+                "role_memberships": _INTEGER,
+                "requests": _INTEGER,
+                "retries": _INTEGER,
+            },
+        },
+        ["tenant_id", "sync_version"],
+    ),
 }
+for _name in ("users", "role_memberships", "tenants"):
+    SCHEMAS[_name][0]["properties"]["sync_version"] = _INTEGER
 
 
 def role_ids(user: dict[str, Any]) -> list[str]:
@@ -152,7 +173,9 @@ def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def page_lines(users: list[dict[str, Any]], extracted: str, tenant_id: str) -> list[str]:
+def page_lines(
+    users: list[dict[str, Any]], extracted: str, tenant_id: str, version: int
+) -> list[str]:
     """The RECORD lines of one page: its users, then their memberships."""
     lines: list[str] = []
     memberships: list[str] = []
@@ -173,6 +196,7 @@ def page_lines(users: list[dict[str, Any]], extracted: str, tenant_id: str) -> l
             "isArchive": user.get("isArchive"),
             "tags": user.get("tags"),
             "disabled": "archived" in roles or "deleted_from_microsoft" in roles,
+            "sync_version": version,
         }
         lines.append(
             dumps(
@@ -194,6 +218,7 @@ def page_lines(users: list[dict[str, Any]], extracted: str, tenant_id: str) -> l
                         "roleId": role_id,
                         "msId": msid,
                         "userPrincipalName": upn,
+                        "sync_version": version,
                     },
                     "time_extracted": extracted,
                 }
@@ -239,26 +264,35 @@ def main(argv: list[str] | None = None) -> int:
     ]
     write("\n".join(header) + "\n")
 
+    version = int(datetime.now(timezone.utc).timestamp() * 1000)
+    started = now()
     session = requests.Session()
     session.auth = (config["admin_email"], config["api_key"])
     session.headers["Accept"] = "application/json"
+    timeout = float(config.get("request_timeout", 60))
+    response = session.get(f"{base}/external/tenant", timeout=timeout, allow_redirects=False)
+    response.raise_for_status()
+    counters = json.loads(response.content)
+    tenant: dict[str, Any] = {"tenant_id": tenant_id, "region": region, "base_url": base}
+    tenant.update((name, counters.get(name)) for name in TENANT_COUNTERS)
+    tenant["sync_version"] = version
+    requests_made, users, memberships = 1, 0, 0
+
     url: str | None = f"{base}/external/users"
     params: dict[str, Any] | None = {"size": config.get("page_size", 1000), "status": "false"}
-    timeout = float(config.get("request_timeout", 60))
     while url:
         response = session.get(url, params=params, timeout=timeout, allow_redirects=False)
+        requests_made += 1
         response.raise_for_status()
         page = json.loads(response.content)
-        write("\n".join(page_lines(page["users"], now(), tenant_id)) + "\n")
+        written = page_lines(page["users"], now(), tenant_id, version)
+        users += len(page["users"])
+        memberships += len(written) - len(page["users"])
+        write("\n".join(written) + "\n")
         link = page.get("nextLink")
         url = urljoin(f"{base}/", link) if link else None
         params = None
 
-    response = session.get(f"{base}/external/tenant", timeout=timeout, allow_redirects=False)
-    response.raise_for_status()
-    counters = json.loads(response.content)
-    tenant = {"tenant_id": tenant_id, "region": region, "base_url": base}
-    tenant.update((name, counters.get(name)) for name in TENANT_COUNTERS)
     extracted = now()
     lines = [
         dumps(
@@ -275,6 +309,23 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         for role_id, name, description in ROLES
+    )
+    sync = {
+        "tenant_id": tenant_id,
+        "sync_version": version,
+        "started_at": started,
+        "finished_at": now(),
+        "status": "complete",
+        "reason": None,
+        "users": users,
+        "role_memberships": memberships,
+        "requests": requests_made,
+        "retries": 0,
+    }
+    lines.append(
+        dumps(
+            {"type": "RECORD", "stream": "tenant_syncs", "record": sync, "time_extracted": now()}
+        )
     )
     bookmarks: dict[str, dict[str, Any]] = {name: {} for name in SCHEMAS}
     lines.append(dumps({"type": "STATE", "value": {"bookmarks": bookmarks}}))

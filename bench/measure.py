@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-STREAMS: tuple[str, ...] = ("users", "roles", "role_memberships", "tenants")
+STREAMS: tuple[str, ...] = ("users", "roles", "role_memberships", "tenants", "tenant_syncs")
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)

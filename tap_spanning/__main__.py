@@ -1,5 +1,5 @@
 """`python -m tap_spanning` runs the tap."""
 
-from tap_spanning.tap import main
+from tap_spanning.entry import main
 
 main()

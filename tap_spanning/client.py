@@ -38,7 +38,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_spanning.records import PageError, UsersPage, parse_page, parse_tenant
 from tap_spanning.redaction import quote, scrub
-from tap_spanning.transport import DeadlineAdapter
+from tap_spanning.transport import DeadlineAdapter, ResponseTooLarge
 from tap_spanning.urls import TENANT_PATH, USERS_PATH, UrlError, resolve_next_link
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+    ResponseTooLarge,
 )
 
 
@@ -117,6 +118,8 @@ def describe_failure(exc: BaseException, timeout: float) -> tuple[str, str]:  # 
         return str(exc), exc.reason
     if isinstance(exc, RetriableAPIError):
         return str(exc), "bad response"
+    if isinstance(exc, ResponseTooLarge):
+        return str(exc), "response too large"
     if isinstance(exc, requests.exceptions.Timeout):
         return f"no complete answer within request_timeout ({timeout:g}s)", "timeout"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
@@ -258,8 +261,9 @@ class TenantClient:
         self._check_status(response, endpoint)
         try:
             return parse(msgspec.json.decode(response.content)), response.url
-        except (msgspec.DecodeError, PageError) as exc:
-            # A cut-off body, a proxy's HTML page: the same request may well succeed.
+        except (msgspec.DecodeError, UnicodeDecodeError, PageError) as exc:
+            # A cut-off body, a proxy's HTML page, bytes that are not UTF-8: the same
+            # request may well succeed.
             reason = exc if isinstance(exc, PageError) else "the body is not valid JSON"
             raise _RetriableError(
                 f"HTTP {response.status_code} from {endpoint} but {reason}",

@@ -8,6 +8,7 @@ asking again will not change the tenant's data, and a user is never dropped.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,15 @@ class PageError(ValueError):
 
 class UserError(ValueError):
     """A user in a page cannot be turned into a record."""
+
+
+class PagesNotAdvancing(UserError):
+    """A tenant's pages repeat users they already gave: pagination is not advancing."""
+
+
+# How many of a tenant's latest users are remembered to catch a page that repeats an
+# earlier one: enough for several pages, the same whatever the tenant's size.
+REPEAT_WINDOW_USERS = 5_000
 
 
 @dataclass(frozen=True)
@@ -159,12 +169,14 @@ def membership_records(user: UserRecord) -> list[dict[str, Any]]:
 class PageSequence:
     """The checks that span one tenant's pages: no user twice, pages that advance.
 
-    Keyset pages should never overlap. If a page repeats users of the page before
+    Keyset pages should never overlap. If a page repeats users of the page just before
     (an offset that is inclusive, say), the repeats are dropped, counted in
-    `repeats_dropped`, so that they are not emitted twice. Only the page before is
-    remembered, so that memory does not grow with the tenant. A page of nothing but repeats
-    means pagination is not advancing, and a page listing one msId twice cannot be
-    trusted: both raise UserError.
+    `repeats_dropped`, so that they are not emitted twice. A page of nothing but those
+    repeats, or a page that repeats a user of an earlier page, means pagination is not
+    advancing (`PagesNotAdvancing`); a page listing one msId twice cannot be trusted
+    (`UserError`). The earlier pages are remembered up to REPEAT_WINDOW_USERS users, so
+    that memory stays flat whatever the tenant's size; the counters' page bound
+    (README, "Many tenants") catches a loop longer than that.
     """
 
     def __init__(self, tenant_id: str, sync_version: int) -> None:
@@ -173,10 +185,14 @@ class PageSequence:
         self.page_number = 0
         self.repeats_dropped = 0
         self._previous_page: set[str] = set()
+        # msId -> page number, for the pages before the previous one, oldest first.
+        self._earlier: dict[str, int] = {}
+        self._earlier_pages: deque[set[str]] = deque()
 
     def users_of(self, page: UsersPage) -> list[UserRecord]:
         """The records of the next page, in the order sent."""
         self.page_number += 1
+        number = self.page_number
         users: list[UserRecord] = []
         seen: set[str] = set()
         repeats = 0
@@ -184,26 +200,39 @@ class PageSequence:
             try:
                 user = user_record(raw, self.tenant_id, self.sync_version)
             except UserError as exc:
-                raise UserError(f"page {self.page_number} of users: {exc}") from None
+                raise UserError(f"page {number} of users: {exc}") from None
             msid = user.record["msId"]
             if msid in seen:
                 raise UserError(
-                    f"page {self.page_number} of users lists msId {msid} twice; "
+                    f"page {number} of users lists msId {msid} twice; "
                     "the response cannot be trusted"
                 )
             seen.add(msid)
             if msid in self._previous_page:
                 repeats += 1
                 continue
+            if msid in self._earlier:
+                raise PagesNotAdvancing(
+                    f"page {number} of users repeats msId {msid} of page "
+                    f"{self._earlier[msid]}: pagination is not advancing"
+                )
             users.append(user)
         if repeats and not users:
-            raise UserError(
-                f"page {self.page_number} of users only repeats the previous page: "
+            raise PagesNotAdvancing(
+                f"page {number} of users only repeats the previous page: "
                 "pagination is not advancing"
             )
         self.repeats_dropped = repeats
+        self._remember(self._previous_page, number - 1)
         self._previous_page = seen
         return users
+
+    def _remember(self, page: set[str], number: int) -> None:
+        self._earlier.update(dict.fromkeys(page, number))
+        self._earlier_pages.append(page)
+        while len(self._earlier) > REPEAT_WINDOW_USERS and self._earlier_pages:
+            for msid in self._earlier_pages.popleft():
+                self._earlier.pop(msid, None)
 
 
 # The counters of `GET /external/tenant`, and what each counts (the `tenants` schema).

@@ -28,8 +28,8 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from tap_spanning.client import SpanningError, TenantClient
-from tap_spanning.fleet import TenantFailed, TenantItem, run_per_tenant
-from tap_spanning.records import PageSequence, TenantPage, UserError
+from tap_spanning.fleet import TenantDone, TenantFailed, TenantItem, run_per_tenant
+from tap_spanning.records import PageSequence, PagesNotAdvancing, TenantPage, UserError
 from tap_spanning.redaction import scrub
 from tap_spanning.settings import Settings, Tenant
 
@@ -37,6 +37,9 @@ T = TypeVar("T")
 
 # A long sync logs a progress line at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
+# The last line names this many failed tenants, then counts the rest: it stays one
+# readable line with thousands of them.
+NAMED_IN_LAST_LINE = 10
 # The reason a refused tenant fails with (client.py): it may stop the whole run.
 REFUSED = "credentials refused"
 
@@ -51,6 +54,59 @@ def page_bound(users: object, page_size: int) -> int | None:
     if not isinstance(users, int) or isinstance(users, bool) or users < 0:
         return None
     return 2 * max(1, math.ceil(users / page_size)) + 2
+
+
+class HostCircuit:
+    """Per host: when its tenants keep failing the same way, the rest fail fast.
+
+    Once CIRCUIT_OPENS_AFTER of a host's tenants in a row have failed to connect or
+    timed out (after all their tries), with no tenant of that host answering in
+    between, every other tenant of that host fails at once with "host unreachable",
+    and the other hosts carry on. A regional outage then costs about one round of
+    tries (max_retries x request_timeout), not one per tenant (README, "Failure
+    behaviour"). Called from worker threads.
+    """
+
+    OPENS_AFTER = 3
+    # The failures (client.py reasons, before " after N tries") that say the host is away.
+    UNREACHABLE = frozenset({"timeout", "connection failed", "connection broken"})
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streaks: dict[str, tuple[str, int]] = {}  # host -> (kind, tenants in a row)
+        self._open: dict[str, str] = {}  # host -> why
+
+    def answered(self, host: str) -> None:
+        """A tenant of `host` answered: its failures so far were not the host's."""
+        with self._lock:
+            self._streaks.pop(host, None)
+
+    def failed(self, host: str, reason: str) -> None:
+        """A tenant of `host` failed for `reason`."""
+        kind = reason.split(" after ", 1)[0]
+        if kind == "host unreachable":
+            return  # failed by the circuit itself
+        with self._lock:
+            if kind not in self.UNREACHABLE:
+                self._streaks.pop(host, None)
+                return
+            previous, count = self._streaks.get(host, (kind, 0))
+            count = count + 1 if previous == kind else 1
+            self._streaks[host] = (kind, count)
+            if count >= self.OPENS_AFTER:
+                self._open.setdefault(
+                    host, f"{count} of its tenants in a row failed the same way ({kind})"
+                )
+
+    def check(self, host: str) -> None:
+        """Raise for a tenant of a host that is known to be away."""
+        why = self._open.get(host)
+        if why is not None:
+            raise SpanningError(
+                f"host unreachable: {host} is not answering, {why}; this tenant was not "
+                "asked",
+                "host unreachable",
+            )
 
 
 class RunFailed(RuntimeError):
@@ -69,6 +125,8 @@ class TenantFailure:
 def _failure_of(tenant: Tenant, error: BaseException) -> TenantFailure:
     if isinstance(error, SpanningError):
         return TenantFailure(tenant.tenant_id, str(error), error.reason)
+    if isinstance(error, PagesNotAdvancing):
+        return TenantFailure(tenant.tenant_id, scrub(str(error)), "pagination not advancing")
     if isinstance(error, UserError):
         return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable users page")
     # Not one of ours: a bug, or the machine. Its type, and a scrubbed message.
@@ -90,6 +148,7 @@ class TenantSync:
     retries: int = 0
     failure: TenantFailure | None = None
     answered: bool = False
+    users_done: bool = False  # its users pass ran to the end
 
 
 @dataclass
@@ -123,6 +182,7 @@ class SyncRun:
         self.totals = _Totals()
         self._preflight_done = False
         self._refused: list[str] = []
+        self.circuit = HostCircuit()
         self._last_progress = self.started
 
     @cached_property
@@ -146,6 +206,7 @@ class SyncRun:
         return [s.tenant for s in self.tenants.values() if s.failure is None]
 
     def _client(self, tenant: Tenant) -> TenantClient:
+        self.circuit.check(str(tenant.origin))
         part = self.tenants[tenant.tenant_id]
         if part.started_at is None:
             part.started_at = datetime.now(timezone.utc)
@@ -169,9 +230,12 @@ class SyncRun:
         for event in run_per_tenant(tenants, job, concurrency, f"spanning-{stream}"):
             if isinstance(event, TenantItem):
                 self.tenants[event.tenant.tenant_id].answered = True
+                self.circuit.answered(str(event.tenant.origin))
                 yield event
             elif isinstance(event, TenantFailed):
                 self.fail(event.tenant, stream, event.error)
+            elif isinstance(event, TenantDone) and stream == "users":
+                self.tenants[event.tenant.tenant_id].users_done = True
 
     def preflight(self) -> None:
         """Every tenant's credentials, proven before any record: `GET /external/tenant`.
@@ -255,6 +319,7 @@ class SyncRun:
         if part.failure is not None:
             return
         part.failure = _failure_of(tenant, error)
+        self.circuit.failed(str(tenant.origin), part.failure.reason)
         if not self.settings.one_tenant_form:
             self.logger.error(
                 "Tenant %s failed in %s: %s", tenant.tenant_id, stream, part.failure.message
@@ -283,12 +348,18 @@ class SyncRun:
             elapsed = now - self.started
             with totals.lock:
                 retries = totals.retries
+            failed = len(self.failures)
+            done = sum(1 for part in self.tenants.values() if part.users_done)
             self.logger.info(
-                "Progress: %d users in %d pages so far, %.0f users/s, %d retries",
+                "Progress: %d users in %d pages so far, %.0f users/s, %d retries; "
+                "tenants: %d done, %d failed, %d left",
                 totals.users,
                 totals.pages,
                 totals.users / elapsed if elapsed else 0.0,
                 retries,
+                done,
+                failed,
+                len(self.tenants) - done - failed,
             )
 
     def note_memberships(self, tenant_id: str, memberships: int) -> None:
@@ -316,8 +387,15 @@ class SyncRun:
         if self._refused:
             return (
                 f"Credentials refused for {len(self._refused)} of {len(self.tenants)} "
-                f"tenants, so nothing was synced: {', '.join(self._refused)} (fix their "
+                f"tenants, so nothing was synced: {_first_few(self._refused)} (fix their "
                 "keys, or set skip_refused_tenants to sync the others without them)"
             )
-        named = ", ".join(f"{tid} ({failure.reason})" for tid, failure in failures.items())
-        return f"{len(failures)} of {len(self.tenants)} tenants failed: {named}"
+        named = [f"{tid} ({failure.reason})" for tid, failure in failures.items()]
+        return f"{len(failures)} of {len(self.tenants)} tenants failed: {_first_few(named)}"
+
+
+def _first_few(names: list[str]) -> str:
+    """The first NAMED_IN_LAST_LINE names, then how many more."""
+    shown = ", ".join(names[:NAMED_IN_LAST_LINE])
+    more = len(names) - NAMED_IN_LAST_LINE
+    return f"{shown} and {more} more (each named in the log above)" if more > 0 else shown

@@ -18,6 +18,7 @@ from functools import cached_property
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import requests
 from singer_sdk import Stream, Tap
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
@@ -97,6 +98,13 @@ PRIVATE_MEMBERS: dict[str, PrivateMember] = {
         "role_memberships is fed a page at a time, not synced per parent record: "
         "one SCHEMA per run, not one per user",
     ),
+    "_content": PrivateMember(
+        "requests",
+        "Response",
+        "a body read in chunks under a size bound (an endless or huge body would fill the "
+        "memory of the whole fleet run) is handed back as the response's content, so that "
+        ".content, .text and .json() work as usual",
+    ),
     "_get_conn": PrivateMember(
         "urllib3",
         "HTTPConnectionPool",
@@ -118,6 +126,11 @@ def seam_table_markdown() -> str:
         ),
     ]
     return "\n".join(rows)
+
+
+def set_content(response: requests.Response, body: bytes) -> None:
+    """Make `body`, read by the caller under its own bounds, the response's content."""
+    response._content = body
 
 
 class LendingPool:

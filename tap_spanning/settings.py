@@ -452,10 +452,31 @@ def unknown_settings(config: Mapping[str, Any], known: Sequence[str]) -> list[st
     return described
 
 
-def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, str]:
-    keys = config.get("tenant_api_keys")
+def _parsed_keys_map(keys: object) -> object:
+    """The keys map; as text (Meltano declares it a string, .env holds it so) it is parsed
+    here, so that a malformed map is one line that never shows the keys."""
+    if isinstance(keys, str):
+        try:
+            return json.loads(keys)
+        except ValueError:
+            return _MALFORMED
+    return keys
+
+
+_MALFORMED = object()
+
+
+def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, str] | None:
+    """The keys map, checked; None when it is not JSON at all (every key is then unknown)."""
+    keys = _parsed_keys_map(config.get("tenant_api_keys"))
     if keys is None:
         return {}
+    if keys is _MALFORMED:
+        check.fail(
+            "tenant_api_keys is not valid JSON: it must be one JSON object of tenant_id to "
+            'API key, such as {"acme": "<key>"} (check its braces, quotes and commas)'
+        )
+        return None
     if not isinstance(keys, Mapping):
         check.fail(
             f"tenant_api_keys must be an object of tenant_id to API key, not {type(keys).__name__}"
@@ -478,9 +499,11 @@ def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> li
     if not isinstance(entries, list) or not entries:
         check.fail("tenants must be a non-empty list of {tenant_id, admin_email, region|base_url}")
         return []
-    keys = _tenant_api_keys(config, check)
+    parsed_keys = _tenant_api_keys(config, check)
+    keys = parsed_keys or {}
     tenants: list[Tenant] = []
-    first_seen: dict[str, int] = {}
+    folded_seen: dict[str, int] = {}  # tenant ids are compared without case
+    credentials_seen: dict[tuple[str, str], str] = {}
     for index, entry in enumerate(entries):
         label = f"tenants[{index}]"
         if not isinstance(entry, Mapping):
@@ -496,13 +519,7 @@ def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> li
                 hint = f" (did you mean {guess}?)" if guess else ""
                 entry_check.fail(f"unknown setting {str(name)[:40]!r}{hint}")
         tenant_id = entry_check.tenant_id(entry)
-        if tenant_id in first_seen:
-            entry_check.fail(
-                f"tenant_id {tenant_id!r} is already used by tenants[{first_seen[tenant_id]}]; "
-                "each tenant needs its own"
-            )
-        elif tenant_id:
-            first_seen[tenant_id] = index
+        _check_unique(tenant_id, index, folded_seen, entry_check)
         admin_email = entry_check.admin_email(entry)
         api_key = entry_check.text(entry, "api_key", required=False)
         mapped = keys.get(tenant_id) if tenant_id else None
@@ -512,18 +529,42 @@ def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> li
                 "values; keep one"
             )
         api_key = api_key or (mapped or "").strip()
-        if not api_key and tenant_id:
+        if not api_key and tenant_id and parsed_keys is not None:
             entry_check.fail(f"api_key is missing: set it in tenant_api_keys[{tenant_id!r}]")
         origin = entry_check.origin(entry)
+        if tenant_id and admin_email and api_key:
+            # The same credentials twice would load one tenant's users under two ids.
+            same = credentials_seen.setdefault((admin_email.casefold(), api_key), tenant_id)
+            if same != tenant_id:
+                entry_check.fail(
+                    f"has the same admin_email and api_key as tenant {same!r}: two entries "
+                    "for one tenant would load its users under both ids; remove one"
+                )
         if tenant_id and admin_email and api_key and origin is not None:
             tenants.append(Tenant(tenant_id, admin_email, api_key, origin))
-    unknown = sorted(set(keys) - set(first_seen))
+    named = {
+        str(entry.get("tenant_id")).strip() for entry in entries if isinstance(entry, Mapping)
+    }
+    unknown = sorted(set(keys) - named)
     if unknown:
         check.fail(
             "tenant_api_keys names tenants that are not in tenants: "
             + ", ".join(repr(name[:64]) for name in unknown[:10])
         )
     return tenants
+
+
+def _check_unique(tenant_id: str, index: int, seen: dict[str, int], check: _Checker) -> None:
+    """Each tenant_id once, compared without case: warehouses and file systems that ignore
+    case would mix two tenants' rows."""
+    if not tenant_id:
+        return
+    first = seen.setdefault(tenant_id.casefold(), index)
+    if first != index:
+        check.fail(
+            f"tenant_id {tenant_id!r} is already used by tenants[{first}] (ids are compared "
+            "without case); each tenant needs its own"
+        )
 
 
 def _one_tenant(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> list[Tenant]:
@@ -544,7 +585,7 @@ def _all_keys(config: Mapping[str, Any]) -> list[str]:
     entries = config.get("tenants")
     if isinstance(entries, list):
         candidates += [entry.get("api_key") for entry in entries if isinstance(entry, Mapping)]
-    keys = config.get("tenant_api_keys")
+    keys = _parsed_keys_map(config.get("tenant_api_keys"))
     if isinstance(keys, Mapping):
         candidates += list(keys.values())
     for key in candidates:
@@ -676,36 +717,74 @@ def batch_errors(config: dict[str, Any]) -> list[str]:
     return errors
 
 
-def config_file_errors(argv: list[str]) -> list[str]:
-    """One line per `--config` file that is missing, not JSON, or not a JSON object.
+def _option_values(argv: list[str], option: str) -> list[str]:
+    """The values of `--option VALUE` and `--option=VALUE` in argv."""
+    values: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == option and index + 1 < len(argv):
+            values.append(argv[index + 1])
+        elif arg.startswith(f"{option}="):
+            values.append(arg.partition("=")[2])
+    return values
+
+
+def _json_file(path: str, what: str) -> tuple[object, str | None]:
+    """(the parsed file, None) or (None, one line saying what is wrong with it)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, f"{what} file {path}: cannot be read ({exc.strerror or exc})"
+    except UnicodeDecodeError:
+        return None, f"{what} file {path}: not UTF-8 text"
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        # Say where, never what: the line may hold a key.
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        return None, f"{what} file {path}: not valid JSON{where}"
+
+
+def argv_file_errors(argv: list[str]) -> list[str]:
+    """One line per `--config` or `--state` file that cannot be read or has the wrong shape.
 
     The SDK reads these files before the tap starts, with a traceback that names no file.
     """
-    paths: list[str] = []
-    for index, arg in enumerate(argv):
-        if arg == "--config" and index + 1 < len(argv):
-            paths.append(argv[index + 1])
-        elif arg.startswith("--config="):
-            paths.append(arg.partition("=")[2])
     errors: list[str] = []
-    for path in paths:
+    for path in _option_values(argv, "--config"):
         if path == "ENV":
             continue
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            errors.append(f"config file {path}: cannot be read ({exc.strerror or exc})")
-            continue
-        except UnicodeDecodeError:
-            errors.append(f"config file {path}: not UTF-8 text")
-            continue
-        try:
-            parsed = json.loads(text)
-        except ValueError as exc:
-            # Say where, never what: the line may hold a key.
-            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-            errors.append(f"config file {path}: not valid JSON{where}")
-            continue
-        if not isinstance(parsed, dict):
-            errors.append(f"config file {path}: must be a JSON object of settings")
+        parsed, error = _json_file(path, "config")
+        if error is None and not isinstance(parsed, dict):
+            error = f"config file {path}: must be a JSON object of settings"
+        errors += [error] if error else []
+    for path in _option_values(argv, "--state"):
+        parsed, error = _json_file(path, "state")
+        if error is None and not _is_singer_state(parsed):
+            error = (
+                f"state file {path}: must be a Singer state, a JSON object whose "
+                '"bookmarks" (if any) is an object of objects'
+            )
+        errors += [error] if error else []
     return errors
+
+
+def _is_singer_state(state: object) -> bool:
+    if not isinstance(state, dict):
+        return False
+    bookmarks = state.get("bookmarks", {})
+    return isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())
+
+
+def without_state(argv: list[str]) -> list[str]:
+    """argv without `--state`: the tap keeps no bookmarks, so it starts from none and
+    writes only the state it means to keep, never an echo of what it was given."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--state":
+            skip = True
+        elif not arg.startswith("--state="):
+            kept.append(arg)
+    return kept

@@ -13,6 +13,7 @@ from singer_sdk import Stream
 from typing_extensions import override
 
 from tap_spanning import redaction
+from tap_spanning.entry import STOPPED
 from tap_spanning.run import RunFailed, SyncRun
 from tap_spanning.sdk_seam import SeamTap
 from tap_spanning.settings import (
@@ -20,10 +21,11 @@ from tap_spanning.settings import (
     ENV_PREFIX,
     Settings,
     SettingsError,
+    argv_file_errors,
     check_config,
-    config_file_errors,
     resolve_settings,
     settings_from_environment,
+    without_state,
 )
 from tap_spanning.streams import STREAM_TYPES, sync_order
 from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
@@ -77,7 +79,7 @@ class TapSpanning(SeamTap):
 
     @override
     def stopped_by_signal(self, signum: int) -> None:
-        self.logger.error("Stopped by signal %d before the sync was complete", signum)
+        self.logger.error("%s", STOPPED.format(signum))
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -96,11 +98,12 @@ def main() -> None:
     """Console entry point: the SDK's CLI, closed by the run's summary and failures."""
     logger = logging.getLogger(TapSpanning.name)
     TapSpanning.runs.clear()  # one process may call main() more than once (the tests)
-    mistakes = config_file_errors(sys.argv[1:])
+    mistakes = argv_file_errors(sys.argv[1:])
     if mistakes:
         for mistake in mistakes:
             print(mistake, file=sys.stderr)
         sys.exit(1)
+    sys.argv[1:] = without_state(sys.argv[1:])
     code: int | str | None = 0
     try:
         TapSpanning.cli()

@@ -1,4 +1,4 @@
-"""The transport under every request: a deadline on the whole response.
+"""The transport under every request: a deadline and a size bound on the whole response.
 
 requests' timeout applies to each socket read, so a server that trickles a byte every
 few seconds, in the headers or the body, would hold a sync forever. `DeadlineAdapter`
@@ -23,7 +23,16 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from typing_extensions import override
 
-from tap_spanning.sdk_seam import LendingPool
+from tap_spanning.sdk_seam import LendingPool, set_content
+
+# The largest body read: far above the largest real page (1,000 users with a week of
+# backupSummary each is about 5 MiB), far below what would hurt a fleet run's memory.
+MAX_RESPONSE_BYTES = 16 * 2**20
+_CHUNK = 64 * 1024
+
+
+class ResponseTooLarge(requests.exceptions.RequestException):
+    """The body ran past MAX_RESPONSE_BYTES: the try fails, like a timeout, and is retried."""
 
 
 class _Watch:
@@ -144,7 +153,8 @@ class DeadlineAdapter(HTTPAdapter):
         try:
             response = super().send(request, True, timeout, verify, cert, proxies)
             if not stream:
-                _ = response.content  # the body too, under the same deadline
+                # The body too, under the same deadline, and never more than the bound.
+                set_content(response, _bounded_body(response, request))
         except requests.exceptions.RequestException as exc:
             if watch.expired:
                 raise self._late(request) from exc
@@ -161,3 +171,24 @@ class DeadlineAdapter(HTTPAdapter):
         return requests.exceptions.ReadTimeout(
             f"the response took longer than {self.seconds:g}s", request=request
         )
+
+
+def _bounded_body(response: requests.Response, request: requests.PreparedRequest) -> bytes:
+    """The whole body, read in chunks; past MAX_RESPONSE_BYTES the try fails at once."""
+    declared = response.headers.get("Content-Length", "")
+    too_large = ResponseTooLarge(
+        f"the response was larger than {MAX_RESPONSE_BYTES // 2**20} MiB", request=request
+    )
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            chunks.clear()
+            response.close()
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -6,9 +6,12 @@ msgspec into one buffer that is written every 64 KiB; any other message (SCHEMA,
 ACTIVATE_VERSION, BATCH) flushes the buffer first, so a STATE never overtakes the records
 it covers, and whatever is buffered is written when the process exits, on failure too.
 
-A signal may stop the tap in the middle of a write (the signal handler in sdk_seam.py
-exits at once and writes nothing itself). The buffer is taken before it is written, so
-what was handed to stdout is never written a second time at exit.
+A signal may stop the tap in the middle of a write: the signal handler in sdk_seam.py
+calls `flush_at_exit`, which first finishes the line the write had begun (a loader would
+otherwise read half a message, and report a parse error that hides the reason), then
+hands over what is buffered, whole lines only, for at most EXIT_WRITE_SECONDS (a reader
+that stopped reading must not keep the tap from exiting). stdout is written with
+os.write, whose count of bytes written is exact when a signal arrives.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import sys
+import time
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +31,8 @@ from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
 
 FLUSH_AT = 64 * 1024
+# At exit, how long the tap waits for a slow reader to take what is left.
+EXIT_WRITE_SECONDS = 5.0
 
 
 class OutputClosedError(RuntimeError):
@@ -38,6 +45,9 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._buffer = bytearray()
+        # The block being written, and how much of it is out: read by flush_at_exit.
+        self._writing: bytes | None = None
+        self._written = 0
         atexit.register(self.flush_at_exit)
 
     @override
@@ -69,25 +79,71 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write out what is buffered."""
-        data, self._buffer = self._buffer, bytearray()
+        data, self._buffer = bytes(self._buffer), bytearray()
         try:
-            if data:
-                sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            self._write_out(data)
         except BrokenPipeError:
             raise OutputClosedError(
                 "the target closed its input before the sync was complete; its own log "
                 "should say why"
             ) from None
 
+    def _write_out(self, data: bytes) -> None:
+        fd = _stdout_fd()
+        if fd is None:  # stdout is not a file (a test captures it): its own write
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        self._writing, self._written = data, 0
+        view = memoryview(data)
+        while self._written < len(data):
+            # A signal during os.write runs its handler inside the call, before any byte
+            # of that call is counted: _written is exact whenever a handler reads it.
+            self._written += os.write(fd, view[self._written :])
+        self._writing = None
+
     def flush_at_exit(self) -> None:
-        """Write what is buffered, ending a message cut by a signal; never raise."""
+        """Finish the line being written, then hand over whole buffered lines; never raise."""
+        writing, written = self._writing, self._written
+        self._writing = None
+        rest = writing[written:] if writing is not None else b""
         if self._buffer and not self._buffer.endswith(b"\n"):
             self._buffer.extend(b"\n")  # stopped between a message and its newline
+        rest += bytes(self._buffer)
+        self._buffer = bytearray()
+        fd = _stdout_fd()
+        if fd is None or not rest:
+            return
         try:
-            self.flush()
-        except (OSError, ValueError, OutputClosedError):
+            _write_whole_lines(fd, rest, started_a_line=written > 0 and writing is not None)
+        except OSError:
             # stdout is gone (the reader closed the pipe): nothing more can be delivered,
             # and the failure was already reported; keep Python from reporting it again.
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _stdout_fd() -> int | None:
+    try:
+        sys.stdout.flush()  # anything written as text first
+        return sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _write_whole_lines(fd: int, data: bytes, *, started_a_line: bool) -> None:
+    """Write `data` to `fd`, stopping only at the end of a line, once EXIT_WRITE_SECONDS
+    have passed. The line a signal cut is always finished: half a message would hide the
+    reason from the loader."""
+    deadline = time.monotonic() + EXIT_WRITE_SECONDS
+    os.set_blocking(fd, False)
+    view = memoryview(data)
+    at = 0
+    must_reach = data.find(b"\n") + 1 if started_a_line else 0
+    while at < len(data):
+        at_line_end = at == 0 or data[at - 1] == ord("\n")
+        if at >= must_reach and at_line_end and time.monotonic() > deadline:
+            return
+        select.select([], [fd], [], 0.1)
+        with contextlib.suppress(BlockingIOError):
+            at += os.write(fd, view[at:])

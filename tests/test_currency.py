@@ -171,38 +171,55 @@ def test_the_largest_tenant_starts_first(
     assert paths[: len(tenants)] == ["/external/tenant"] * len(tenants)
 
 
-def endless(users: list[dict[str, object]], page_size: int) -> Any:
-    """A tenant whose pages never end: pages A and B in turn, each with a fresh nextLink."""
+def endless(users: list[dict[str, object]], page_size: int, *, fresh: bool) -> Any:
+    """A tenant whose pages never end, each with a fresh nextLink: pages A and B in turn
+    (`fresh` False), or new users on every page (`fresh` True); its counter says
+    `len(users)`."""
     halves = [users[:page_size], users[page_size:]]
 
     def respond(server: HostileServer, seen: Seen) -> Reply:
         if seen.path == "/external/tenant":
             return Reply(200, {"users": len(users), "licenses": 10, "status": "paid"})
         page = len([s for s in server.requests if s.path == "/external/users"])
-        body = {"users": halves[(page - 1) % 2], "nextLink": f"/external/users?page={page + 1}"}
-        return Reply(200, body)
+        if fresh:
+            listed = generate_users(page_size, seed=1000 + page)
+        else:
+            listed = halves[(page - 1) % 2]
+        return Reply(200, {"users": listed, "nextLink": f"/external/users?page={page + 1}"})
 
     return respond
 
 
-def test_a_tenant_whose_pages_never_end_fails_alone_within_its_bound(
-    fleet: tuple[FleetEmulator, list[EmulatedTenant]], tmp_path: Path
+@pytest.mark.parametrize(
+    ("fresh", "reason", "pages"),
+    [
+        # Pages A, B, A: page 3 repeats page 1.
+        (False, "pagination not advancing", 3),
+        # New users on every page: twice the 2 pages its counter needs, plus 2.
+        (True, "pagination runaway", 6),
+    ],
+)
+def test_a_tenant_whose_pages_never_end_fails_alone_within_a_bound(
+    fleet: tuple[FleetEmulator, list[EmulatedTenant]],
+    tmp_path: Path,
+    fresh: bool,
+    reason: str,
+    pages: int,
 ) -> None:
     emulator, tenants = fleet
     looping_users = generate_users(2 * PAGE_SIZE, seed=77)
     config = config_for(emulator, tenants)
-    with HostileServer(endless(looping_users, PAGE_SIZE), host="127.0.0.3") as server:
+    responder = endless(looping_users, PAGE_SIZE, fresh=fresh)
+    with HostileServer(responder, host="127.0.0.3") as server:
         entry = {"tenant_id": "endless", "admin_email": "a@x.example", "base_url": server.base_url}
         config["tenants"].append(entry)
         config["tenant_api_keys"]["endless"] = "endless-key-0000-0000-0000"
         run = run_in_process(config, tmp_path)
         asked = [s.path for s in server.requests if s.path == "/external/users"]
     assert run.returncode == 1
-    assert run.last_stderr_line().endswith("1 of 6 tenants failed: endless (pagination runaway)")
-    # Twice the 2 pages its counter needs, plus 2: 6 pages, then it fails.
-    assert len(asked) == 6
+    assert run.last_stderr_line().endswith(f"1 of 6 tenants failed: endless ({reason})")
+    assert len(asked) == pages
     for tenant in tenants:
         expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
         assert of_tenant(run, "users", tenant.tenant_id) == expected["users"]
     assert syncs(run)["endless"]["status"] == "failed"
-    assert "the users pages do not end" in syncs(run)["endless"]["reason"]

@@ -502,9 +502,11 @@ def raw_user(index: int) -> dict[str, Any]:
 def test_pages_give_each_user_once_or_a_user_error(pages: list[list[int]]) -> None:
     """The contract's rules, written out: a page's users in order, minus those the page
     before also listed (counted); a page listing an msId twice, a page of nothing but
-    repeats, or a user without msId fail, naming the page."""
+    repeats, a page repeating a user of an earlier page, or a user without msId fail,
+    naming the page."""
     sequence = PageSequence(TENANT, SYNC_VERSION)
     previous: set[str] = set()
+    earlier: dict[str, int] = {}  # msId -> the page before the previous one that gave it
     for number, indexes in enumerate(pages, start=1):
         page = UsersPage([raw_user(index) for index in indexes], "next")
         # What the page must give, or the error it must raise.
@@ -516,6 +518,10 @@ def test_pages_give_each_user_once_or_a_user_error(pages: list[list[int]]) -> No
                 break
             if POOL[index] in seen:
                 error = f"page {number} of users lists msId {POOL[index]} twice"
+                break
+            if POOL[index] not in previous and POOL[index] in earlier:
+                first = earlier[POOL[index]]
+                error = f"page {number} of users repeats msId {POOL[index]} of page {first}"
                 break
             seen.append(POOL[index])
         kept = [msid for msid in seen if msid not in previous]
@@ -531,6 +537,7 @@ def test_pages_give_each_user_once_or_a_user_error(pages: list[list[int]]) -> No
         assert all(user.record["tenant_id"] == TENANT for user in users)
         assert sequence.repeats_dropped == len(seen) - len(kept)
         assert sequence.page_number == number
+        earlier.update(dict.fromkeys(previous, number - 1))
         previous = set(seen)
 
 

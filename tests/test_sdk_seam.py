@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 import urllib3
 from singer_sdk import Stream, Tap
 from singer_sdk.plugin_base import PluginBase
 
-from tap_spanning.sdk_seam import PRIVATE_MEMBERS, seam_table_markdown
+from tap_spanning.sdk_seam import PRIVATE_MEMBERS, seam_table_markdown, set_content
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "tap_spanning"
@@ -30,7 +31,7 @@ def parameters(function: object) -> list[str]:
 OWNERS = {
     "singer-sdk": {"PluginBase", "Stream"},
     "urllib3": {"HTTPConnectionPool"},
-    "requests": set(),
+    "requests": {"Response"},
 }
 # The libraries whose private members only the seam may touch, as imported.
 GUARDED = {"singer-sdk": "singer_sdk", "urllib3": "urllib3", "requests": "requests"}
@@ -111,6 +112,19 @@ def test_httpconnectionpool_get_conn() -> None:
     assert "conn = self._get_conn(timeout=pool_timeout)" in inspect.getsource(
         urllib3.HTTPConnectionPool.urlopen
     )
+
+
+def test_response_content() -> None:
+    # .content, .text and .json() read the body from _content once it is set.
+    content = inspect.getattr_static(requests.Response, "content")
+    assert content.fget is not None
+    source = inspect.getsource(content.fget)
+    assert "if self._content is False:" in source
+    assert "return self._content" in source
+    assert "_content" in requests.Response.__attrs__
+    response = requests.Response()
+    set_content(response, b'{"a": 1}')
+    assert (response.content, response.text, response.json()) == (b'{"a": 1}', '{"a": 1}', {"a": 1})
 
 
 @pytest.mark.parametrize("name", sorted(PRIVATE_MEMBERS))
