@@ -36,10 +36,17 @@ import requests
 from requests.auth import HTTPBasicAuth
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_spanning.records import PageError, UsersPage, parse_page, parse_tenant
+from tap_spanning.records import BackupWindow, PageError, UsersPage, parse_page, parse_tenant
 from tap_spanning.redaction import quote, scrub
 from tap_spanning.transport import DeadlineAdapter, ResponseTooLarge
-from tap_spanning.urls import TENANT_PATH, USERS_PATH, UrlError, resolve_next_link
+from tap_spanning.urls import (
+    BACKUP_SUMMARY_PATH,
+    TENANT_PATH,
+    USERS_PATH,
+    UrlError,
+    resolve_next_link,
+    with_query_defaults,
+)
 
 if TYPE_CHECKING:
     from backoff.types import Details
@@ -145,6 +152,7 @@ class TenantClient:
         self.logger = logger
         self.requests_made = 0
         self.retries = 0
+        self.server_date: str | None = None  # the Date header of the last good answer
         self.session = requests.Session()
         adapter = DeadlineAdapter(settings.request_timeout)
         self.session.mount("http://", adapter)
@@ -157,16 +165,23 @@ class TenantClient:
         self.session.close()
 
     def users_pages(
-        self, *, page_limit: int | None = None, max_pages: int | None = None
+        self,
+        *,
+        page_limit: int | None = None,
+        max_pages: int | None = None,
+        backups: BackupWindow | None = None,
     ) -> Iterator[tuple[UsersPage, datetime]]:
         """Every page of `GET /external/users` with the time it came back, in order.
 
         Unlike the SDK's loop, an empty page that still has a nextLink is not the end.
         `page_limit` stops early (`--test`); past `max_pages` the tenant fails: its
-        pages run far past what its counters say it holds.
+        pages run far past what its counters say it holds. With `backups`, every request
+        asks for each user's backupSummary of those days (a nextLink that drops the
+        parameters gets them back).
         """
         origin = self.tenant.origin
-        query = urlencode({"size": self.settings.page_size, "status": "false"})
+        asked = {"status": "true", **backups.query()} if backups else {"status": "false"}
+        query = urlencode({"size": self.settings.page_size, **asked})
         url = f"{origin}{USERS_PATH}?{query}"
         seen = {url}  # a link back to the first page is a loop too
         pages = 0
@@ -184,11 +199,19 @@ class TenantClient:
                     "pagination runaway",
                 )
             url = self._next_url(page.next_link, page_url, seen)
+            if backups is not None:
+                url = with_query_defaults(url, asked)
 
     def tenant_counters(self) -> dict[str, Any]:
         """The tenant's license counters: `GET /external/tenant`."""
         counters, _ = self.get(f"{self.tenant.origin}{TENANT_PATH}", TENANT_PATH, parse_tenant)
         return counters
+
+    def backup_summary(self, window: BackupWindow, parse: Callable[[object], T]) -> T:
+        """The tenant's backup status per day and workload, for `window`."""
+        url = f"{self.tenant.origin}{BACKUP_SUMMARY_PATH}?{urlencode(window.query())}"
+        summary, _ = self.get(url, BACKUP_SUMMARY_PATH, parse)
+        return summary
 
     def _next_url(self, link: str, page_url: str, seen: set[str]) -> str:
         try:
@@ -259,6 +282,8 @@ class TenantClient:
             url, timeout=self.settings.request_timeout, allow_redirects=False
         )
         self._check_status(response, endpoint)
+        # The server's own clock says which day is today for the backup streams.
+        self.server_date = response.headers.get("Date")
         try:
             return parse(msgspec.json.decode(response.content)), response.url
         except (msgspec.DecodeError, UnicodeDecodeError, PageError) as exc:

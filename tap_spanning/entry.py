@@ -17,7 +17,7 @@ from types import FrameType
 STOPPED = "Stopped by signal {} before the sync was complete"
 
 
-def _stopped_early(signum: int, frame: FrameType | None) -> None:
+def _stopped_early(signum: int, _frame: FrameType | None) -> None:
     sys.stderr.write(STOPPED.format(signum) + "\n")
     sys.stderr.flush()
     os._exit(128 + signum)

@@ -8,10 +8,11 @@ asking again will not change the tenant's data, and a user is never dropped.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from tap_spanning.redaction import quote
@@ -54,11 +55,13 @@ class TenantPage:
 
 @dataclass(frozen=True)
 class UserRecord:
-    """A `users` record, with the role ids and unmatched tags derived from it."""
+    """A `users` record, with the role ids and unmatched tags derived from it, and its
+    `user_backups` records when they were asked for."""
 
     record: dict[str, Any]
     role_ids: list[str]
     unmatched_tags: list[str]
+    backups: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_page(payload: object) -> UsersPage:
@@ -179,9 +182,10 @@ class PageSequence:
     (README, "Many tenants") catches a loop longer than that.
     """
 
-    def __init__(self, tenant_id: str, sync_version: int) -> None:
+    def __init__(self, tenant_id: str, sync_version: int, *, with_backups: bool = False) -> None:
         self.tenant_id = tenant_id
         self.sync_version = sync_version
+        self.with_backups = with_backups  # each user's backupSummary too
         self.page_number = 0
         self.repeats_dropped = 0
         self._previous_page: set[str] = set()
@@ -199,8 +203,10 @@ class PageSequence:
         for raw in page.users:
             try:
                 user = user_record(raw, self.tenant_id, self.sync_version)
-            except UserError as exc:
-                raise UserError(f"page {number} of users: {exc}") from None
+                if self.with_backups:
+                    user = replace(user, backups=user_backup_records(raw, user))
+            except (UserError, BackupError) as exc:
+                raise type(exc)(f"page {number} of users: {exc}") from None
             msid = user.record["msId"]
             if msid in seen:
                 raise UserError(
@@ -261,3 +267,171 @@ def parse_tenant(payload: object) -> dict[str, Any]:
         raise PageError(f"status is {quote(status)}, not a string")
     counters["status"] = status
     return counters
+
+
+# ---------------------------------------------------------------- backup status
+
+# The workloads Spanning reports (README, "Backup health"); others are kept as sent.
+BACKUP_TYPES = ("MAIL", "CALENDAR", "CONTACT", "DRIVE", "SPSITE")
+BACKUP_COUNTS = ("total", "successful", "partial", "failed")
+# backup.data's item counts, and the record fields they fill.
+BACKUP_ITEM_COUNTS = {
+    "created": "items_created",
+    "deleted": "items_deleted",
+    "failed": "items_failed",
+    "total": "items_total",
+    "attempts": "attempts",
+}
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_EPOCH_MS_TEXT = re.compile(r"-?\d{1,15}")
+_WHOLE_TEXT = re.compile(r"\d{1,15}")
+
+
+class BackupError(ValueError):
+    """A backup item whose shape the tap cannot read: it fails the tenant. The message
+    names the field, never its content (a day's count says nothing, but a stray value
+    might hold anything)."""
+
+
+def backup_date(value: object) -> str | None:
+    """The UTC date (YYYY-MM-DD) of a backup item's `date`, in any shape seen; None if
+    it fits none: an ISO date, an ISO date-time (any offset; none means UTC),
+    MM/DD/YYYY, or epoch milliseconds as a number or as text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _epoch_ms_date(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    month_first = _MONTH_FIRST.fullmatch(text)
+    try:
+        if _ISO_DATE.fullmatch(text):
+            found = date.fromisoformat(text)
+        elif month_first:
+            month, day, year = (int(part) for part in month_first.groups())
+            found = date(year, month, day)
+        elif _EPOCH_MS_TEXT.fullmatch(text):
+            return _epoch_ms_date(int(text))
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            found = moment.astimezone(timezone.utc).date()
+    except ValueError:
+        return None
+    return found.isoformat()
+
+
+def _epoch_ms_date(milliseconds: float) -> str | None:
+    try:
+        return datetime.fromtimestamp(milliseconds / 1000, timezone.utc).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _count(value: object, field: str) -> int | None:
+    """A count, as a number or as text; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and _WHOLE_TEXT.fullmatch(value.strip()):
+        return int(value.strip())
+    raise BackupError(f"{field} is not a whole number")
+
+
+def backup_record(item: object, where: str) -> dict[str, Any]:
+    """The fields of one backup item (a day of one workload), as the streams hold them."""
+    if not isinstance(item, dict):
+        raise BackupError(f"{where} is not a JSON object")
+    day = backup_date(item.get("date"))
+    if day is None:
+        raise BackupError(
+            f"{where}: date is not a date the tap reads (an ISO date or date-time, "
+            "MM/DD/YYYY, or epoch milliseconds)"
+        )
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        raise BackupError(f"{where}: type is not a text")
+    backup = item.get("backup")
+    if backup is None:
+        backup = {}
+    if not isinstance(backup, dict):
+        raise BackupError(f"{where}: backup is not a JSON object")
+    data = backup.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BackupError(f"{where}: backup.data is not a JSON object")
+    record: dict[str, Any] = {"date": day, "type": kind}
+    for name in BACKUP_COUNTS:
+        record[name] = _count(backup.get(name), f"{where}: backup.{name}")
+    for name, target in BACKUP_ITEM_COUNTS.items():
+        record[target] = _count(data.get(name), f"{where}: backup.data.{name}")
+    return record
+
+
+def backup_summary_records(
+    payload: object, tenant_id: str, sync_version: int
+) -> list[dict[str, Any]]:
+    """The `backup_summaries` records of `GET /external/tenant/backups/summary`."""
+    if not isinstance(payload, list):
+        raise PageError(f"expected a JSON array of days, got {type(payload).__name__}")
+    return [
+        {
+            "tenant_id": tenant_id,
+            **backup_record(item, f"backup summary item {index}"),
+            "sync_version": sync_version,
+        }
+        for index, item in enumerate(payload, start=1)
+    ]
+
+
+def user_backup_records(raw: dict[str, Any], user: UserRecord) -> list[dict[str, Any]]:
+    """The `user_backups` records of one user's `backupSummary` (none when absent)."""
+    items = raw.get("backupSummary")
+    if items is None:
+        return []
+    record = user.record
+    msid = record["msId"]
+    if not isinstance(items, list):
+        raise BackupError(f"user {msid}: backupSummary is not a list")
+    found: list[dict[str, Any]] = []
+    for index, item in enumerate(items, start=1):
+        where = f"user {msid}: backupSummary item {index}"
+        fields = backup_record(item, where)
+        user_id = item.get("userId")
+        if isinstance(user_id, bool) or not isinstance(user_id, str | int | None):
+            raise BackupError(f"{where}: userId is not a number or a text")
+        found.append(
+            {
+                "tenant_id": record["tenant_id"],
+                "msId": msid,
+                "userPrincipalName": record["userPrincipalName"],
+                "userId": None if user_id is None else str(user_id),
+                **fields,
+                "sync_version": record["sync_version"],
+            }
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class BackupWindow:
+    """The days the backup streams read: [start, end] in epoch milliseconds, UTC."""
+
+    start_ms: int
+    end_ms: int
+
+    @classmethod
+    def ending(cls, today: date, days: int) -> BackupWindow:
+        """`days` days up to and including `today` (UTC)."""
+        first = datetime.combine(today - timedelta(days=days - 1), time.min, timezone.utc)
+        after = datetime.combine(today + timedelta(days=1), time.min, timezone.utc)
+        return cls(int(first.timestamp() * 1000), int(after.timestamp() * 1000) - 1)
+
+    def query(self) -> dict[str, str]:
+        """The query parameters that ask for these days."""
+        return {"start": str(self.start_ms), "end": str(self.end_ms)}

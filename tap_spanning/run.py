@@ -17,19 +17,29 @@ same way and cost the others time.
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import cached_property
 from typing import Any, TypeVar
 
 from tap_spanning.client import SpanningError, TenantClient
 from tap_spanning.fleet import TenantDone, TenantFailed, TenantItem, run_per_tenant
-from tap_spanning.records import PageSequence, PagesNotAdvancing, TenantPage, UserError
+from tap_spanning.records import (
+    BackupError,
+    BackupWindow,
+    PageSequence,
+    PagesNotAdvancing,
+    TenantPage,
+    UserError,
+    backup_summary_records,
+)
 from tap_spanning.redaction import scrub
 from tap_spanning.settings import Settings, Tenant
 
@@ -125,6 +135,8 @@ class TenantFailure:
 def _failure_of(tenant: Tenant, error: BaseException) -> TenantFailure:
     if isinstance(error, SpanningError):
         return TenantFailure(tenant.tenant_id, str(error), error.reason)
+    if isinstance(error, BackupError):
+        return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable backup status")
     if isinstance(error, PagesNotAdvancing):
         return TenantFailure(tenant.tenant_id, scrub(str(error)), "pagination not advancing")
     if isinstance(error, UserError):
@@ -142,6 +154,9 @@ class TenantSync:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     counters: dict[str, Any] | None = None
+    # The days the backup streams read, from the tenant's own clock (its Date header).
+    backup_window: BackupWindow | None = None
+    backup_summaries: list[dict[str, Any]] | None = None
     users: int = 0
     memberships: int = 0
     requests: int = 0
@@ -171,9 +186,12 @@ class SyncRun:
         user_agent: str,
         *,
         version: int,
+        wanted: Callable[[str], bool] | None = None,
     ) -> None:
         # Settings are read when the run begins: `--discover` builds streams without them.
         self._settings_of = settings
+        # Is this stream selected (or a child of it)? Requests only for what is wanted.
+        self.wanted = wanted or _every_stream
         self.logger = logger
         self.user_agent = user_agent
         self.version = version
@@ -248,15 +266,30 @@ class SyncRun:
         self._preflight_done = True
         self.begun = True
 
-        def job(tenant: Tenant) -> Iterator[dict[str, Any]]:
+        summaries = self.wanted("backup_summaries")
+        backups = summaries or self.wanted("user_backups")
+        days = self.settings.backup_days
+
+        def job(tenant: Tenant) -> Iterator[None]:
             client = self._client(tenant)
+            part = self.tenants[tenant.tenant_id]
             try:
-                yield client.tenant_counters()
+                part.counters = client.tenant_counters()
+                if backups:
+                    part.backup_window = BackupWindow.ending(_today(client.server_date), days)
+                if summaries and part.backup_window is not None:
+                    part.backup_summaries = client.backup_summary(
+                        part.backup_window,
+                        lambda payload: backup_summary_records(
+                            payload, tenant.tenant_id, self.version
+                        ),
+                    )
+                yield None
             finally:
                 self._close(tenant, client)
 
-        for event in self._run(list(self.settings.tenants), job, "tenants"):
-            self.tenants[event.tenant.tenant_id].counters = event.item
+        for _ in self._run(list(self.settings.tenants), job, "tenants"):
+            pass
         self._refused = [
             tid
             for tid, failure in self.failures.items()
@@ -280,13 +313,17 @@ class SyncRun:
             users = (self.tenants[tenant.tenant_id].counters or {}).get("users")
             return users if isinstance(users, int) else math.inf
 
+        with_backups = self.wanted("user_backups")
+
         def job(tenant: Tenant) -> Iterator[TenantPage]:
             client = self._client(tenant)
-            counters = self.tenants[tenant.tenant_id].counters or {}
-            bound = page_bound(counters.get("users"), page_size)
-            sequence = PageSequence(tenant.tenant_id, self.version)
+            part = self.tenants[tenant.tenant_id]
+            bound = page_bound((part.counters or {}).get("users"), page_size)
+            window = part.backup_window if with_backups else None
+            sequence = PageSequence(tenant.tenant_id, self.version, with_backups=with_backups)
+            pages = client.users_pages(page_limit=page_limit, max_pages=bound, backups=window)
             try:
-                for page, fetched_at in client.users_pages(page_limit=page_limit, max_pages=bound):
+                for page, fetched_at in pages:
                     users = sequence.users_of(page)
                     if sequence.repeats_dropped:
                         self.logger.warning(
@@ -303,6 +340,13 @@ class SyncRun:
         tenants = sorted(self._pending(), key=size, reverse=True)
         for event in self._run(tenants, job, "users"):
             yield event.item
+
+    def backup_summaries(self) -> Iterator[list[dict[str, Any]]]:
+        """Each tenant's backup_summaries records, from the credentials pass (no request)."""
+        self.preflight()
+        for part in self.tenants.values():
+            if part.failure is None and part.backup_summaries is not None:
+                yield part.backup_summaries
 
     def tenant_counters(self) -> Iterator[tuple[Tenant, dict[str, Any]]]:
         """Each tenant's license counters, from the credentials pass (no request)."""
@@ -399,3 +443,18 @@ def _first_few(names: list[str]) -> str:
     shown = ", ".join(names[:NAMED_IN_LAST_LINE])
     more = len(names) - NAMED_IN_LAST_LINE
     return f"{shown} and {more} more (each named in the log above)" if more > 0 else shown
+
+
+def _every_stream(_stream: str) -> bool:
+    return True
+
+
+def _today(server_date: str | None) -> date:
+    """Today (UTC) by the server's Date header, else by this machine's clock: the
+    backup streams read the days the server counts as the last ones."""
+    if server_date:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            moment = email.utils.parsedate_to_datetime(server_date)
+            if moment.tzinfo is not None:
+                return moment.astimezone(timezone.utc).date()
+    return datetime.now(timezone.utc).date()

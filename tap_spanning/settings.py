@@ -43,6 +43,8 @@ DEFAULT_MAX_RETRIES = 5
 MAX_RETRIES_LIMIT = 100
 DEFAULT_MAX_RETRY_WAIT = 60.0
 DEFAULT_MAX_CONCURRENT_TENANTS = 8
+# Spanning keeps a week of backup status (README, "Backup health").
+MAX_BACKUP_DAYS = 7
 MAX_CONCURRENT_TENANTS = 64
 # The one-tenant form's tenant_id when none is set (README, "Settings").
 DEFAULT_TENANT_ID = "default"
@@ -136,6 +138,15 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
             "False: a tenant whose credentials are refused stops the run before any record "
             "(so `meltano config test` fails, naming it). True: it fails alone, as any other "
             "tenant failure (README, \"Many tenants\")."
+        ),
+    ),
+    th.Property(
+        "backup_days",
+        th.IntegerType(minimum=1, maximum=MAX_BACKUP_DAYS),
+        default=MAX_BACKUP_DAYS,
+        description=(
+            "The trailing days (today included, UTC) that backup_summaries and "
+            "user_backups read each run; Spanning keeps 7."
         ),
     ),
     th.Property(
@@ -237,6 +248,8 @@ class Settings:
     max_concurrent_tenants: int
     # A refused tenant fails alone (True), or stops the run before any record (False).
     skip_refused_tenants: bool = False
+    # The trailing days the backup streams read.
+    backup_days: int = MAX_BACKUP_DAYS
     # The one-tenant settings (no `tenants` list): the last line of a failure is its reason.
     one_tenant_form: bool = True
     # Settings that are allowed but worth a warning line each.
@@ -630,6 +643,9 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         high=MAX_CONCURRENT_TENANTS,
         integer=True,
     )
+    backup_days = check.number(
+        config, "backup_days", MAX_BACKUP_DAYS, low=1, high=MAX_BACKUP_DAYS, integer=True
+    )
     skip_refused = config.get("skip_refused_tenants", False)
     if isinstance(skip_refused, str):
         skip_refused = skip_refused.strip().lower() in _TRUE_TEXT
@@ -647,6 +663,7 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         max_retry_wait=float(max_wait),
         max_concurrent_tenants=int(concurrency),
         skip_refused_tenants=bool(skip_refused),
+        backup_days=int(backup_days),
         one_tenant_form=not fleet,
         notes=tuple(notes),
     )

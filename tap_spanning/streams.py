@@ -15,6 +15,7 @@ record before every tenant's credentials are proven), then the static `roles`.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform, StreamMap
 from typing_extensions import override
 
-from tap_spanning.records import TENANT_COUNTERS, UserRecord, membership_records
+from tap_spanning.records import BACKUP_TYPES, TENANT_COUNTERS, UserRecord, membership_records
 from tap_spanning.redaction import quote
 from tap_spanning.roles import ROLES
 from tap_spanning.sdk_seam import SeamStream
@@ -160,9 +161,9 @@ class UsersStream(FullTableStream):
         self._unknown_tags: set[str] = set()
 
     @cached_property
-    def memberships(self) -> RoleMembershipsStream:
-        """The child stream this one hands its pages to."""
-        return next(c for c in self.child_streams if isinstance(c, RoleMembershipsStream))
+    def page_children(self) -> list[PageChildStream]:
+        """The child streams this one hands its pages to."""
+        return [c for c in self.child_streams if isinstance(c, PageChildStream)]
 
     @override
     def stream_records(self, context: Context | None) -> Iterable[Record]:
@@ -170,8 +171,9 @@ class UsersStream(FullTableStream):
         # --test: the SDK stops a stream after this many records, logging an error; one
         # page a tenant and no more records than that proves the connection cleanly.
         limit = self.ABORT_AT_RECORD_COUNT
-        memberships = self.memberships
-        memberships.begin_run(self.stream_maps[0], limit)
+        children = self.page_children
+        for child in children:
+            child.begin_run(self.stream_maps[0], limit)
         written = 0
         for page in run.users_pages(page_limit=None if limit is None else 1):
             users = page.users
@@ -180,12 +182,14 @@ class UsersStream(FullTableStream):
             self.extracted_at = page.extracted_at
             self._note_unknown_tags(users)
             # Computed from the whole records, before the SDK strips deselected properties.
-            memberships.add_page(page.tenant_id, users, page.extracted_at)
+            for child in children:
+                child.add_page(page.tenant_id, users, page.extracted_at)
             for user in users:
                 yield user.record
             written += len(users)
             run.note_page(page.tenant_id, len(users))
-        memberships.end_run(self.tenant_data_complete())
+        for child in children:
+            child.end_run(self.tenant_data_complete())
         run.stop_if_no_tenant_answered()
 
     def _note_unknown_tags(self, users: list[UserRecord]) -> None:
@@ -216,8 +220,8 @@ def _keep_all(_record: Record) -> bool:
 
 
 @dataclass
-class _MembershipsRun:
-    """The child's state during one run of its parent."""
+class _ChildRun:
+    """A page-fed child's state during one run of its parent."""
 
     keep: Callable[[Record], bool]
     limit: int | None
@@ -227,47 +231,45 @@ class _MembershipsRun:
     encoder: msgspec.json.Encoder = field(default_factory=msgspec.json.Encoder)
 
 
-class RoleMembershipsStream(FullTableStream):
-    """Who holds which role: one record per (tenant, role, user), from the user's record.
+class PageChildStream(FullTableStream):
+    """A child of `users` computed from each page of users: no request of its own.
 
     The run lifecycle, driven by `users`:
     - `begin_run`: the SCHEMA (once) and a held table version;
-    - `add_page`: the page's memberships, written at once (RECORD), or spooled to a
+    - `add_page`: the page's records, written at once (RECORD), or spooled to a
       temporary file (BATCH, which the SDK writes in one sync at the end);
-    - `end_run`: the BATCH sync, then ACTIVATE_VERSION if every tenant completed.
+    - `end_run`: the BATCH sync, then ACTIVATE_VERSION if every tenant completed (and
+      the stream is not a history).
     """
 
-    name = "role_memberships"
     parent_stream_type = UsersStream
-    primary_keys: ClassVar[list[str]] = ["tenant_id", "roleId", "msId"]
     # No state per parent record: one STATE for the run.
     state_partitioning_keys: ClassVar[list[str]] = []
 
-    schema = th.PropertiesList(
-        th.Property("tenant_id", th.StringType, required=True),
-        th.Property("roleId", th.StringType, required=True),
-        th.Property("msId", th.StringType, required=True),
-        th.Property("userPrincipalName", th.StringType),
-        SYNC_VERSION,
-    ).to_dict()
+    _current: _ChildRun | None = None
 
-    _current: _MembershipsRun | None = None
+    def page_records(self, tenant_id: str, users: list[UserRecord]) -> list[Record]:
+        """This stream's records for one page of a tenant's users."""
+        raise NotImplementedError
+
+    def note_written(self, tenant_id: str, count: int) -> None:
+        """`count` records of the tenant were written (for its tenant_syncs row)."""
 
     @property
     def wanted(self) -> bool:
-        """True when the catalog asks for memberships."""
+        """True when the catalog asks for this stream."""
         return self.selected or self.has_selected_descendents
 
     def begin_run(self, users_map: StreamMap, limit: int | None) -> None:
         """Start a run: `users_map` is the users stream's primary stream map."""
         # As the SDK does for children: a user that a stream map filters out has no
-        # memberships. A map that removes the users stream itself removes no user.
+        # records here. A map that removes the users stream itself removes no user.
         keep = (
             _keep_all
             if isinstance(users_map, RemoveRecordTransform)
             else users_map.get_filter_result
         )
-        self._current = _MembershipsRun(keep, limit)
+        self._current = _ChildRun(keep, limit)
         if not self.wanted:
             return
         if self.batch_mode:
@@ -277,20 +279,15 @@ class RoleMembershipsStream(FullTableStream):
             self.hold_version()
 
     def add_page(self, tenant_id: str, users: list[UserRecord], extracted_at: datetime) -> None:
-        """The memberships of one page of a tenant's users."""
+        """The records of one page of a tenant's users."""
         run = self._current
         if run is None or not self.wanted:
             return
-        records = [
-            membership
-            for user in users
-            if run.keep(user.record)
-            for membership in membership_records(user)
-        ]
+        records = self.page_records(tenant_id, [u for u in users if run.keep(u.record)])
         if run.limit is not None:
             records = records[: max(0, run.limit - run.written)]
         run.written += len(records)
-        self.run.note_memberships(tenant_id, len(records))
+        self.note_written(tenant_id, len(records))
         if run.spool is not None:
             for record in records:
                 run.spool.write(run.encoder.encode(record) + b"\n")
@@ -326,6 +323,119 @@ class RoleMembershipsStream(FullTableStream):
         decode = msgspec.json.Decoder(dict[str, Any]).decode
         for line in run.spool:
             yield decode(line)
+
+
+class RoleMembershipsStream(PageChildStream):
+    """Who holds which role: one record per (tenant, role, user), from the user's record."""
+
+    name = "role_memberships"
+    primary_keys: ClassVar[list[str]] = ["tenant_id", "roleId", "msId"]
+
+    schema = th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True),
+        th.Property("roleId", th.StringType, required=True),
+        th.Property("msId", th.StringType, required=True),
+        th.Property("userPrincipalName", th.StringType),
+        SYNC_VERSION,
+    ).to_dict()
+
+    @override
+    def page_records(self, tenant_id: str, users: list[UserRecord]) -> list[Record]:
+        return [membership for user in users for membership in membership_records(user)]
+
+    @override
+    def note_written(self, tenant_id: str, count: int) -> None:
+        self.run.note_memberships(tenant_id, count)
+
+
+def _backup_properties(*leading: th.Property[Any]) -> dict[str, Any]:
+    """A backup stream's schema: its keys, then a day of one workload (README, "Backup
+    health": counts are accounts or sites, items are the data's item counts)."""
+    return th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
+        *leading,
+        th.Property("date", th.DateType, required=True, description="The day, UTC"),
+        th.Property(
+            "type",
+            th.StringType,
+            required=True,
+            description="MAIL, CALENDAR, CONTACT, DRIVE or SPSITE, or as sent",
+        ),
+        th.Property("total", th.IntegerType, description="Accounts (or sites) backed up"),
+        th.Property("successful", th.IntegerType, description="... whose backup succeeded"),
+        th.Property("partial", th.IntegerType, description="... partly backed up"),
+        th.Property("failed", th.IntegerType, description="... whose backup failed"),
+        th.Property("items_created", th.IntegerType, description="Items backed up, new"),
+        th.Property("items_deleted", th.IntegerType, description="Items seen deleted"),
+        th.Property("items_failed", th.IntegerType, description="Items that failed"),
+        th.Property("items_total", th.IntegerType, description="Items looked at"),
+        th.Property("attempts", th.IntegerType, description="Backup attempts"),
+        SYNC_VERSION,
+    ).to_dict()
+
+
+class _UnknownTypes:
+    """Backup types outside the five known, each logged once (README, "Backup health")."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.seen: set[str] = set()
+
+    def note(self, records: Iterable[Record]) -> None:
+        for record in records:
+            kind = record["type"]
+            if kind not in BACKUP_TYPES and kind not in self.seen and len(self.seen) < 20:
+                self.seen.add(kind)
+                self.logger.info(
+                    "Backup type %s is not one of the known five: kept as sent", quote(kind)
+                )
+
+
+class UserBackupsStream(PageChildStream):
+    """Each user's backup status per day and workload, from the users pages. A history."""
+
+    name = "user_backups"
+    # Off unless asked for (a catalog, or Meltano's `select`): README, "Backup health".
+    selected_by_default = False
+    primary_keys: ClassVar[list[str]] = ["tenant_id", "msId", "date", "type"]
+    activates = False  # a history: ACTIVATE_VERSION would delete the days Spanning forgot
+
+    schema = _backup_properties(
+        th.Property("msId", th.StringType, required=True, description="Microsoft Entra id"),
+        th.Property("userPrincipalName", th.StringType),
+        th.Property("userId", th.StringType, description="Spanning's own number for the user"),
+    )
+
+    @override
+    def __init__(self, tap: Tap, run: SyncRun) -> None:
+        super().__init__(tap, run)
+        self._unknown = _UnknownTypes(self.logger)
+
+    @override
+    def page_records(self, tenant_id: str, users: list[UserRecord]) -> list[Record]:
+        records = [backup for user in users for backup in user.backups]
+        self._unknown.note(records)
+        return records
+
+
+class BackupSummariesStream(FullTableStream):
+    """Each tenant's backup status per day and workload. A history."""
+
+    name = "backup_summaries"
+    # Off unless asked for (a catalog, or Meltano's `select`): README, "Backup health".
+    selected_by_default = False
+    primary_keys: ClassVar[list[str]] = ["tenant_id", "date", "type"]
+    activates = False  # a history: ACTIVATE_VERSION would delete the days Spanning forgot
+
+    schema = _backup_properties()
+
+    @override
+    def stream_records(self, context: Context | None) -> Iterable[Record]:
+        # Fetched with the credentials, before any record: no request here.
+        unknown = _UnknownTypes(self.logger)
+        for records in self.run.backup_summaries():
+            unknown.note(records)
+            yield from records
 
 
 class TenantsStream(FullTableStream):
@@ -441,7 +551,9 @@ def _iso(moment: datetime | None) -> str | None:
 STREAM_TYPES: tuple[type[FullTableStream], ...] = (
     UsersStream,
     RoleMembershipsStream,
+    UserBackupsStream,
     TenantsStream,
+    BackupSummariesStream,
     RolesStream,
     TenantSyncsStream,
 )

@@ -54,9 +54,15 @@ class TapSpanning(SeamTap):
             self.logger,
             f"{self.name}/{self.plugin_version}",
             version=self.initialized_at,
+            wanted=self.wanted,
         )
         TapSpanning.runs.append(run)
         return run
+
+    def wanted(self, stream_name: str) -> bool:
+        """Does the catalog ask for this stream (or one of its children)?"""
+        stream = self.streams.get(stream_name)
+        return stream is not None and (stream.selected or stream.has_selected_descendents)
 
     @override
     def check_settings(self, config: dict[str, Any]) -> list[str]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import SplitResult, urlencode, urljoin, urlsplit
 
 from typing_extensions import override
 
 REGIONS: tuple[str, ...] = ("us", "eu", "ap", "ca", "uk", "af")
 USERS_PATH = "/external/users"
 TENANT_PATH = "/external/tenant"
+BACKUP_SUMMARY_PATH = "/external/tenant/backups/summary"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ACCEPTED_BASE_PATHS = ("", "/", "/external", "/external/")
 
@@ -113,6 +114,21 @@ def parse_base_url(base_url: str) -> Origin:
 def region_base_url(region: str) -> str:
     """The base URL of a region."""
     return f"https://{region_host(region)}"
+
+
+def with_query_defaults(url: str, defaults: dict[str, str]) -> str:
+    """`url` with each of `defaults` appended to its query if it lacks that parameter.
+
+    A nextLink is followed as given, but whether it keeps `status`, `start` and `end` is
+    unknown (README, "Backup health"): the ones it lacks are added, the rest untouched.
+    """
+    query = urlsplit(url).query
+    present = {pair.partition("=")[0] for pair in query.split("&") if pair}
+    missing = [(name, value) for name, value in defaults.items() if name not in present]
+    if not missing:
+        return url
+    joiner = "&" if query else ("" if url.endswith("?") else "?")
+    return url + joiner + urlencode(missing)
 
 
 def resolve_next_link(link: str, origin: Origin, page_url: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
@@ -29,10 +30,24 @@ SAMPLE_CONFIG = {
     "page_size": 50,
 }
 
+
+
+def _every_stream_selected() -> dict[str, Any]:
+    """catalog.json with every stream selected, the backup histories (off by default) too."""
+    text = (Path(__file__).parent.parent / "catalog.json").read_text()
+    catalog: dict[str, Any] = json.loads(text)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = True
+    return catalog
+
+
 TestTapSpanning = get_tap_test_class(
     tap_class=TapSpanning,
     config=SAMPLE_CONFIG,
     suite_config=SuiteConfig(ignore_no_records_for_streams=[]),
+    catalog=_every_stream_selected(),
 )
 
 
