@@ -1,9 +1,24 @@
 """A stdlib-only emulator of the Spanning Backup for Office 365 API, for tests.
 
 One tenant (`SpanningEmulator`) or an MSP's fleet of them (`FleetEmulator`), plus
-the ground truth of what a tap must output for them.
+the ground truth of what a tap must output for them (`expected_output`, and for the
+backup status `expected_backup_summaries` and `expected_user_backups`).
 """
 
+from .backups import (
+    BACKUP_TYPES,
+    BROKEN_DATE,
+    DATE_FORMATS,
+    KEPT_DAYS,
+    USER_BACKUP_TYPES,
+    BackupHistory,
+    BackupStyle,
+    DateFormat,
+    expected_backup_summaries,
+    expected_user_backups,
+    trailing_days,
+    utc_today,
+)
 from .faults import FAULT_KINDS, RETRIED_FAULTS, FaultKind
 from .fleet import generate_fleet, tenant_sizes
 from .hosts import REGIONS, is_loopback_host, split_location
@@ -43,11 +58,15 @@ from .tenant import (
 )
 
 __all__ = [
+    "BACKUP_TYPES",
+    "BROKEN_DATE",
+    "DATE_FORMATS",
     "DEFAULT_ADMIN_EMAIL",
     "DEFAULT_API_KEY",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TENANT_ID",
     "FAULT_KINDS",
+    "KEPT_DAYS",
     "PROFILES",
     "REGIONS",
     "RETRIED_FAULTS",
@@ -57,6 +76,10 @@ __all__ = [
     "TAG_SPELLINGS",
     "TENANT_COUNTERS",
     "TENANT_ID_PATTERN",
+    "USER_BACKUP_TYPES",
+    "BackupHistory",
+    "BackupStyle",
+    "DateFormat",
     "EmulatedTenant",
     "Fault",
     "FaultKind",
@@ -68,10 +91,12 @@ __all__ = [
     "Profile",
     "RequestRecord",
     "SpanningEmulator",
+    "expected_backup_summaries",
     "expected_output",
     "expected_roles",
     "expected_roles_stream",
     "expected_tenant_record",
+    "expected_user_backups",
     "generate_fleet",
     "generate_users",
     "is_loopback_host",
@@ -81,4 +106,6 @@ __all__ = [
     "split_location",
     "tenant_sizes",
     "tenant_summary",
+    "trailing_days",
+    "utc_today",
 ]

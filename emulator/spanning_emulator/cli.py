@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .backups import DATE_FORMATS, BackupHistory, expected_backup_summaries, expected_user_backups
 from .faults import FAULT_KINDS_TEXT
 from .fleet import generate_fleet
 from .hosts import is_loopback_host
@@ -39,7 +41,16 @@ TENANT_KEYS_ENV = "TAP_SPANNING_TENANT_API_KEYS"
 DEFAULT_USERS = 2500
 FLEET_PAGE_SIZE = 1000
 # Flags of the one-tenant mode that mean nothing with --tenants.
-_SINGLE_ONLY = ("users", "users_file", "write_users", "write_expected", "admin_email", "api_key")
+_SINGLE_ONLY = (
+    "users",
+    "users_file",
+    "write_users",
+    "write_expected",
+    "admin_email",
+    "api_key",
+    "date_format",
+    "counts_as_text",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +103,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--write-expected",
         type=Path,
         metavar="DIR",
-        help="write the expected <stream>.jsonl files and exit",
+        help="write the expected <stream>.jsonl files and exit (the backup streams: "
+        "the 7 days ending --today)",
+    )
+    tenant.add_argument(
+        "--today",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the day the backup status treats as today (default: the real UTC today)",
+    )
+    tenant.add_argument(
+        "--date-format",
+        choices=(*DATE_FORMATS, "broken"),
+        help="how backup status dates are sent (default iso; --tenants: one per tenant)",
+    )
+    tenant.add_argument(
+        "--counts-as-text",
+        action="store_true",
+        default=None,
+        help="send backup counts (total, and some others) as strings",
     )
 
     fleet = parser.add_argument_group("fleet (an MSP's client tenants)")
@@ -149,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
 def _fault_at(item: str, flag: str) -> tuple[int, str]:
     number, equals, kind = item.partition("=")
     if not equals or not number.isdigit():
@@ -189,6 +225,11 @@ def _write_outputs(args: argparse.Namespace, users: Sequence[dict[str, object]])
         args.write_expected.mkdir(parents=True, exist_ok=True)
         for stream, records in expected_output(users).items():
             _write_jsonl(args.write_expected / f"{stream}.jsonl", records)
+        history = BackupHistory(users)
+        summaries = expected_backup_summaries(users, today=args.today, history=history)
+        _write_jsonl(args.write_expected / "backup_summaries.jsonl", summaries)
+        user_backups = expected_user_backups(users, today=args.today, history=history)
+        _write_jsonl(args.write_expected / "user_backups.jsonl", user_backups)
 
 
 def _write_ready_file(path: Path, base_urls: Sequence[str]) -> None:
@@ -267,6 +308,9 @@ def _single(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             last_link=args.last_link,
             faults=faults,
             verbose=args.verbose,
+            date_format=args.date_format or "iso",
+            counts_as_text=bool(args.counts_as_text),
+            today=args.today,
         )
     except OSError as error:
         print(f"spanning-emulator: cannot listen on {host}:{args.port}: {error}", file=sys.stderr)
@@ -334,7 +378,9 @@ def _url(host: str, port: int) -> str:
 
 
 def write_fleet(directory: Path, tenants: Sequence[EmulatedTenant], port: int) -> None:
-    """tap-config.json (no keys), tenant-keys.env (the keys, mode 0600) and expected/."""
+    """tap-config.json (no keys), tenant-keys.env (the keys, mode 0600) and expected/
+    (per tenant: users, role_memberships, tenants, and the backup streams of the 7 days
+    ending the tenant's today)."""
     directory.mkdir(parents=True, exist_ok=True)
     config = {
         "tenants": [
@@ -368,6 +414,8 @@ def write_fleet(directory: Path, tenants: Sequence[EmulatedTenant], port: int) -
             tenant.tenant_id, tenant.served_counters(), _url(tenant.host, port)
         )
         _write_jsonl(folder / "tenants.jsonl", [record])
+        for stream, records in tenant.expected_backups().items():
+            _write_jsonl(folder / f"{stream}.jsonl", records)
 
 
 def _fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -379,7 +427,9 @@ def _fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--tenants must be >= 1")
     hosts = _hosts(parser, args)
     profile: Profile = args.profile or "realistic"
-    tenants = generate_fleet(args.tenants, args.seed, hosts=hosts, profile=profile)
+    tenants = generate_fleet(
+        args.tenants, args.seed, hosts=hosts, profile=profile, today=args.today
+    )
     try:
         tenants = _tenant_options(args, tenants)
     except ValueError as error:

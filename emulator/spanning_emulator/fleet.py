@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 import statistics
 import uuid
 from collections.abc import Sequence
 
+from .backups import DATE_FORMATS
 from .server import EmulatedTenant
 from .tenant import Profile, generate_users, tenant_summary
 
@@ -48,11 +50,18 @@ def generate_fleet(
     *,
     hosts: Sequence[str] = ("127.0.0.1",),
     profile: Profile = "realistic",
+    today: dt.date | None = None,
 ) -> list[EmulatedTenant]:
     """A deterministic fleet of `count` tenants: ids "t0001-contoso", ..., admin
     admin@<tenant_id>.example, a GUID key each, hosts assigned round-robin, sizes
     from tenant_sizes(), users generated with a seed of their own; about 1 tenant in
     10 has status "trial" and a few "expired" (the others' counters follow the users).
+
+    Backup status is spelled differently from tenant to tenant: tenant i (from 1)
+    sends dates as DATE_FORMATS[(i - 1) % 5] (iso, datetime, mdy, epoch_ms,
+    epoch_ms_text), counts as text when (i - 1) // 5 is odd (tenants 6-10, 16-20,
+    ...), userId as text when i is even. Every tenant's "today" is `today` (None: the
+    real UTC today).
     """
     if count < 0:
         raise ValueError("count must be >= 0")
@@ -81,6 +90,10 @@ def generate_fleet(
                 api_key=api_key,
                 host=hosts[(index - 1) % len(hosts)],
                 counters=counters,
+                date_format=DATE_FORMATS[(index - 1) % len(DATE_FORMATS)],
+                counts_as_text=(index - 1) // len(DATE_FORMATS) % 2 == 1,
+                user_id_as_text=index % 2 == 0,
+                today=today,
             )
         )
     return tenants

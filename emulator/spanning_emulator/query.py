@@ -1,4 +1,5 @@
-"""The query string of GET /external/users, validated as the API's Fastify schema does."""
+"""The query strings of GET /external/users and of the backup summary, validated as
+the API's Fastify schema does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from urllib.parse import parse_qs
 DEFAULT_PAGE_SIZE = 50
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_EPOCH_MS = re.compile(r"[+-]?[0-9]{1,18}")  # longer is no instant (and a costly int())
 
 
 class InvalidQuery(Exception):
@@ -23,6 +25,17 @@ class PageQuery:
     status: str | None
     in_ad: str | None
     after: tuple[str, str] | None
+    # The backup window (epoch ms), echoed in nextLinks; served with status=true.
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days asked of the backup status: epoch milliseconds, either may be absent."""
+
+    start: int | None
+    end: int | None
 
 
 def _single(params: dict[str, list[str]], name: str, kind: str) -> str | None:
@@ -55,6 +68,24 @@ def _size(params: dict[str, list[str]], max_size: int) -> int:
     return size
 
 
+def _epoch_ms(params: dict[str, list[str]], name: str) -> int | None:
+    value = _single(params, name, "integer")
+    if value is None:
+        return None
+    if not _EPOCH_MS.fullmatch(value):
+        raise InvalidQuery(f"querystring/{name} must be integer")
+    return int(value)
+
+
+def _window(params: dict[str, list[str]]) -> Window:
+    return Window(_epoch_ms(params, "start"), _epoch_ms(params, "end"))
+
+
+def parse_window(query: str) -> Window:
+    """start and end of GET /external/tenant/backups/summary; InvalidQuery when bad."""
+    return _window(parse_qs(query, keep_blank_values=True))
+
+
 def parse_page_query(query: str, max_size: int) -> PageQuery:
     """The page wanted; InvalidQuery when the API would answer 400."""
     params = parse_qs(query, keep_blank_values=True)
@@ -62,6 +93,6 @@ def parse_page_query(query: str, max_size: int) -> PageQuery:
     sort_prop = _single(params, "sortPropOffset", "string")
     after = None if ms_id is None and sort_prop is None else (sort_prop or "", ms_id or "")
     size = _size(params, max_size)
-    return PageQuery(
-        size, _boolean(params, "status"), _boolean(params, "inActiveDirectory"), after
-    )
+    status, in_ad = _boolean(params, "status"), _boolean(params, "inActiveDirectory")
+    window = _window(params)
+    return PageQuery(size, status, in_ad, after, window.start, window.end)

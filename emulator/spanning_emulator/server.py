@@ -13,6 +13,8 @@ import base64
 import binascii
 import bisect
 import contextlib
+import datetime as dt
+import email.utils
 import functools
 import hmac
 import json
@@ -30,9 +32,23 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, final
 from urllib.parse import quote, unquote
 
+from .backups import (
+    KEPT_DAYS,
+    BackupHistory,
+    BackupStyle,
+    DateFormat,
+    as_day,
+    check_date_format,
+    expected_backup_summaries,
+    expected_user_backups,
+    summary_items,
+    user_items,
+    utc_today,
+    window_days,
+)
 from .faults import Fault, FaultPlan, parse_fault
 from .hosts import is_loopback_host
-from .query import DEFAULT_PAGE_SIZE, InvalidQuery, PageQuery, parse_page_query
+from .query import DEFAULT_PAGE_SIZE, InvalidQuery, PageQuery, parse_page_query, parse_window
 from .snapshot import Snapshot, with_summary
 from .tenant import DEFAULT_TENANT_ID, generate_users, tenant_summary
 from .wire import HTML_TYPE, JSON_TYPE, TEXT_TYPE, Response, dumps
@@ -54,6 +70,7 @@ __all__ = [  # what this module has always offered, wherever it lives now
     "DEFAULT_USER_COUNT",
     "HTML_TYPE",
     "JSON_TYPE",
+    "SUMMARY_PATH",
     "TENANT_ID_PATTERN",
     "TENANT_PATH",
     "TEXT_TYPE",
@@ -81,6 +98,7 @@ _Request = socket.socket | tuple[bytes, socket.socket]
 
 USERS_PATH = "/external/users"
 TENANT_PATH = "/external/tenant"
+SUMMARY_PATH = "/external/tenant/backups/summary"
 
 _LAST_LINK_FIELDS: dict[str, dict[str, object]] = {
     "empty": {"nextLink": ""},
@@ -161,6 +179,15 @@ def _same_credentials(given: tuple[str, str] | None, admin_email: str, api_key: 
 
 
 @dataclass(frozen=True)
+class _Backups:
+    """How a tenant serves its backup status, and which day is today for it."""
+
+    style: BackupStyle
+    today: dt.date
+    settle_day: dt.date | None
+
+
+@dataclass(frozen=True)
 class _Admission:
     """Who a request is for, decided when it arrives: numbering, faults, latency, data."""
 
@@ -170,6 +197,7 @@ class _Admission:
     faults: FaultPlan
     latency: float
     page_hook: PageHook | None = None
+    backups: _Backups | None = None
 
 
 class _Listener(ThreadingHTTPServer):
@@ -190,6 +218,7 @@ class _Listener(ThreadingHTTPServer):
         link_style: LinkStyle,
         last_link: LastLink,
         verbose: bool,
+        legacy_summary: bool = False,
     ) -> None:
         if not is_loopback_host(host):
             raise ValueError(
@@ -203,6 +232,7 @@ class _Listener(ThreadingHTTPServer):
         self.link_style: LinkStyle = link_style
         self.last_link: LastLink = last_link
         self.verbose = verbose
+        self.legacy_summary = legacy_summary
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._aborted: set[socket.socket] = set()
@@ -320,6 +350,8 @@ class _Listener(ThreadingHTTPServer):
             return Response(200, snapshot.tenant)
         if path == USERS_PATH:
             return self._users_page(snapshot, query, admission)
+        if path == SUMMARY_PATH:
+            return _backup_summary(snapshot, query, admission)
         body = snapshot.user(unquote(path[len(USERS_PATH) + 1 :]))
         return _USER_NOT_FOUND if body is None else Response(200, body)
 
@@ -332,15 +364,27 @@ class _Listener(ThreadingHTTPServer):
         start = 0 if page.after is None else bisect.bisect_right(view.keys, page.after)
         end = start + page.size
         users = view.raw[start:end]
-        if page.status != "false":
+        if page.status == "true" and self._real_summary(page):
+            users = _with_backups(snapshot, users, view.keys[start:end], page, admission)
+        elif page.status != "false":
             users = [with_summary(raw) for raw in users]
         link = self._next_link(page, view.keys[end - 1]) if end < len(view.keys) else None
         body = _page_body(users, self._link_field(link), admission)
         return Response(200, body)
 
+    def _real_summary(self, page: PageQuery) -> bool:
+        """status=true: the tenant's backup history, unless this is the legacy case
+        (no start/end on a server that keeps the placeholder there)."""
+        return not self.legacy_summary or page.start is not None or page.end is not None
+
     def _next_link(self, page: PageQuery, last: tuple[str, str]) -> str:
         params = [("msIdOffset", last[1]), ("sortPropOffset", last[0]), ("size", str(page.size))]
-        echoed = (("status", page.status), ("inActiveDirectory", page.in_ad))
+        echoed = (
+            ("status", page.status),
+            ("inActiveDirectory", page.in_ad),
+            ("start", None if page.start is None else str(page.start)),
+            ("end", None if page.end is None else str(page.end)),
+        )
         params += [(name, value) for name, value in echoed if value is not None]
         path = (
             USERS_PATH + "?" + "&".join(f"{name}={quote(value, safe='')}" for name, value in params)
@@ -352,6 +396,37 @@ class _Listener(ThreadingHTTPServer):
         if link is not None:
             return {"nextLink": link}
         return _LAST_LINK_FIELDS[self.last_link]
+
+
+def _backup_summary(snapshot: Snapshot, query: str, admission: _Admission) -> Response:
+    """GET /external/tenant/backups/summary: the kept days of [start, end] (today only
+    without them), one item per day per workload."""
+    try:
+        window = parse_window(query)
+    except InvalidQuery as invalid:
+        return _bad_request(str(invalid))
+    backups = admission.backups or _Backups(BackupStyle(), utc_today(), None)
+    days = window_days(window.start, window.end, backups.today)
+    items = summary_items(snapshot.backups, days, backups.style, backups.settle_day)
+    return Response(200, dumps(items))
+
+
+def _with_backups(
+    snapshot: Snapshot,
+    users: list[bytes],
+    keys: list[tuple[str, str]],
+    page: PageQuery,
+    admission: _Admission,
+) -> list[bytes]:
+    """The page's users, each with its backupSummary of the days asked (or none)."""
+    backups = admission.backups or _Backups(BackupStyle(), utc_today(), None)
+    days = window_days(page.start, page.end, backups.today)
+    history = snapshot.backups
+    served: list[bytes] = []
+    for raw, key in zip(users, keys, strict=True):
+        items = user_items(history, key, days, backups.style, backups.settle_day)
+        served.append(raw if items is None else with_summary(raw, dumps(items)))
+    return served
 
 
 def _page_body(users: list[bytes], link_field: dict[str, object], admission: _Admission) -> bytes:
@@ -368,10 +443,18 @@ def _page_body(users: list[bytes], link_field: dict[str, object], admission: _Ad
 
 @final
 class SpanningEmulator(_Listener):
-    """The Spanning API on loopback: users, tenant, single user, Basic auth, faults.
+    """The Spanning API on loopback: users, tenant, single user, backup status, Basic
+    auth, faults.
 
     One tenant on one address; every request is numbered (from 1) for `faults`,
     whatever its credentials.
+
+    Backup status (backups.py): `date_format`, `counts_as_text` and `user_id_as_text`
+    say how it is spelled (the attribute `backup_style`); `today` (None: the real UTC
+    today, asked at each request) picks the 7 days kept; `settle_day` redraws that
+    day's counts. All three may be changed on a running emulator. status=true without
+    start/end answers today's items, as the API does; `legacy_summary` instead splices
+    an old placeholder backupSummary there (and when status is absent).
     """
 
     def __init__(
@@ -389,6 +472,12 @@ class SpanningEmulator(_Listener):
         faults: FaultPlan | None = None,
         verbose: bool = False,
         tenant_id: str = DEFAULT_TENANT_ID,
+        date_format: DateFormat = "iso",
+        counts_as_text: bool = False,
+        user_id_as_text: bool = False,
+        today: dt.date | None = None,
+        settle_day: dt.date | None = None,
+        legacy_summary: bool = False,
     ) -> None:
         self.admin_email = admin_email
         self.api_key = api_key
@@ -396,7 +485,12 @@ class SpanningEmulator(_Listener):
         self.faults = faults or FaultPlan()
         self.tenant_id = tenant_id
         self.page_hook: PageHook | None = None
-        self._snapshot = Snapshot(generate_users(DEFAULT_USER_COUNT) if users is None else users)
+        self.backup_style = BackupStyle(date_format, counts_as_text, user_id_as_text)
+        self.today = today
+        self.settle_day = settle_day
+        self._snapshot = Snapshot(
+            generate_users(DEFAULT_USER_COUNT) if users is None else users, tenant_id=tenant_id
+        )
         self._log: list[RequestRecord] = []
         self._count = 0
         super().__init__(
@@ -406,6 +500,7 @@ class SpanningEmulator(_Listener):
             link_style=link_style,
             last_link=last_link,
             verbose=verbose,
+            legacy_summary=legacy_summary,
         )
 
     def start(self) -> SpanningEmulator:
@@ -430,7 +525,7 @@ class SpanningEmulator(_Listener):
 
     def set_users(self, users: Sequence[Mapping[str, object]]) -> None:
         """Replace the tenant atomically (requests in flight keep the old one)."""
-        self._snapshot = Snapshot(users)
+        self._snapshot = Snapshot(users, tenant_id=self.tenant_id)
 
     @property
     def user_count(self) -> int:
@@ -473,6 +568,11 @@ class SpanningEmulator(_Listener):
 
     def _admission(self, authorization: str | None, number: int) -> _Admission:
         authorised = _same_credentials(_credentials(authorization), self.admin_email, self.api_key)
+        backups = _Backups(
+            self.backup_style,
+            as_day(self.today) if self.today is not None else utc_today(),
+            self.settle_day,
+        )
         return _Admission(
             number,
             self.tenant_id if authorised else None,
@@ -480,6 +580,7 @@ class SpanningEmulator(_Listener):
             self.faults,
             self.latency,
             self.page_hook,
+            backups,
         )
 
 
@@ -493,6 +594,10 @@ class EmulatedTenant:
     `counters` None: GET /external/tenant answers what the users add up to
     (tenant_summary); a dict is sent as it is (a test can send status "suspended",
     or leave a counter out).
+
+    Backup status: `date_format`, `counts_as_text` and `user_id_as_text` spell it
+    (see BackupStyle); `today` (None: the fleet's, else the real UTC today) picks the
+    7 days kept; `settle_day` redraws that day's counts.
     """
 
     tenant_id: str
@@ -503,6 +608,33 @@ class EmulatedTenant:
     faults: FaultPlan = field(default_factory=FaultPlan)
     latency: float = 0.0
     counters: dict[str, object] | None = None
+    date_format: DateFormat = "iso"
+    counts_as_text: bool = False
+    user_id_as_text: bool = False
+    today: dt.date | None = None
+    settle_day: dt.date | None = None
+
+    @property
+    def backup_style(self) -> BackupStyle:
+        """How this tenant spells its backup status."""
+        return BackupStyle(self.date_format, self.counts_as_text, self.user_id_as_text)
+
+    def expected_backups(
+        self, days: int = KEPT_DAYS, today: dt.date | None = None
+    ) -> dict[str, list[dict[str, object]]]:
+        """Records of backup_summaries and user_backups (without sync_version) for the
+        last `days` days ending `today` (default: this tenant's today, else the real
+        UTC today)."""
+        when, settle = today or self.today, self.settle_day
+        history = BackupHistory(self.users, self.tenant_id)
+        return {
+            "backup_summaries": expected_backup_summaries(
+                self.users, days=days, today=when, settle_day=settle, history=history
+            ),
+            "user_backups": expected_user_backups(
+                self.users, days=days, today=when, settle_day=settle, history=history
+            ),
+        }
 
     @property
     def user_count(self) -> int:
@@ -519,7 +651,7 @@ class _TenantState:
 
     def __init__(self, tenant: EmulatedTenant) -> None:
         self.tenant = tenant
-        self.snapshot = Snapshot(tenant.users, tenant.counters)
+        self.snapshot = Snapshot(tenant.users, tenant.counters, tenant_id=tenant.tenant_id)
         self.count = 0
 
 
@@ -537,6 +669,7 @@ class _FleetListener(_Listener):
         link_style: LinkStyle,
         last_link: LastLink,
         verbose: bool,
+        legacy_summary: bool,
     ) -> None:
         self.fleet = fleet
         self.host = host
@@ -547,6 +680,7 @@ class _FleetListener(_Listener):
             link_style=link_style,
             last_link=last_link,
             verbose=verbose,
+            legacy_summary=legacy_summary,
         )
 
     @override
@@ -578,6 +712,10 @@ def _check_tenants(tenants: Sequence[EmulatedTenant]) -> None:
             )
         if tenant.latency < 0:
             raise ValueError(f"tenant {tenant.tenant_id}: latency must be >= 0")
+        try:
+            check_date_format(tenant.date_format)
+        except ValueError as error:
+            raise ValueError(f"tenant {tenant.tenant_id}: {error}") from None
         key = (tenant.host, tenant.admin_email.casefold(), tenant.api_key)
         if key in credentials:
             raise ValueError(
@@ -595,6 +733,10 @@ class FleetEmulator:
     exactly like a wrong key (keys are region-scoped). Faults and latency are per
     tenant, and each tenant numbers its own requests from 1. Requests whose
     credentials match no tenant of the listener get 401, no fault and no latency.
+
+    Each tenant serves its own backup status, spelled its own way; `today` is the
+    day of every tenant without a `today` of its own (None: the real UTC today).
+    `legacy_summary` is SpanningEmulator's.
     """
 
     def __init__(
@@ -606,8 +748,11 @@ class FleetEmulator:
         link_style: LinkStyle = "absolute",
         last_link: LastLink = "empty",
         verbose: bool = False,
+        today: dt.date | None = None,
+        legacy_summary: bool = False,
     ) -> None:
         _check_tenants(tenants)
+        self.today = today
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
         self._states = {tenant.tenant_id: _TenantState(tenant) for tenant in tenants}
@@ -626,6 +771,7 @@ class FleetEmulator:
                 link_style=link_style,
                 last_link=last_link,
                 verbose=verbose,
+                legacy_summary=legacy_summary,
             )
 
         try:
@@ -692,7 +838,7 @@ class FleetEmulator:
     def set_users(self, tenant_id: str, users: Sequence[Mapping[str, object]]) -> None:
         """Replace a tenant's users atomically (requests in flight keep the old ones)."""
         state = self._state(tenant_id)
-        snapshot = Snapshot(users, state.tenant.counters)
+        snapshot = Snapshot(users, state.tenant.counters, tenant_id=tenant_id)
         with self._lock:
             state.tenant = replace(state.tenant, users=users)
             state.snapshot = snapshot
@@ -710,6 +856,34 @@ class FleetEmulator:
         state = self._state(tenant_id)
         with self._lock:
             state.tenant = replace(state.tenant, latency=seconds)
+
+    def set_today(self, today: dt.date | None, tenant_id: str | None = None) -> None:
+        """Move "today" for the whole fleet (tenants without their own), or for one
+        tenant; None: back to the real UTC today (or the fleet's, for a tenant)."""
+        if tenant_id is None:
+            self.today = today
+            return
+        state = self._state(tenant_id)
+        with self._lock:
+            state.tenant = replace(state.tenant, today=today)
+
+    def set_backup_options(self, tenant_id: str, **changes: object) -> None:
+        """Replace a tenant's backup options (date_format, counts_as_text,
+        user_id_as_text, today, settle_day)."""
+        unknown = set(changes) - {
+            "date_format",
+            "counts_as_text",
+            "user_id_as_text",
+            "today",
+            "settle_day",
+        }
+        if unknown:
+            raise TypeError(f"not backup options: {', '.join(sorted(unknown))}")
+        state = self._state(tenant_id)
+        tenant = replace(state.tenant, **changes)  # type: ignore[arg-type]
+        _check_tenants([tenant])
+        with self._lock:
+            state.tenant = tenant
 
     def _state(self, tenant_id: str) -> _TenantState:
         try:
@@ -751,12 +925,25 @@ class FleetEmulator:
         with self._lock:
             state.count += 1
             tenant, snapshot, number = state.tenant, state.snapshot, state.count
-        return _Admission(number, tenant.tenant_id, snapshot, tenant.faults, tenant.latency)
+        today = tenant.today or self.today
+        backups = _Backups(
+            tenant.backup_style,
+            as_day(today) if today is not None else utc_today(),
+            tenant.settle_day,
+        )
+        return _Admission(
+            number,
+            tenant.tenant_id,
+            snapshot,
+            tenant.faults,
+            tenant.latency,
+            backups=backups,
+        )
 
 
 def _is_route(path: str) -> bool:
     """Exact routes only: '//external/users' or '/external/users/' are 404s."""
-    if path in (USERS_PATH, TENANT_PATH):
+    if path in (USERS_PATH, TENANT_PATH, SUMMARY_PATH):
         return True
     return path.startswith(USERS_PATH + "/") and len(path) > len(USERS_PATH) + 1
 
@@ -784,9 +971,22 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.requestline.split(" ")
         return parts[1] if len(parts) == 3 else self.path
 
+    # The day the tenant counts as today: its Date header says it (the tap reads the
+    # backup window from it), at the real time of day.
+    _today: dt.date | None = None
+
+    @override
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is None and self._today is not None:
+            now = dt.datetime.now(dt.timezone.utc)
+            moment = dt.datetime.combine(self._today, now.timetz())
+            return email.utils.formatdate(moment.timestamp(), usegmt=True)
+        return super().date_time_string(timestamp)
+
     def _serve(self) -> None:
         received_at = time.monotonic()
         admission = self.server.admit(self.headers.get("Authorization"))
+        self._today = admission.backups.today if admission.backups is not None else None
         self._drain_body()
         fault = admission.faults.fault_for(admission.number)
         exchange = _Exchange(self, admission, fault, received_at)

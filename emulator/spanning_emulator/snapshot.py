@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .tenant import sort_key, tenant_summary
+from .backups import BackupHistory
+from .tenant import DEFAULT_TENANT_ID, sort_key, tenant_summary
 from .wire import dumps
 
+# The placeholder backupSummary of status absent (and of status=true without start/end
+# unless the server is told otherwise): what the emulator always sent there.
 _BACKUP_SUMMARY: list[dict[str, object]] = [
     {"type": kind, "status": "success", "lastBackupDate": "2024-05-01T02:00:00.000Z", "count": 1}
     for kind in ("mail", "drive", "calendar", "contacts", "sharepoint")
@@ -30,8 +34,14 @@ class Snapshot:
         self,
         users: Sequence[Mapping[str, object]],
         counters: Mapping[str, object] | None = None,
+        *,
+        tenant_id: str = DEFAULT_TENANT_ID,
     ) -> None:
         ordered = sorted(users, key=sort_key)
+        self._ordered = ordered
+        self.tenant_id = tenant_id
+        self._history: BackupHistory | None = None
+        self._history_lock = threading.Lock()
         keys = [sort_key(user) for user in ordered]
         raw = [dumps(user) for user in ordered]
         in_ad = [user.get("inActiveDirectory") is True for user in ordered]
@@ -48,12 +58,21 @@ class Snapshot:
             self.by_folded_upn.setdefault(key[0].casefold(), body)
         self.tenant = dumps(tenant_summary(ordered) if counters is None else dict(counters))
 
+    @property
+    def backups(self) -> BackupHistory:
+        """The tenant's backup history, built on first use (most tests never ask)."""
+        with self._history_lock:
+            if self._history is None:
+                self._history = BackupHistory(self._ordered, self.tenant_id)
+            return self._history
+
     def user(self, upn: str) -> bytes | None:
         """A user by UPN; UPNs are case-insensitive in Microsoft Entra."""
         return self.by_upn.get(upn) or self.by_folded_upn.get(upn.casefold())
 
 
-def with_summary(raw: bytes) -> bytes:
-    """Splice backupSummary into a pre-serialised user object."""
+def with_summary(raw: bytes, summary: bytes = _SUMMARY_JSON) -> bytes:
+    """Splice backupSummary (serialised; default: the placeholder) into a
+    pre-serialised user object."""
     comma = b"" if raw == b"{}" else b","
-    return raw[:-1] + comma + b'"backupSummary":' + _SUMMARY_JSON + b"}"
+    return raw[:-1] + comma + b'"backupSummary":' + summary + b"}"
