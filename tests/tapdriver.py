@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import gzip
 import io
 import json
@@ -217,6 +218,8 @@ class TapRun:
     seconds: float = 0.0
     # When the run started, in milliseconds since the epoch (its sync_version is about then).
     started_ms: float = 0.0
+    # records() per stream, checked and without sync_version, once.
+    _stripped: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def raw_records(self, stream: str) -> list[dict[str, Any]]:
         """The records of `stream` as written."""
@@ -231,15 +234,17 @@ class TapRun:
         tenants"): the same in every record, the version of the RECORD message when it
         has one, and a time in milliseconds within the run.
         """
-        records = self.raw_records(stream)
-        if not records or "sync_version" not in self.schema_properties(stream):
-            return records
-        version = self.sync_version
-        stripped = []
-        for record in records:
-            assert record.get("sync_version") == version, (stream, record.get("sync_version"))
-            stripped.append({k: v for k, v in record.items() if k != "sync_version"})
-        return stripped
+        if stream not in self._stripped:
+            records = self.raw_records(stream)
+            if records and "sync_version" in self.schema_properties(stream):
+                version = self.sync_version
+                for record in records:
+                    assert record.get("sync_version") == version, stream
+                records = [
+                    {k: v for k, v in record.items() if k != "sync_version"} for record in records
+                ]
+            self._stripped[stream] = records
+        return [dict(record) for record in self._stripped[stream]]
 
     def schema_properties(self, stream: str) -> dict[str, Any]:
         for message in self.messages:
@@ -248,7 +253,7 @@ class TapRun:
                 return properties
         return {}
 
-    @property
+    @functools.cached_property
     def sync_version(self) -> int:
         """The run's version, as its records carry it (checked against the messages)."""
         found = {
