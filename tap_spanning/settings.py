@@ -113,6 +113,9 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property(
         "tenants",
         th.ArrayType(_TENANT_ENTRY),
+        # Secret as a whole: an entry may hold its key, and tools (Meltano) can only hide
+        # a whole setting.
+        secret=True,
         description=(
             "Many tenants in one run: {tenant_id, admin_email, region or base_url, "
             "api_key (else tenant_api_keys)}. Not with the one-tenant settings."
