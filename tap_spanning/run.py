@@ -245,10 +245,23 @@ class SyncRun:
     ) -> Iterator[TenantItem[T]]:
         """Run `job` for `tenants` side by side; failures are recorded here."""
         concurrency = self.settings.max_concurrent_tenants
-        for event in run_per_tenant(tenants, job, concurrency, f"spanning-{stream}"):
+
+        def watched(tenant: Tenant) -> Iterator[T]:
+            # The host circuit learns of each outcome in the worker, before the worker
+            # takes its next tenant: the main thread may hear of it only later.
+            host = str(tenant.origin)
+            try:
+                for index, item in enumerate(job(tenant)):
+                    if index == 0:
+                        self.circuit.answered(host)
+                    yield item
+            except Exception as exc:
+                self.circuit.failed(host, _failure_of(tenant, exc).reason)
+                raise
+
+        for event in run_per_tenant(tenants, watched, concurrency, f"spanning-{stream}"):
             if isinstance(event, TenantItem):
                 self.tenants[event.tenant.tenant_id].answered = True
-                self.circuit.answered(str(event.tenant.origin))
                 yield event
             elif isinstance(event, TenantFailed):
                 self.fail(event.tenant, stream, event.error)
@@ -363,7 +376,6 @@ class SyncRun:
         if part.failure is not None:
             return
         part.failure = _failure_of(tenant, error)
-        self.circuit.failed(str(tenant.origin), part.failure.reason)
         if not self.settings.one_tenant_form:
             self.logger.error(
                 "Tenant %s failed in %s: %s", tenant.tenant_id, stream, part.failure.message

@@ -11,7 +11,8 @@ calls `flush_at_exit`, which first finishes the line the write had begun (a load
 otherwise read half a message, and report a parse error that hides the reason), then
 hands over what is buffered, whole lines only, for at most EXIT_WRITE_SECONDS (a reader
 that stopped reading must not keep the tap from exiting). stdout is written with
-os.write, whose count of bytes written is exact when a signal arrives.
+os.write, without blocking and with SIGTERM and SIGINT held back until the count of bytes
+written is stored, so the count is exact whenever a signal's handler reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import atexit
 import contextlib
 import os
 import select
+import signal
 import sys
 import time
 from datetime import datetime
@@ -31,6 +33,8 @@ from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
 
 FLUSH_AT = 64 * 1024
+# The signals that stop the tap mid-run (sdk_seam.SeamTap._handle_termination).
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # At exit, how long the tap waits for a slow reader to take what is left.
 EXIT_WRITE_SECONDS = 5.0
 
@@ -97,9 +101,19 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         self._writing, self._written = data, 0
         view = memoryview(data)
         while self._written < len(data):
-            # A signal during os.write runs its handler inside the call, before any byte
-            # of that call is counted: _written is exact whenever a handler reads it.
-            self._written += os.write(fd, view[self._written :])
+            # Wait for room with signals free (a handler may run here and sees an exact
+            # count), then write what fits without blocking, with the two signals held
+            # back until the count is stored: a handler run between os.write's return and
+            # the store would write those bytes a second time.
+            select.select([], [fd], [])
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                os.set_blocking(fd, False)
+                with contextlib.suppress(BlockingIOError):
+                    self._written += os.write(fd, view[self._written :])
+            finally:
+                os.set_blocking(fd, True)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._writing = None
 
     def flush_at_exit(self) -> None:

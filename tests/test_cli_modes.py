@@ -13,8 +13,6 @@ from urllib.parse import urlsplit
 import pytest
 from spanning_emulator import expected_output, generate_users
 
-from tap_spanning.run import SyncRun
-from tap_spanning.settings import resolve_settings
 from tests.conftest import EmulatorFactory
 from tests.tapdriver import discovered_catalog, run_tap, set_selected, start_tap
 
@@ -76,30 +74,6 @@ def test_every_run_ends_with_one_summary_line(
         f"Synced 230 users and {memberships} role memberships of 1 of 1 tenants: "
         "4 requests, 0 retries" in summary[0]
     )
-
-
-def test_progress_is_logged_at_most_every_ten_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("tap_spanning.run.time.monotonic", lambda: clock[0])
-    lines: list[str] = []
-
-    class Recorder:
-        def info(self, message: str, *args: object) -> None:
-            lines.append(message % args)
-
-        warning = error = info
-
-    settings = resolve_settings({"admin_email": "a@b.example", "api_key": "k", "region": "us"})
-    run = SyncRun(lambda: settings, Recorder(), "ua", version=1)  # type: ignore[arg-type]
-    for second in range(0, 35):
-        clock[0] = 100.0 + second
-        run.note_page("default", 1000)
-    # A page a second from t=0: lines at 10, 20 and 30 s, with 11, 21 and 31 pages in.
-    assert lines == [
-        "Progress: 11000 users in 11 pages so far, 1100 users/s, 0 retries",
-        "Progress: 21000 users in 21 pages so far, 1050 users/s, 0 retries",
-        "Progress: 31000 users in 31 pages so far, 1033 users/s, 0 retries",
-    ]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
