@@ -56,6 +56,10 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+class RedactedError(Exception):
+    """An exception as a log line may show it: its type's name and its scrubbed text."""
+
+
 class RedactingFilter(logging.Filter):
     """A handler filter that masks secrets in the message and the traceback."""
 
@@ -73,6 +77,13 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.secrets)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Formatters that read the exception itself (the SDK's structured logging,
+            # under Meltano) get a stand-in: its type's name and its scrubbed message,
+            # without the causes whose text was never scrubbed.
+            exc = record.exc_info[1]
+            stand_in = RedactedError(redact(f"{type(exc).__name__}: {exc}", self.secrets))
+            record.exc_info = (RedactedError, stand_in, exc.__traceback__)
         return True
 
 

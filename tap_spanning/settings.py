@@ -707,6 +707,9 @@ def check_config(config: dict[str, Any], properties: Mapping[str, Any]) -> Confi
     for name in NUMERIC_SETTINGS:
         if name in config:
             config[name] = getattr(settings, name)
+    if isinstance(config.get("tenant_api_keys"), str):
+        # The map as text (Meltano, .env): checked above, now an object for the SDK.
+        config["tenant_api_keys"] = _parsed_keys_map(config["tenant_api_keys"])
     return ConfigCheck(settings, [], warnings + list(settings.notes))
 
 

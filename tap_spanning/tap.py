@@ -103,7 +103,9 @@ class TapSpanning(SeamTap):
 def main() -> None:
     """Console entry point: the SDK's CLI, closed by the run's summary and failures."""
     logger = logging.getLogger(TapSpanning.name)
-    TapSpanning.runs.clear()  # one process may call main() more than once (the tests)
+    # One process may call main() more than once (the tests): nothing from a run before.
+    TapSpanning.runs.clear()
+    redaction.install([])
     mistakes = argv_file_errors(sys.argv[1:])
     if mistakes:
         for mistake in mistakes:
