@@ -13,7 +13,6 @@ from singer_sdk import Stream
 from typing_extensions import override
 
 from tap_spanning import redaction
-from tap_spanning.entry import STOPPED
 from tap_spanning.run import RunFailed, SyncRun
 from tap_spanning.sdk_seam import SeamTap
 from tap_spanning.settings import (
@@ -27,6 +26,7 @@ from tap_spanning.settings import (
     settings_from_environment,
     without_state,
 )
+from tap_spanning.signals import STOPPED
 from tap_spanning.streams import STREAM_TYPES, sync_order
 from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
 
