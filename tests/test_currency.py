@@ -181,10 +181,7 @@ def endless(users: list[dict[str, object]], page_size: int, *, fresh: bool) -> A
         if seen.path == "/external/tenant":
             return Reply(200, {"users": len(users), "licenses": 10, "status": "paid"})
         page = len([s for s in server.requests if s.path == "/external/users"])
-        if fresh:
-            listed = generate_users(page_size, seed=1000 + page)
-        else:
-            listed = halves[(page - 1) % 2]
+        listed = generate_users(page_size, seed=1000 + page) if fresh else halves[page % 2 - 1]
         return Reply(200, {"users": listed, "nextLink": f"/external/users?page={page + 1}"})
 
     return respond
