@@ -316,7 +316,7 @@ class TenantClient:
             raise SpanningError(
                 f"Spanning answered 404 for {path} ({body_excerpt(response)}): base_url is "
                 "probably wrong; it should be https://o365-api-<region>.spanningbackup.com "
-                "(the tap adds /external/users itself).",
+                "(the tap adds the /external/... paths itself).",
                 "HTTP 404, base_url wrong?",
             )
         if status == HTTPStatus.BAD_REQUEST:

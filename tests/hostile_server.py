@@ -6,6 +6,8 @@
   It also serves as a "trap": a server that must never be asked anything.
 - `retry_warnings`: how many retries a run logged.
 - `free_port`: a loopback port nobody listens on.
+- `by_users_request`: an emulator page hook numbered by users request, not by request
+  (every sync asks GET /external/tenant before its first users page).
 
 The tap is run, and its output checked for every form of the key, by tests/tapdriver.py.
 """
@@ -26,14 +28,39 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from spanning_emulator import PageHook, SpanningEmulator
 from typing_extensions import override
 
 from tests.tapdriver import TapRun
+
+# Every sync asks GET /external/tenant first, then the users pages (README, "What a
+# sync emits").
+TENANT_PATH = "/external/tenant"
+USERS_PATH = "/external/users"
 
 
 def retry_warnings(run: TapRun, endpoint: str = "/external/users") -> int:
     """How many tries of GET `endpoint` failed and were retried, by the tap's log."""
     return sum(1 for line in run.stderr.splitlines() if f"retrying GET {endpoint} in " in line)
+
+
+def by_users_request(emulator: SpanningEmulator, hook: PageHook) -> PageHook:
+    """`hook` as `emulator.page_hook`, but told the number of the users request (1: the
+    first users page's first try) rather than the emulator's number, which counts every
+    request (GET /external/tenant, asked first, included).
+
+    The users requests before one are those the emulator logged with a lower number:
+    a request is logged before it is answered, and a tenant's requests come one at a
+    time, so the count holds whatever faults or other requests came before.
+    """
+
+    def numbered(number: int, page: dict[str, object]) -> dict[str, object]:
+        earlier = [
+            r for r in emulator.requests if r.number < number and r.path.startswith(USERS_PATH)
+        ]
+        return hook(len(earlier) + 1, page)
+
+    return numbered
 
 
 def free_port() -> int:

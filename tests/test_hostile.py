@@ -3,12 +3,14 @@
 `CASES` below is the contract for hostile pages, written as data: each case says
 whether the sync must accept it (exit 0, output equal to the tenant's ground truth)
 or fail (exit non-zero, the phrase in the last stderr line), and how many requests
-the emulator may see. Unless a case says otherwise the hostile content is on page 2
-of a 3-page tenant (6 users, page_size 2), so "fails at once" means exactly 2
-requests, and a retried page means 1 + max_retries (2) = 3 requests. A page is checked
-before the next one is asked for, so a page whose *content* fails also ends at 2. An
-accepted sync also asks GET /external/tenant once, after the last users page; a failed
-tenant is not asked again.
+the emulator may see. Every sync first asks GET /external/tenant once (the tenant's
+credentials and counters, README "What a sync emits"), then the users pages. Unless a
+case says otherwise the hostile content is on page 2 of a 3-page tenant (6 users,
+page_size 2; the page hooks are numbered by users request), so "fails at once" means
+exactly 3 requests (the tenant, pages 1 and 2), and a retried page means the tenant,
+page 1 and max_retries (2) tries of page 2 = 4 requests. A page is checked before the
+next one is asked for, so a page whose *content* fails also ends at 3. An accepted
+sync asks the tenant and every page; a failed tenant is not asked again.
 
 Every run is at DEBUG; like every run of the tap, it is grepped for every form of the
 key (tests/tapdriver.py).
@@ -33,8 +35,8 @@ from spanning_emulator import (
 )
 
 from tests.conftest import EmulatorFactory
-from tests.hostile_server import HostileServer
-from tests.tapdriver import ADMIN_EMAIL, DEBUG_ENV, assert_output_is, run_tap
+from tests.hostile_server import TENANT_PATH, USERS_PATH, HostileServer, by_users_request
+from tests.tapdriver import ADMIN_EMAIL, DEBUG_ENV, assert_output_is, run_in_process, run_tap
 
 ACCEPT, FAIL = "accept", "fail"
 TENANT = generate_users(6, seed=31)
@@ -42,6 +44,8 @@ PAGE_SIZE = 2
 PAGES = 3
 MAX_RETRIES = 2
 ABSENT = object()  # a field to delete rather than set
+# The first user of page 1, as the emulator pages the tenant.
+FIRST_MSID = expected_output(TENANT)["users"][0]["msId"]
 
 Page = dict[str, Any]
 PageHook = Callable[[int, Page], Any]
@@ -57,18 +61,20 @@ class Case:
     bug: str = ""  # set when the tap does not do this yet: the test is a strict xfail
 
 
-AT_ONCE = 2  # pages 1 and 2: page 2 fails before page 3 is asked for
-SYNCED = PAGES + 1  # every page, and GET /external/tenant
+TENANT_REQUESTS = 1  # GET /external/tenant, before the first users page
+AT_ONCE = TENANT_REQUESTS + 2  # the tenant, pages 1 and 2: page 2 fails before page 3
+RETRIED = TENANT_REQUESTS + 1 + MAX_RETRIES  # the tenant, page 1, every try of page 2
+SYNCED = TENANT_REQUESTS + PAGES  # the tenant and every page
 
 # fmt: off
 CASES: list[Case] = [
     # -- a page that is not a page: retried (it may be a proxy's or a cut-off body), then fails
-    Case("page-users-is-a-string",  FAIL, "'users' is str, not a list", 3),
-    Case("page-users-is-an-object", FAIL, "'users' is dict, not a list", 3),
-    Case("page-users-is-null",      FAIL, "'users' is NoneType, not a list", 3),
-    Case("page-is-a-list",          FAIL, "expected a JSON object with 'users', got list", 3),
-    Case("page-has-no-users",       FAIL, "has no 'users'", 3),
-    Case("page-nextlink-is-number", FAIL, "'nextLink' is int, not a string", 3),
+    Case("page-users-is-a-string",  FAIL, "'users' is str, not a list", RETRIED),
+    Case("page-users-is-an-object", FAIL, "'users' is dict, not a list", RETRIED),
+    Case("page-users-is-null",      FAIL, "'users' is NoneType, not a list", RETRIED),
+    Case("page-is-a-list",          FAIL, "expected a JSON object with 'users', got list", RETRIED),
+    Case("page-has-no-users",       FAIL, "has no 'users'", RETRIED),
+    Case("page-nextlink-is-number", FAIL, "'nextLink' is int, not a string", RETRIED),
     # -- a user the tap cannot key or type: fails at once, naming the page
     Case("user-is-a-string",        FAIL, "page 2 of users: a user is 'not a user', not a JSON object", AT_ONCE),  # noqa: E501
     Case("user-is-null",            FAIL, "page 2 of users: a user is None, not a JSON object", AT_ONCE),  # noqa: E501
@@ -87,21 +93,22 @@ CASES: list[Case] = [
     # -- pages that overlap or repeat
     Case("msid-twice-in-one-page",  FAIL, "twice; the response cannot be trusted", AT_ONCE),
     Case("page-only-repeats",       FAIL, "page 2 of users only repeats the previous page: pagination is not advancing", AT_ONCE),  # noqa: E501
+    Case("page-repeats-an-earlier-page", FAIL, f"page 3 of users repeats msId {FIRST_MSID} of page 1: pagination is not advancing", TENANT_REQUESTS + 3),  # noqa: E501
     Case("page-repeats-some-users", ACCEPT, "Tenant default: page 2 of users repeats 1 users of the previous page; they are emitted once", SYNCED),  # noqa: E501
     Case("empty-page-with-nextlink", ACCEPT, "", SYNCED + 1),
     # -- a nextLink the tap must not follow: fails at once, nothing is sent there
-    Case("nextlink-other-loopback-host", FAIL, "nextLink points to http://127.0.0.2", 2),
-    Case("nextlink-other-port",     FAIL, "refusing to send credentials there", 2),
-    Case("nextlink-lookalike-https-host", FAIL, "refusing to send credentials there", 2),
-    Case("nextlink-http-public-host", FAIL, "nextLink points to http://203.0.113.5:80", 2),
-    Case("nextlink-protocol-relative", FAIL, "refusing to send credentials there", 2),
-    Case("nextlink-with-userinfo",  FAIL, "nextLink must not carry a user name or password", 2),
-    Case("nextlink-file-url",       FAIL, "nextLink must be an http(s) URL, not 'file'", 2),
-    Case("nextlink-javascript-url", FAIL, "nextLink must be an http(s) URL, not 'javascript'", 2),
-    Case("nextlink-data-url",       FAIL, "nextLink must be an http(s) URL, not 'data'", 2),
-    Case("nextlink-other-path",     FAIL, "nextLink points to path '/external/tenant'", 2),
-    Case("nextlink-dot-segments",   FAIL, "nextLink points to path '/external/tenant'", 2),
-    Case("nextlink-first-page-url", FAIL, "nextLink already followed", 2),
+    Case("nextlink-other-loopback-host", FAIL, "nextLink points to http://127.0.0.2", AT_ONCE),
+    Case("nextlink-other-port",     FAIL, "refusing to send credentials there", AT_ONCE),
+    Case("nextlink-lookalike-https-host", FAIL, "refusing to send credentials there", AT_ONCE),
+    Case("nextlink-http-public-host", FAIL, "nextLink points to http://203.0.113.5:80", AT_ONCE),
+    Case("nextlink-protocol-relative", FAIL, "refusing to send credentials there", AT_ONCE),
+    Case("nextlink-with-userinfo",  FAIL, "nextLink must not carry a user name or password", AT_ONCE),  # noqa: E501
+    Case("nextlink-file-url",       FAIL, "nextLink must be an http(s) URL, not 'file'", AT_ONCE),
+    Case("nextlink-javascript-url", FAIL, "nextLink must be an http(s) URL, not 'javascript'", AT_ONCE),  # noqa: E501
+    Case("nextlink-data-url",       FAIL, "nextLink must be an http(s) URL, not 'data'", AT_ONCE),
+    Case("nextlink-other-path",     FAIL, "nextLink points to path '/external/tenant'", AT_ONCE),
+    Case("nextlink-dot-segments",   FAIL, "nextLink points to path '/external/tenant'", AT_ONCE),
+    Case("nextlink-first-page-url", FAIL, "nextLink already followed", AT_ONCE),
     # -- odd but valid content: accepted, emitted exactly
     Case("booleans-as-strings",     ACCEPT, "", SYNCED),
     Case("nulls-everywhere",        ACCEPT, "", SYNCED),
@@ -164,7 +171,8 @@ def first_user_of_page_2(**fields: Any) -> PageHook:
 
 
 def hostile(ctx: Context, hook: PageHook) -> list[dict[str, Any]]:
-    ctx.emulator.page_hook = hook
+    """The tenant, with `hook` rewriting its pages (numbered by users request)."""
+    ctx.emulator.page_hook = by_users_request(ctx.emulator, hook)
     return TENANT
 
 
@@ -275,6 +283,21 @@ def _(ctx: Context) -> list[dict[str, Any]]:
     return hostile(ctx, remembering_page_1(lambda p, first: {**p, "users": first["users"]}))
 
 
+@setup("page-repeats-an-earlier-page")
+def _(ctx: Context) -> list[dict[str, Any]]:
+    # Page 3 repeats page 1's first user (not one of page 2, the page just before).
+    first: list[Page] = []
+
+    def hook(number: int, page: Page) -> Page:
+        if number == 1:
+            first.append(copy.deepcopy(page))
+        if number == 3:
+            return {**page, "users": [first[0]["users"][0], *page["users"]]}
+        return page
+
+    return hostile(ctx, hook)
+
+
 @setup("page-repeats-some-users")
 def _(ctx: Context) -> list[dict[str, Any]]:
     return hostile(
@@ -364,7 +387,8 @@ def _(ctx: Context) -> list[dict[str, Any]]:
     emulator = ctx.emulator
 
     def back_to_page_1(page: Page) -> Page:
-        first = emulator.requests[0].path  # as the tap sent it: /external/users?size=2&...
+        # As the tap sent it: /external/users?size=2&... (GET /external/tenant came first)
+        first = next(r.path for r in emulator.requests if r.path.startswith(USERS_PATH))
         return {**page, "nextLink": f"{emulator.base_url}{first}"}
 
     return hostile(ctx, on_page_2(back_to_page_1))
@@ -499,12 +523,21 @@ def expected_of(users: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return expected
 
 
+# These cases run the console script as a process, for its real exit status and last
+# stderr line (a page retried, then refused; a nextLink refused at once); the others run
+# in the test process (tests/tapdriver.py).
+PROCESS_CASES = ("page-users-is-a-string", "nextlink-other-port")
+
+
 def case_params() -> list[Any]:
     return [
         pytest.param(
             case,
             id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else [],
+            marks=[
+                *([pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else []),
+                *([pytest.mark.process] if case.id in PROCESS_CASES else []),
+            ],
         )
         for case in CASES
     ]
@@ -512,11 +545,16 @@ def case_params() -> list[Any]:
 
 def test_every_case_has_a_setup() -> None:
     assert sorted(SETUPS) == sorted(case.id for case in CASES)
+    assert set(PROCESS_CASES) <= set(SETUPS)
 
 
 @pytest.mark.parametrize("case", case_params())
 def test_hostile_response(
-    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path, case: Case
+    start_emulator: EmulatorFactory,
+    api_key: str,
+    tmp_path: Path,
+    case: Case,
+    request: pytest.FixtureRequest,
 ) -> None:
     emulator = start_emulator(TENANT)
     config = {
@@ -530,7 +568,8 @@ def test_hostile_response(
     with ExitStack() as stack:
         ctx = Context(emulator, stack)
         users = SETUPS[case.id](ctx)
-        run = run_tap(config, tmp_path, env=DEBUG_ENV, label=f"hostile {case.id}")
+        run_the_tap = run_tap if request.node.get_closest_marker("process") else run_in_process
+        run = run_the_tap(config, tmp_path, env=DEBUG_ENV, label=f"hostile {case.id}")
         for trap in ctx.traps:
             assert trap.requests == [], "a request went where the nextLink pointed"
     assert "Traceback" not in run.stderr
@@ -549,6 +588,9 @@ def test_hostile_response(
         assert "Sync failed: " in last, run.stderr[-3000:]
         assert case.phrase in last
     assert len(emulator.requests) == case.requests
+    # The tenant's credentials and counters first, then only users pages.
+    paths = [r.path.partition("?")[0] for r in emulator.requests]
+    assert paths == [TENANT_PATH] * TENANT_REQUESTS + [USERS_PATH] * (case.requests - 1)
     # Whatever happens, no user is emitted twice.
     msids = [record["msId"] for record in run.records("users")]
     assert len(msids) == len(set(msids)), "a user was emitted twice"
