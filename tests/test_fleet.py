@@ -2,6 +2,11 @@
 
 Each tenant lives on one of several loopback hosts, with its own admin, key, faults and
 latency. Every expectation comes from the emulator's ground truth per tenant.
+
+The tap runs in-process (`tap_spanning.tap.main` with the same argv, config file and
+environment). Two tests start processes: one fleet with a failing tenant runs as a
+`tap-spanning` process, for its real exit status and the last line of its stderr, and the
+`spanning-emulator --tenants` test starts the emulator's own command line.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from spanning_emulator import (
@@ -30,11 +37,14 @@ from spanning_emulator import (
 
 from tap_spanning.settings import SettingsError, resolve_settings
 from tests.hostile_server import HostileServer, Reply
-from tests.tapdriver import TapRun, run_tap
+from tests.tapdriver import TapRun, run_in_process, run_tap
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 TENANT_DATA = ("users", "role_memberships", "tenants")
 DEBUG_ENV = {"TAP_SPANNING_LOGLEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
+TENANT_PATH = "/external/tenant"
+USERS_PATH = "/external/users"
+PAGE_SIZE = 250  # fleet_config's
 
 
 def make_tenants(count: int, *, sizes: Sequence[int] | None = None) -> list[EmulatedTenant]:
@@ -98,7 +108,7 @@ def fleet_config(
             for t in tenants
         ],
         "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
-        "page_size": 250,
+        "page_size": PAGE_SIZE,
         "max_retry_wait": 0.01,
         "emit_activate_version_messages": True,
     }
@@ -129,12 +139,53 @@ def activated(run: TapRun) -> set[str]:
     return {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
 
 
+def users_pages(users: int, page_size: int = PAGE_SIZE) -> int:
+    """The users requests of a tenant of `users` users: ceil(users / page_size), at least 1."""
+    return max(1, math.ceil(users / page_size))
+
+
+def contract_paths(users_pages: int) -> list[str]:
+    """A tenant's requests by the contract: its credentials (GET /external/tenant) first,
+    then `users_pages` users pages (README, "What a sync emits")."""
+    return [TENANT_PATH] + [USERS_PATH] * users_pages
+
+
+def paths_of(requests: Sequence[Any]) -> list[str]:
+    """The paths (no query) of the requests, in order."""
+    return [urlsplit(r.path).path for r in requests]
+
+
+def tenant_paths(emulator: FleetEmulator, tenant: EmulatedTenant) -> list[str]:
+    """The paths of the requests made with `tenant`'s credentials, its key right or not.
+
+    The emulator names the tenant of a request whose key it accepted; a refused request
+    (tenant_id None) is told by its Basic user name, the tenant's own admin email.
+    """
+    mine = []
+    for request in emulator.requests:
+        token = request.headers["Authorization"].partition(" ")[2]
+        email = base64.b64decode(token).decode().partition(":")[0]
+        if request.tenant_id == tenant.tenant_id or (
+            request.tenant_id is None and email == tenant.admin_email
+        ):
+            mine.append(request)
+    return paths_of(mine)
+
+
+def tenant_syncs(run: TapRun) -> dict[str, dict[str, Any]]:
+    """The run's tenant_syncs rows by tenant (sync_version checked and stripped)."""
+    rows = run.records("tenant_syncs")
+    by_tenant = {row["tenant_id"]: row for row in rows}
+    assert len(by_tenant) == len(rows), "one tenant_syncs row per tenant"
+    return by_tenant
+
+
 def test_a_fleet_lands_whole_per_tenant_with_one_schema_and_activation_per_stream(
     fleet_of: Any, tmp_path: Path
 ) -> None:
     tenants = make_tenants(12)
     emulator = fleet_of(tenants)
-    run = run_tap(fleet_config(emulator, tenants), tmp_path)
+    run = run_in_process(fleet_config(emulator, tenants), tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     for tenant in tenants:
         assert_tenant_complete(run, tenant, emulator)
@@ -147,19 +198,35 @@ def test_a_fleet_lands_whole_per_tenant_with_one_schema_and_activation_per_strea
     for stream in TENANT_DATA:
         positions = [i for i, m in enumerate(run.messages) if m.get("stream") == stream]
         assert run.messages[positions[-1]]["type"] == "ACTIVATE_VERSION", stream
-    # Requests: ceil(users / page_size) each, plus one for its counters; nothing else.
+    # tenant_syncs: one SCHEMA, one complete row per tenant, last, never activated.
+    assert run.count("SCHEMA", "tenant_syncs") == 1
+    assert run.count("ACTIVATE_VERSION", "tenant_syncs") == 0
+    records = [m for m in run.messages if m["type"] == "RECORD"]
+    assert {m["stream"] for m in records[-len(tenants) :]} == {"tenant_syncs"}
+    rows = tenant_syncs(run)
+    assert list(rows) == [t.tenant_id for t in tenants]
     for tenant in tenants:
-        mine = [r for r in emulator.requests if r.tenant_id == tenant.tenant_id]
-        users_pages = [r for r in mine if r.path.startswith("/external/users")]
-        assert len(users_pages) == max(1, math.ceil(len(tenant.users) / 250)), tenant.tenant_id
-        assert [r.path for r in mine if r.path == "/external/tenant"] == ["/external/tenant"]
+        row = rows[tenant.tenant_id]
+        expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
+        assert (row["status"], row["reason"], row["retries"]) == ("complete", None, 0)
+        assert (row["users"], row["role_memberships"]) == (
+            len(expected["users"]),
+            len(expected["role_memberships"]),
+        )
+        assert row["requests"] == len(contract_paths(users_pages(len(tenant.users))))
+    # Requests: the tenant's counters (its credentials) first, then ceil(users /
+    # page_size) users pages; nothing else.
+    for tenant in tenants:
+        assert tenant_paths(emulator, tenant) == contract_paths(users_pages(len(tenant.users))), (
+            tenant.tenant_id
+        )
     assert all(r.tenant_id is not None for r in emulator.requests)
 
 
 def test_each_tenants_credentials_go_only_to_its_own_host(fleet_of: Any, tmp_path: Path) -> None:
     tenants = make_tenants(6)
     emulator = fleet_of(tenants)
-    run = run_tap(fleet_config(emulator, tenants), tmp_path)
+    run = run_in_process(fleet_config(emulator, tenants), tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     by_id = {t.tenant_id: t for t in tenants}
     for request in emulator.requests:
@@ -192,12 +259,15 @@ def test_a_next_link_to_another_tenants_host_is_refused(
         "page_size": 50,
         "emit_activate_version_messages": True,
     }
-    run = run_tap(config, tmp_path)
+    run = run_in_process(config, tmp_path)
     assert run.returncode == 1
     assert run.last_stderr_line().endswith("1 of 2 tenants failed: a (nextLink refused)")
     # b is whole; a's key never reached b's host.
     assert records_of(run, "users", "b") == expected_output(other_users, tenant_id="b")["users"]
-    assert len(first.requests) == 1
+    # a: its credentials, then its first page, whose nextLink was not followed.
+    assert paths_of(first.requests) == contract_paths(1)
+    # b's host got only b's own requests.
+    assert paths_of(second.requests) == contract_paths(users_pages(len(other_users), 50))
     for request in second.requests:
         assert (
             "key-of-a"
@@ -224,17 +294,19 @@ def _unkeyed_user(tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
     emulator.set_users(tenant.tenant_id, users)
 
 
-def _counters_fail(tenant: EmulatedTenant, emulator: FleetEmulator) -> None:
-    pages = max(1, math.ceil(len(tenant.users) / 250))
-    at = {n: "500" for n in range(pages + 1, pages + 10)}
-    emulator.set_faults(tenant.tenant_id, FaultPlan(at=at))
+def _counters_fail(tenant: EmulatedTenant, emulator: FleetEmulator, tries: int) -> None:
+    """Every try of the tenant's first request, GET /external/tenant, answers 500; a
+    later request (which the contract never makes) would be answered."""
+    emulator.set_faults(tenant.tenant_id, FaultPlan(at={n: "500" for n in range(1, tries + 1)}))
 
 
+# reason: (break the config, break the emulator, the pass the tenant fails in). A tenant
+# failing in the credentials pass (GET /external/tenant) is never asked for users.
 FAILURES = {
-    "credentials refused": (_wrong_key, None),
-    "HTTP 503 after 3 tries": (None, _persistent_503),
-    "connection failed after 3 tries": (None, _hang_up),
-    "unreadable users page": (None, _unkeyed_user),
+    "credentials refused": (_wrong_key, None, "tenants"),
+    "HTTP 503 after 3 tries": (None, _persistent_503, "tenants"),
+    "connection failed after 3 tries": (None, _hang_up, "tenants"),
+    "unreadable users page": (None, _unkeyed_user, "users"),
 }
 
 
@@ -242,16 +314,21 @@ FAILURES = {
 def test_a_failing_tenant_fails_alone_and_nothing_holding_tenant_data_is_activated(
     fleet_of: Any, tmp_path: Path, reason: str
 ) -> None:
+    """A tenant fails alone, whatever the reason; a refused one too, with
+    skip_refused_tenants (without it the run stops: see the test after this one)."""
     tenants = make_tenants(8)
     emulator = fleet_of(tenants)
-    victim = tenants[5]  # 600 users: fails after other tenants have started
-    config = fleet_config(emulator, tenants, max_retries=3, max_concurrent_tenants=3)
-    break_config, break_emulator = FAILURES[reason]
+    victim = tenants[5]  # 600 users: three pages of 250
+    tries = 3
+    config = fleet_config(
+        emulator, tenants, max_retries=tries, max_concurrent_tenants=3, skip_refused_tenants=True
+    )
+    break_config, break_emulator, fails_in = FAILURES[reason]
     if break_config:
         break_config(victim, config)
     if break_emulator:
         break_emulator(victim, emulator)
-    run = run_tap(config, tmp_path, env=DEBUG_ENV)
+    run = run_in_process(config, tmp_path, env=DEBUG_ENV)
     assert run.returncode == 1
     assert run.last_stderr_line().endswith(f"1 of 8 tenants failed: {victim.tenant_id} ({reason})")
     for tenant in tenants:
@@ -263,36 +340,90 @@ def test_a_failing_tenant_fails_alone_and_nothing_holding_tenant_data_is_activat
         line for line in run.stderr.splitlines() if f"Tenant {victim.tenant_id} failed" in line
     ]
     assert len(failure_lines) == 1
-    # The failed tenant is not asked again for its counters.
-    assert "/external/tenant" not in [
-        r.path for r in emulator.requests if r.tenant_id == victim.tenant_id
-    ]
+    assert f"Tenant {victim.tenant_id} failed in {fails_in}: " in failure_lines[0]
+    # The failed tenant is not asked again: its requests end with the one that failed.
+    mine = tenant_paths(emulator, victim)
+    if fails_in == "tenants":
+        # Its credentials failed (a refusal is not retried): never asked for its users.
+        assert mine == [TENANT_PATH] * (1 if reason == "credentials refused" else tries)
+        assert records_of(run, "users", victim.tenant_id) == []
+    else:
+        # Its counters, then its pages up to the unreadable one (not retried), no more.
+        failed_page = re.search(r"page (\d+) of users", failure_lines[0])
+        assert failed_page is not None, failure_lines[0]
+        assert 1 <= int(failed_page[1]) <= users_pages(len(victim.users))
+        assert mine == contract_paths(int(failed_page[1]))
+    # Its tenant_syncs row says so; every other tenant's is complete.
+    rows = tenant_syncs(run)
+    assert [tid for tid, row in rows.items() if row["status"] != "complete"] == [victim.tenant_id]
+    assert rows[victim.tenant_id]["status"] == "failed"
+    assert rows[victim.tenant_id]["reason"] in failure_lines[0]
+    assert rows[victim.tenant_id]["requests"] == len(mine)
 
 
-def test_a_tenant_failing_only_its_counters_keeps_users_activated(
+def test_by_default_a_refused_tenant_stops_the_run_before_any_record(
     fleet_of: Any, tmp_path: Path
 ) -> None:
+    """skip_refused_tenants false (the default): the wrong key of the test above stops
+    the whole run after the credentials pass, naming the refused tenant; no tenant is
+    asked for users, no record and no tenant_syncs row is written."""
+    tenants = make_tenants(8)
+    emulator = fleet_of(tenants)
+    victim = tenants[5]
+    config = fleet_config(emulator, tenants, max_retries=3, max_concurrent_tenants=3)
+    _wrong_key(victim, config)
+    run = run_in_process(config, tmp_path, env=DEBUG_ENV)
+    assert run.returncode == 1
+    assert run.last_stderr_line().endswith(
+        f"Credentials refused for 1 of 8 tenants, so nothing was synced: {victim.tenant_id} "
+        "(fix their keys, or set skip_refused_tenants to sync the others without them)"
+    )
+    assert run.count("RECORD") == 0
+    assert run.count("ACTIVATE_VERSION") == 0
+    # Every tenant's credentials were asked, once each, and nothing else.
+    for tenant in tenants:
+        assert tenant_paths(emulator, tenant) == [TENANT_PATH], tenant.tenant_id
+
+
+@pytest.mark.process
+def test_a_tenant_failing_its_counters_fails_alone_before_its_users(
+    fleet_of: Any, tmp_path: Path
+) -> None:
+    """As a process: the console script's real exit status and last stderr line.
+
+    GET /external/tenant (the counters) is the tenant's first request: failing it, the
+    tenant fails in the credentials pass, is never asked for its users, and, since a
+    tenant failed, nothing holding tenant data is activated."""
     tenants = make_tenants(5)
     emulator = fleet_of(tenants)
-    _counters_fail(tenants[2], emulator)
-    run = run_tap(fleet_config(emulator, tenants, max_retries=2), tmp_path)
+    tries = 2
+    _counters_fail(tenants[2], emulator, tries)
+    run = run_tap(fleet_config(emulator, tenants, max_retries=tries), tmp_path)
     assert run.returncode == 1
     assert run.last_stderr_line().endswith(
         f"1 of 5 tenants failed: {tenants[2].tenant_id} (HTTP 500 after 2 tries)"
     )
-    assert activated(run) == {"users", "role_memberships", "roles"}
+    assert activated(run) == {"roles"}
     assert len(run.records("tenants")) == 4
+    for tenant in tenants:
+        if tenant is not tenants[2]:
+            assert_tenant_complete(run, tenant, emulator)
+    assert tenant_paths(emulator, tenants[2]) == [TENANT_PATH] * tries
+    assert records_of(run, "users", tenants[2].tenant_id) == []
+    assert tenant_syncs(run)[tenants[2].tenant_id]["status"] == "failed"
 
 
 def test_two_failing_tenants_are_both_named_and_all_failing_writes_no_record(
     fleet_of: Any, tmp_path: Path
 ) -> None:
+    """With skip_refused_tenants, a refused tenant is named beside another failure; a run
+    in which every tenant fails writes no record, with the option or without it."""
     tenants = make_tenants(4)
     emulator = fleet_of(tenants)
-    config = fleet_config(emulator, tenants, max_retries=1)
+    config = fleet_config(emulator, tenants, max_retries=1, skip_refused_tenants=True)
     _wrong_key(tenants[1], config)
     _persistent_503(tenants[3], emulator)
-    run = run_tap(config, tmp_path)
+    run = run_in_process(config, tmp_path)
     assert run.returncode == 1
     assert run.last_stderr_line().endswith(
         f"2 of 4 tenants failed: {tenants[1].tenant_id} (credentials refused), "
@@ -300,10 +431,18 @@ def test_two_failing_tenants_are_both_named_and_all_failing_writes_no_record(
     )
     for tenant in tenants:
         config["tenant_api_keys"][tenant.tenant_id] = "wrong-wrong-wrong-000"
-    run = run_tap(config, tmp_path)
+    run = run_in_process(config, tmp_path)
     assert run.returncode == 1
     assert run.count("RECORD") == 0
     assert "4 of 4 tenants failed: " in run.last_stderr_line()
+    config["skip_refused_tenants"] = False
+    run = run_in_process(config, tmp_path)
+    assert run.returncode == 1
+    assert run.count("RECORD") == 0
+    ids = ", ".join(t.tenant_id for t in tenants)
+    assert f"Credentials refused for 4 of 4 tenants, so nothing was synced: {ids} (" in (
+        run.last_stderr_line()
+    )
 
 
 def test_tenants_are_fetched_side_by_side_up_to_the_limit(fleet_of: Any, tmp_path: Path) -> None:
@@ -312,7 +451,7 @@ def test_tenants_are_fetched_side_by_side_up_to_the_limit(fleet_of: Any, tmp_pat
         tenant.latency = 0.3
     emulator = fleet_of(tenants)
     config = fleet_config(emulator, tenants, max_concurrent_tenants=4)
-    run = run_tap(config, tmp_path)
+    run = run_in_process(config, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     arrivals = sorted(
         r.received_at for r in emulator.requests if r.path.startswith("/external/users")
@@ -326,21 +465,31 @@ def test_tenants_are_fetched_side_by_side_up_to_the_limit(fleet_of: Any, tmp_pat
 def test_state_does_not_grow_with_tenants(fleet_of: Any, tmp_path: Path) -> None:
     tenants = make_tenants(12)
     emulator = fleet_of(tenants)
-    one = run_tap(fleet_config(emulator, tenants[:1]), tmp_path)
-    many = run_tap(fleet_config(emulator, tenants), tmp_path)
+    one = run_in_process(fleet_config(emulator, tenants[:1]), tmp_path)
+    many = run_in_process(fleet_config(emulator, tenants), tmp_path)
     states = [[json.dumps(m) for m in run.messages if m["type"] == "STATE"] for run in (one, many)]
     assert states[0] == states[1]
 
 
-def test_every_key_of_every_tenant_is_absent_at_debug(fleet_of: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("skip_refused", [True, False], ids=["skip-refused", "refused-stops"])
+def test_every_key_of_every_tenant_is_absent_at_debug(
+    fleet_of: Any, tmp_path: Path, skip_refused: bool
+) -> None:
+    """A refused tenant and a failing one at DEBUG: the others synced beside them
+    (skip_refused_tenants), or the run stopped after the credentials pass (default)."""
     tenants = make_tenants(6)
     emulator = fleet_of(tenants)
-    config = fleet_config(emulator, tenants, max_retries=2)
+    config = fleet_config(emulator, tenants, max_retries=2, skip_refused_tenants=skip_refused)
     _wrong_key(tenants[0], config)
     _persistent_503(tenants[1], emulator)
-    run = run_tap(config, tmp_path, env=DEBUG_ENV)
+    run = run_in_process(config, tmp_path, env=DEBUG_ENV)
     assert run.returncode == 1
     assert "DEBUG" in run.stderr
+    if skip_refused:  # the healthy tenants' whole sync was logged at DEBUG too
+        for tenant in tenants[2:]:
+            assert_tenant_complete(run, tenant, emulator)
+    else:
+        assert run.count("RECORD") == 0
     output = run.stdout + run.stderr
     for tenant in tenants:
         assert tenant.api_key not in output
@@ -397,6 +546,24 @@ def test_the_one_tenant_form_has_a_default_tenant_id() -> None:
         (
             {"tenants": [BASE_TENANT, BASE_TENANT], "tenant_api_keys": {"acme": "k"}},
             "tenants[1] (acme): tenant_id 'acme' is already used by tenants[0]",
+        ),
+        (
+            {
+                "tenants": [BASE_TENANT, {**BASE_TENANT, "tenant_id": "ACME"}],
+                "tenant_api_keys": {"acme": "k1", "ACME": "k2"},
+            },
+            "tenants[1] (ACME): tenant_id 'ACME' is already used by tenants[0] (ids are "
+            "compared without case)",
+        ),
+        (
+            {
+                "tenants": [
+                    BASE_TENANT,
+                    {**BASE_TENANT, "tenant_id": "acme-eu", "admin_email": "Admin@ACME.example"},
+                ],
+                "tenant_api_keys": {"acme": "same-key-1", "acme-eu": "same-key-1"},
+            },
+            "tenants[1] (acme-eu): has the same admin_email and api_key as tenant 'acme'",
         ),
         (
             {"tenants": [{**BASE_TENANT, "tenant_id": "a b"}], "tenant_api_keys": {"a b": "k"}},
@@ -467,7 +634,7 @@ def test_a_config_mistake_in_one_tenant_stops_the_run_before_any_request(
     emulator = fleet_of(tenants)
     config = fleet_config(emulator, tenants)
     del config["tenant_api_keys"][tenants[2].tenant_id]
-    run = run_tap(config, tmp_path)
+    run = run_in_process(config, tmp_path)
     assert run.returncode == 1
     assert f"tenants[2] ({tenants[2].tenant_id}): api_key is missing" in run.stderr
     assert "Traceback" not in run.stderr
@@ -475,6 +642,7 @@ def test_a_config_mistake_in_one_tenant_stops_the_run_before_any_request(
     assert run.messages == []
 
 
+@pytest.mark.process  # the emulator's command line, as a process (the tap runs in-process)
 def test_the_emulators_fleet_syncs_with_its_keys_from_the_environment(tmp_path: Path) -> None:
     """`spanning-emulator --tenants K`: the config file, the keys as .env holds them, served."""
     with socket.socket() as probe:
@@ -496,7 +664,7 @@ def test_the_emulators_fleet_syncs_with_its_keys_from_the_environment(tmp_path: 
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         config["emit_activate_version_messages"] = True
-        run = run_tap(config, tmp_path, "--config", "ENV", env={name: quoted.strip("'")})
+        run = run_in_process(config, tmp_path, "--config", "ENV", env={name: quoted.strip("'")})
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -514,7 +682,7 @@ def test_a_single_emulator_tenant_is_the_fleet_of_one(
     """The one-tenant form and a one-entry list give the same records, tenant_id aside."""
     users = generate_users(300, seed=9)
     emulator = start_emulator(users)  # type: ignore[operator]
-    one = run_tap(
+    one = run_in_process(
         {
             "base_url": emulator.base_url,
             "admin_email": emulator.admin_email,
@@ -524,7 +692,7 @@ def test_a_single_emulator_tenant_is_the_fleet_of_one(
         },
         tmp_path,
     )
-    fleet = run_tap(
+    fleet = run_in_process(
         {
             "tenants": [
                 {
@@ -542,6 +710,12 @@ def test_a_single_emulator_tenant_is_the_fleet_of_one(
     for stream in ("users", "role_memberships", "tenants", "roles"):
         assert one.records(stream) == fleet.records(stream), stream
     assert one.records("users") == expected_output(users, tenant_id="solo")["users"]
+    # The same tenant_syncs row, but for when it ran.
+    when = ("started_at", "finished_at")
+    assert [{k: v for k, v in r.items() if k not in when} for r in one.records("tenant_syncs")] == [
+        {k: v for k, v in r.items() if k not in when} for r in fleet.records("tenant_syncs")
+    ]
+    assert len(one.records("tenant_syncs")) == 1
 
 
 def test_a_region_beside_a_loopback_base_url_is_not_used_and_says_so() -> None:
@@ -591,14 +765,15 @@ def test_a_404_and_a_pagination_loop_each_fail_their_tenant_alone(
     ]
     config["tenant_api_keys"]["looper"] = looping.api_key
     with HostileServer(
-        lambda server, seen: Reply(404, "Cannot GET /external/users", "text/html"), host="127.0.0.3"
+        lambda server, seen: Reply(404, f"Cannot GET {seen.path}", "text/html"), host="127.0.0.3"
     ) as lost:
         config["tenants"].append(
             {"tenant_id": "lost", "admin_email": "admin@lost.example", "base_url": lost.base_url}
         )
         config["tenant_api_keys"]["lost"] = "lost-key-0000-0000"
-        run = run_tap(config, tmp_path)
-        assert len(lost.requests) == 1
+        run = run_in_process(config, tmp_path)
+        # Its first request, the credentials, got the 404: never asked for users.
+        assert [seen.path for seen in lost.requests] == [TENANT_PATH]
     assert run.returncode == 1
     assert run.last_stderr_line().endswith(
         "2 of 6 tenants failed: looper (pagination loop), lost (HTTP 404, base_url wrong?)"
@@ -606,5 +781,8 @@ def test_a_404_and_a_pagination_loop_each_fail_their_tenant_alone(
     for tenant in tenants:
         assert_tenant_complete(run, tenant, emulator)
     assert activated(run) == {"roles"}
-    # The loop is caught before the repeated link is requested: pages 1 and 2 only.
-    assert len(looping.requests) == 2
+    # The loop is caught before the repeated link is requested: the counters, then pages
+    # 1 and 2 only (long before the page bound of its 600 users: 2 x 3 + 2 pages).
+    assert paths_of(looping.requests) == contract_paths(2)
+    rows = tenant_syncs(run)
+    assert {tid for tid, row in rows.items() if row["status"] == "failed"} == {"looper", "lost"}

@@ -6,9 +6,12 @@ its config or environment. "Any output" is stdout (SCHEMA, STATE, the --discover
 catalog, --about), stderr (every log line and traceback) and BATCH files.
 
 Coverage of the other paths: every run of the tap in the tests goes through
-tests/tapdriver.py, which fails the test if any form appears (`run_tap` when the run
-ends; a `start_tap` process when its output is read, and tests/conftest.py fails a test
-whose started tap was never checked). The fault matrix and hostile pages run at DEBUG.
+tests/tapdriver.py, which fails the test if any form appears (`run_in_process` and
+`run_tap` when the run ends; a `start_tap` process when its output is read, and
+tests/conftest.py fails a test whose started tap was never checked). The fault matrix
+and hostile pages run at DEBUG. The runs here are in-process (`tap_spanning.tap.main`
+with the same argv, config file and environment); one failing sync at DEBUG also runs
+as a `tap-spanning` process, whose real stderr and exit status are checked the same way.
 This file adds the paths where a hostile server hands the key back
 (tests/hostile_server.py echoes the Authorization header and the decoded key into
 bodies, headers, links and user data), config mistakes around the key, and the
@@ -44,6 +47,7 @@ from tests.tapdriver import (
     key_forms,
     leaks,
     new_api_key,
+    run_in_process,
     run_tap,
 )
 
@@ -73,16 +77,20 @@ def echo(seen: Seen) -> str:
     )
 
 
+Responder = Callable[[HostileServer, Seen], Reply]
+
+
 def run_checked(config: dict[str, Any], tmp_path: Path, *args: str, **options: Any) -> TapRun:
-    """A run at DEBUG (run_tap checks its output for every form of the key)."""
-    return run_tap(config, tmp_path, *args, env=DEBUG_ENV, **options)
-
-
-def users_requests(server: HostileServer) -> list[Seen]:
-    return [seen for seen in server.requests if seen.path == "/external/users"]
+    """An in-process run at DEBUG (run_in_process checks its output for every form of the
+    key)."""
+    return run_in_process(config, tmp_path, *args, env=DEBUG_ENV, **options)
 
 
 TENANT_PATH = "/external/tenant"
+USERS_PATH = "/external/users"
+# GET /external/tenant's answer where a test's hostility is in the users pages. Its
+# `users` counter bounds the pages at 2 x ceil(26 / 10) + 2 = 8 (README, "Many tenants"),
+# more than any server here sends before its case is decided.
 COUNTERS = {
     "licenses": 15,
     "archivedLicenses": 5,
@@ -92,6 +100,26 @@ COUNTERS = {
     "assignedArchive": 2,
     "status": "paid",
 }
+
+
+def users_requests(server: HostileServer) -> list[Seen]:
+    return [seen for seen in server.requests if seen.path == USERS_PATH]
+
+
+def hostile_users_pages(responder: Responder) -> Responder:
+    """`responder` for the users pages, behind a good GET /external/tenant.
+
+    Every sync proves the credentials with GET /external/tenant before its first users
+    page: a server that answered that with its users page or error would fail the
+    credentials, and the hostile users page would never be read.
+    """
+
+    def respond(server: HostileServer, seen: Seen) -> Reply:
+        if seen.path == TENANT_PATH:
+            return Reply(200, COUNTERS)
+        return responder(server, seen)
+
+    return respond
 
 
 def config_for(server: HostileServer, api_key: str, **overrides: Any) -> dict[str, Any]:
@@ -108,15 +136,17 @@ def config_for(server: HostileServer, api_key: str, **overrides: Any) -> dict[st
 
 # ---------------------------------------------------------------- the echoing server
 
-Responder = Callable[[HostileServer, Seen], Reply]
 ECHOES: dict[str, tuple[Responder, str, str]] = {}
+# The cases whose hostility is in GET /external/tenant (the others': the users pages).
+TENANT_ECHOES: set[str] = set()
 
 
 def echo_case(case_id: str, outcome: str, phrase: str) -> Callable[[Responder], Responder]:
-    """Register a responder with the outcome it must lead to ("fail"/"accept" + phrase)."""
+    """Register a responder of the users pages (behind a good GET /external/tenant) with
+    the outcome it must lead to ("fail"/"accept" + phrase)."""
 
     def register(responder: Responder) -> Responder:
-        ECHOES[case_id] = (responder, outcome, phrase)
+        ECHOES[case_id] = (hostile_users_pages(responder), outcome, phrase)
         return responder
 
     return register
@@ -162,8 +192,6 @@ def _(server: HostileServer, seen: Seen) -> Reply:
 
 @echo_case("nextlink-query-holds-the-key", "accept", "")
 def _(server: HostileServer, seen: Seen) -> Reply:
-    if seen.path == TENANT_PATH:
-        return Reply(200, COUNTERS)
     if "key=" in seen.query:
         return Reply(200, {"users": [user()], "nextLink": ""})
     token = base64.b64encode(seen.credentials.encode()).decode()
@@ -194,6 +222,7 @@ def tenant_echo_case(case_id: str, phrase: str) -> Callable[[Responder], Respond
             return Reply(200, {"users": [user()], "nextLink": ""})
 
         ECHOES[case_id] = (respond, "fail", phrase)
+        TENANT_ECHOES.add(case_id)
         return answer
 
     return register
@@ -219,18 +248,41 @@ def _(server: HostileServer, seen: Seen) -> Reply:
     return Reply(200, {**COUNTERS, "licenses": seen.key})
 
 
-@pytest.mark.parametrize("case_id", list(ECHOES))
-def test_a_server_echoing_the_key_never_gets_it_printed(
-    api_key: str, tmp_path: Path, case_id: str
+@tenant_echo_case("tenant-400-json-message", "rejected the request to /external/tenant (HTTP 400)")
+def _(server: HostileServer, seen: Seen) -> Reply:
+    body = {"statusCode": 400, "code": "FST_ERR_VALIDATION", "error": "Bad Request"}
+    return Reply(400, {**body, "message": echo(seen)})
+
+
+@tenant_echo_case("tenant-404-body", "answered 404 for /external/tenant")
+def _(server: HostileServer, seen: Seen) -> Reply:
+    return Reply(404, f"Cannot GET {seen.path} ({echo(seen)})", HTML)
+
+
+@tenant_echo_case("tenant-302-location-and-body", "Unexpected HTTP 302 from /external/tenant")
+def _(server: HostileServer, seen: Seen) -> Reply:
+    location = f"http://127.0.0.1:{free_port()}/steal?auth={seen.authorization}"
+    return Reply(302, echo(seen), HTML, (("Location", location),))
+
+
+def assert_echo_handled(
+    run: TapRun, server: HostileServer, seen: list[Seen], api_key: str, case_id: str
 ) -> None:
-    responder, outcome, phrase = ECHOES[case_id]
-    with HostileServer(responder) as server:
-        run = run_checked(config_for(server, api_key), tmp_path, label=f"echo {case_id}")
-        seen = server.requests
-    # The server did get (and echo) the real key: the check above was not vacuous.
+    """What a run against the echoing server `case_id` must show (its leak check passed)."""
+    _, outcome, phrase = ECHOES[case_id]
+    # The server did get (and echo) the real key: the leak check was not vacuous.
     assert seen
     assert seen[0].credentials == f"{ADMIN_EMAIL}:{api_key}"
     assert "| DEBUG" in run.stderr
+    # The credentials first; then the users pages, where the hostility is, or, when it is
+    # in GET /external/tenant, nothing more (a failed tenant is not asked again).
+    paths = [s.path for s in seen]
+    assert paths[0] == TENANT_PATH
+    if case_id in TENANT_ECHOES:
+        assert set(paths) == {TENANT_PATH}, paths
+    else:
+        assert paths.count(TENANT_PATH) == 1, paths
+        assert USERS_PATH in paths, paths
     if outcome == "fail":
         assert run.returncode != 0
         last = run.last_stderr_line()
@@ -242,6 +294,32 @@ def test_a_server_echoing_the_key_never_gets_it_printed(
     if not case_id.endswith("401-body"):  # the 401 message says what to fix, not the body
         assert MASK in run.stderr, "the echo never reached a log line: not a test of redaction"
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("case_id", list(ECHOES))
+def test_a_server_echoing_the_key_never_gets_it_printed(
+    api_key: str, tmp_path: Path, case_id: str
+) -> None:
+    responder, _, _ = ECHOES[case_id]
+    with HostileServer(responder) as server:
+        run = run_checked(config_for(server, api_key), tmp_path, label=f"echo {case_id}")
+        seen = server.requests
+    assert_echo_handled(run, server, seen, api_key, case_id)
+
+
+@pytest.mark.process
+def test_a_failing_sync_at_debug_as_a_process_prints_no_key(api_key: str, tmp_path: Path) -> None:
+    """The console script itself, at DEBUG, against a server that echoes the key into a
+    503 page until the tap gives up: no form of the key in its real stdout or stderr
+    (run_tap checks), the real exit status non-zero, the reason the last line."""
+    case_id = "503-html-body-persistently"
+    responder, _, _ = ECHOES[case_id]
+    with HostileServer(responder) as server:
+        run = run_tap(
+            config_for(server, api_key), tmp_path, env=DEBUG_ENV, label=f"process echo {case_id}"
+        )
+        seen = server.requests
+    assert_echo_handled(run, server, seen, api_key, case_id)
 
 
 def test_key_in_record_data_is_emitted_as_data_and_logged_nowhere(
@@ -302,18 +380,21 @@ def _cut_tag(server: HostileServer, seen: Seen) -> Reply:
 
 
 @pytest.mark.parametrize(
-    "respond",
-    [_cut_message, _cut_body, _cut_upn, _cut_tag],
+    ("respond", "succeeds"),
+    [(_cut_message, False), (_cut_body, False), (_cut_upn, False), (_cut_tag, True)],
     ids=["400-message", "503-html-body", "upn-of-user-without-msid", "unknown-tag"],
 )
 def test_a_secret_cut_by_an_excerpt_limit_is_not_printed_in_part(
-    api_key: str, tmp_path: Path, respond: Responder
+    api_key: str, tmp_path: Path, respond: Responder, succeeds: bool
 ) -> None:
-    with HostileServer(respond) as server:
+    with HostileServer(hostile_users_pages(respond)) as server:
         # Whole forms are checked (and absent) outside records; the prefixes are the bug.
         run = run_checked(
             config_for(server, api_key), tmp_path, label="cut secret", key_may_be_record_data=True
         )
+        # The credentials passed, and the hostile users page was served and read.
+        assert users_requests(server)
+    assert (run.returncode == 0) is succeeds, run.stderr[-2000:]
     token = forms_of_key(api_key)["base64(email:key)"]
     # 12 characters of the key; 44 of the token are base64 of "<email>:" + 11 of them.
     for prefix in (api_key[:12], token[:44]):
@@ -389,6 +470,9 @@ def test_discover_catalog_holds_no_key(api_key: str, tmp_path: Path) -> None:
         "roles",
         "role_memberships",
         "tenants",
+        "tenant_syncs",
+        "backup_summaries",
+        "user_backups",
     }
 
 

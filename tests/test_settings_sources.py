@@ -2,6 +2,10 @@
 
 Every mistake is reported before any request, names the setting, never echoes a value
 that could be a key, prints no traceback, and exits 1 (README, "Configure a real tenant").
+
+The runs are in-process (`tap_spanning.tap.main` with the same argv, config file and
+environment); one environment mistake also runs as a `tap-spanning` process, for its real
+exit status and the last line of its stderr.
 """
 
 from __future__ import annotations
@@ -10,19 +14,25 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tap_spanning.tap import TapSpanning
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import TapRun, run_tap
+from tests.tapdriver import TapRun, run_in_process, run_tap
 
 
-def run_with_env(env: dict[str, str], tmp_path: Path, *args: str) -> TapRun:
-    """`tap-spanning --config=ENV` with these TAP_SPANNING_* (and no other)."""
+def run_with_env(
+    env: dict[str, str], tmp_path: Path, *args: str, as_process: bool = False
+) -> TapRun:
+    """`tap-spanning --config=ENV` with these TAP_SPANNING_* (and no other): in-process,
+    or as a process."""
     settings = TapSpanning.config_jsonschema["properties"]
     assert not [name for name in settings if f"TAP_SPANNING_{name.upper()}" in os.environ]
-    return run_tap("ENV", tmp_path, *args, env=env)
+    if as_process:
+        return run_tap("ENV", tmp_path, *args, env=env)
+    return run_in_process("ENV", tmp_path, *args, env=env)
 
 
 def env_for(emulator: Any, api_key: str, **more: str) -> dict[str, str]:
@@ -61,6 +71,26 @@ def test_a_key_pasted_into_a_numeric_or_boolean_variable_is_named_not_echoed(
     assert emulator.requests == []
 
 
+@pytest.mark.process
+def test_a_mistake_in_the_environment_ends_the_process_with_1_and_names_it_last(
+    start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
+) -> None:
+    """The console script: a key pasted into TAP_SPANNING_PAGE_SIZE exits 1, before any
+    request, and the last line of its stderr (what Meltano shows) names page_size."""
+    emulator = start_emulator()
+    done = run_with_env(
+        env_for(emulator, api_key, TAP_SPANNING_PAGE_SIZE=api_key), tmp_path, as_process=True
+    )
+    assert done.returncode == 1
+    last = done.last_stderr_line()
+    assert "ERROR" in last, done.stderr
+    assert "page_size" in last, done.stderr
+    assert api_key not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert emulator.requests == []
+
+
 def test_settings_from_the_environment_sync_like_settings_from_a_file(
     start_emulator: EmulatorFactory, api_key: str, tmp_path: Path
 ) -> None:
@@ -77,10 +107,18 @@ def test_settings_from_the_environment_sync_like_settings_from_a_file(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     messages = [json.loads(line) for line in done.stdout.splitlines()]
+    # Every stream of tenant data and roles activated; tenant_syncs, a history, never.
     activated = {m["stream"] for m in messages if m["type"] == "ACTIVATE_VERSION"}
     assert activated == {"users", "role_memberships", "tenants", "roles"}
-    pages = [r for r in emulator.requests if r.path.startswith("/external/users")]
-    assert len(pages) == -(-emulator.user_count // 40)
+    assert [
+        m["record"]["status"]
+        for m in messages
+        if m.get("stream") == "tenant_syncs" and m["type"] == "RECORD"
+    ] == ["complete"]
+    # The page size from the environment: the credentials, then ceil(users / 40) pages.
+    paths = [urlsplit(r.path).path for r in emulator.requests]
+    pages = -(-emulator.user_count // 40)
+    assert paths == ["/external/tenant"] + ["/external/users"] * pages
 
 
 def test_a_fleet_from_the_environment(
@@ -102,6 +140,10 @@ def test_a_fleet_from_the_environment(
     records = [m["record"] for m in users if m["type"] == "RECORD" and m["stream"] == "users"]
     assert records
     assert {record["tenant_id"] for record in records} == {"hq"}
+    syncs = [m["record"] for m in users if m["type"] == "RECORD" and m["stream"] == "tenant_syncs"]
+    assert [(r["tenant_id"], r["status"], r["users"]) for r in syncs] == [
+        ("hq", "complete", len(records))
+    ]
 
 
 def test_a_fleet_list_that_is_not_json_is_named(
@@ -127,7 +169,7 @@ def test_a_misspelt_setting_is_named_with_the_closest_one(
     config = tap_config(emulator)
     config["pagesize"] = 10
     config["colour"] = "blue"
-    run = run_tap(config, tmp_path)
+    run = run_in_process(config, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     warnings = [line for line in run.stderr.splitlines() if "Unknown settings" in line]
     assert len(warnings) == 1
@@ -152,7 +194,7 @@ def test_a_bad_config_file_gets_one_line_naming_the_file(
         path.write_text(content)
     elif isinstance(content, bytes):
         path.write_bytes(content)
-    done = run_tap(None, tmp_path, "--config", str(path))
+    done = run_in_process(None, tmp_path, "--config", str(path))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"config file {path}: {says}"]
     assert done.stdout == ""
@@ -162,6 +204,6 @@ def test_a_key_inside_a_file_that_is_not_json_is_not_echoed(tmp_path: Path) -> N
     key = "c0ffee00-1111-2222-3333-444455556666"
     path = tmp_path / "config.json"
     path.write_text('{"api_key": "' + key + '",,}')
-    done = run_tap(None, tmp_path, "--config", str(path))
+    done = run_in_process(None, tmp_path, "--config", str(path))
     assert done.returncode == 1
     assert key not in done.stderr
