@@ -517,7 +517,7 @@ class TenantSyncsStream(FullTableStream):
             description="complete: every selected stream completed for the tenant",
         ),
         th.Property("reason", th.StringType, description="Why it failed, in one line"),
-        th.Property("users", th.IntegerType, required=True, description="Users written"),
+        th.Property("users", th.IntegerType, required=True, description="Users read"),
         th.Property(
             "role_memberships", th.IntegerType, required=True, description="Memberships written"
         ),
