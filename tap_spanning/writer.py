@@ -33,7 +33,7 @@ from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
 
 FLUSH_AT = 64 * 1024
-# The signals that stop the tap mid-run (sdk_seam.SeamTap._handle_termination).
+# The signals that stop the tap mid-run (the seam's termination handler, sdk_seam.py).
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # At exit, how long the tap waits for a slow reader to take what is left.
 EXIT_WRITE_SECONDS = 5.0
