@@ -29,7 +29,8 @@ import duckdb
 
 live, fresh = sys.argv[1:]
 con = duckdb.connect(fresh)
-con.execute("ATTACH ? AS live (READ_ONLY)", [live])
+quoted = live.replace("'", "''")  # ATTACH takes no parameter
+con.execute(f"ATTACH '{quoted}' AS live (READ_ONLY)")
 for table in ("tenant_syncs", "backup_summaries", "user_backups"):
     found = con.execute(
         "SELECT count(*) FROM information_schema.tables "

@@ -718,9 +718,10 @@ def test_config_test_fails_with_a_wrong_key_and_the_tap_writes_no_record(scratch
             TAP_SPANNING_API_KEY=wrong,
         )
         tested, tap = config_test_fails_with_the_taps_reason(scratch, env)
-        # Refused credentials fail at once: one request per run (meltano's and the tap's).
+        # Refused credentials fail at once: one request per run (meltano's and the tap's),
+        # the one that proves the credentials.
         assert [(r.path.split("?")[0], r.status) for r in e.requests] == [
-            ("/external/users", 401)
+            ("/external/tenant", 401)
         ] * 2
     assert re.search(r"refused the credentials", tap.reason, re.IGNORECASE), tap.reason
     assert "api_key" in tap.reason, tap.reason
