@@ -208,6 +208,7 @@ class Snapshot:
     current: dict[str, list[Row]]  # users, role_memberships, tenants: contract + sync_version
     syncs: list[Row]  # tenant_syncs, every row
     raw_users: list[Row]  # users table: tenant_id, msId, sync_version of every row
+    failing: list[Row]  # README's "which tenants are failing" query, as written
 
 
 def named_rows(fetch: Fetch, sql: str, names: Sequence[str]) -> list[Row]:
@@ -243,7 +244,15 @@ def read_snapshot(fetch: Fetch) -> Snapshot:
     raw_users = named_rows(
         fetch, 'SELECT tenant_id, "msId", sync_version FROM users', COLUMNS["users"]
     )
-    return Snapshot(current, syncs, raw_users)
+    failing = named_rows(fetch, failing_tenants_query(), ())
+    return Snapshot(current, syncs, raw_users, failing)
+
+
+def failing_tenants_query() -> str:
+    """README "Many tenants": the SQL block after "Which tenants are failing"."""
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    after = readme.split("Which tenants are failing, since when, and why:", 1)[1]
+    return after.split("```sql\n", 1)[1].split("```", 1)[0]
 
 
 @contextmanager
@@ -779,6 +788,14 @@ def test_scenario_current_rows_follow_each_tenants_last_complete_run(
         assert len(snapshot.current["tenants"]) == len(TENANT_IDS), when
         if run == 1:  # the failed tenant's rows are still run 1's
             assert last_complete(snapshot.syncs)[BROKEN] == versions[0], when
+            # README's query names it: one failed run in a row, since run 2, and why.
+            assert [
+                (r["tenant_id"], int(r["failed_runs_in_a_row"]), int(r["failing_since_version"]))
+                for r in snapshot.failing
+            ] == [(BROKEN, 1, versions[1])], when
+            assert refused_reason(snapshot.failing[0]["last_reason"]), when
+        else:
+            assert snapshot.failing == [], when
 
     # Removed users are gone from the views: those of healthy tenants after run 2, the
     # failed tenant's only after run 3.
