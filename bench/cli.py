@@ -6,6 +6,11 @@ sync the whole tenant `--repeat` times, alternately, into a counting null sink
 (`bench.measure`). Then a latency run: the same tap against an emulator that waits
 `--latency-ms` before each response.
 
+With `--user-backups` the tap runs with a catalog that also selects `user_backups`
+(built from its `--discover`) and the floor with `--user-backups`: the users pages then
+carry every user's backup status of the last 7 days. Each table is followed by the
+records per stream and the bytes of a users page, with and without backups.
+
 Prints Markdown tables (one per run, then the targets with PASS/FAIL) and, with
 `--json PATH`, writes every measurement there. The targets are printed, never
 asserted: the exit status is non-zero only when a program failed or its repeats
@@ -27,6 +32,7 @@ import resource
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,12 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.emulator import REPO, Emulator
-from bench.measure import STREAMS, RunResult, record_digests, run_measured
+from bench.measure import OPTIONAL_STREAMS, STREAMS, RunResult, record_digests, run_measured
 
 DEFAULT_USERS = (10_000, 100_000)
 WALL_RATIO_LIMIT = 2.0
 RSS_RATIO_LIMIT = 1.25
 LATENCY_RATIO_LIMIT = 1.15
+# The streams the tap's catalog selects with --user-backups: the default ones and it.
+USER_BACKUPS_SELECTED = (*STREAMS, "user_backups")
+DATE_FORMATS = ("iso", "datetime", "mdy", "epoch_ms", "epoch_ms_text")
 
 
 def default_tap_command() -> list[str]:
@@ -117,10 +126,22 @@ class Scenario:
     emulator_startup_seconds: float = 0.0
     verify: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # --user-backups: the emulator's options for the backup status (BackupStyle), and
+    # what it measured of the users pages (Emulator.users_page_bytes).
+    user_backups: bool = False
+    backup_style: tuple[str, ...] = ()
+    page_bytes: dict[str, Any] | None = None
+    page_render_seconds: float = 0.0
 
     @property
     def title(self) -> str:
-        return f"{self.users:,} users, page size {self.page_size}, latency {self.latency_ms:g} ms"
+        title = f"{self.users:,} users, page size {self.page_size}, latency {self.latency_ms:g} ms"
+        return title + (", user_backups" if self.user_backups else "")
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams both programs write."""
+        return USER_BACKUPS_SELECTED if self.user_backups else STREAMS
 
     @property
     def expected_requests(self) -> int:
@@ -128,7 +149,7 @@ class Scenario:
         return max(1, math.ceil(self.users / self.page_size)) + 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "users": self.users,
             "page_size": self.page_size,
             "latency_ms": self.latency_ms,
@@ -138,6 +159,13 @@ class Scenario:
             "floor": self.floor.to_json() if self.floor else None,
             "verify": self.verify,
         }
+        if self.user_backups:
+            found["user_backups"] = {
+                "backup_style": list(self.backup_style),
+                "users_pages": self.page_bytes,
+                "emulator_render_seconds": self.page_render_seconds,
+            }
+        return found
 
 
 @dataclass
@@ -161,6 +189,7 @@ def _measure(
     emulator: Emulator,
     config_path: Path,
     tee: Path | None,
+    extra: Sequence[str] = (),
 ) -> RunResult:
     leftover = emulator.stats()["requests"]
     if leftover:
@@ -168,7 +197,7 @@ def _measure(
     # The floor runs from the repository (`-m bench.floor`); the tap from the work
     # directory, so that `python -m tap_spanning` imports what PYTHONPATH says.
     cwd = REPO if label == "floor" else config_path.parent
-    result = run_measured(label, [*command, "--config", str(config_path)], cwd=cwd, tee=tee)
+    result = run_measured(label, [*command, "--config", str(config_path), *extra], cwd=cwd, tee=tee)
     stats = emulator.stats()
     result.requests = int(stats["requests"])
     result.requests_by_path = dict(stats["by_path"])
@@ -191,17 +220,37 @@ def run_scenario(
     workdir: Path,
 ) -> Scenario:
     log(f"-- {scenario.title}: starting the emulator")
-    with Emulator(scenario.users, seed=seed, latency_ms=scenario.latency_ms) as emulator:
+    style = [*scenario.backup_style, "--cache-backup-pages"] if scenario.user_backups else []
+    with Emulator(
+        scenario.users, seed=seed, latency_ms=scenario.latency_ms, backup_style=style
+    ) as emulator:
         scenario.emulator_startup_seconds = emulator.startup_seconds
         config_path = workdir / f"config-{scenario.users}-{scenario.latency_ms:g}.json"
         config_path.write_text(json.dumps(emulator.tap_config(scenario.page_size)))
+        tap_extra: list[str] = []
+        floor_extra: list[str] = []
+        if scenario.user_backups:
+            # Rendered now, so that neither program waits for it (cache_backup_pages).
+            started = time.perf_counter()
+            scenario.page_bytes = emulator.users_page_bytes(scenario.page_size)
+            scenario.page_render_seconds = time.perf_counter() - started
+            log(f"   users pages measured and rendered in {scenario.page_render_seconds:.1f} s")
+            catalog_path = workdir / "catalog-user-backups.json"
+            write_catalog(tap_command, config_path, catalog_path)
+            tap_extra, floor_extra = ["--catalog", str(catalog_path)], ["--user-backups"]
+            emulator.stats()  # forget any request of the discovery
         tap_runs: list[RunResult] = []
         floor_runs: list[RunResult] = []
         tees = {"tap": workdir / "tap.jsonl", "floor": workdir / "floor.jsonl"}
         for index in range(repeat):
             tee_now = verify and index == 0
             run = _measure(
-                "tap", tap_command, emulator, config_path, tees["tap"] if tee_now else None
+                "tap",
+                tap_command,
+                emulator,
+                config_path,
+                tees["tap"] if tee_now else None,
+                tap_extra,
             )
             tap_runs.append(run)
             log(
@@ -214,6 +263,7 @@ def run_scenario(
                     emulator,
                     config_path,
                     tees["floor"] if tee_now else None,
+                    floor_extra,
                 )
                 floor_runs.append(run)
                 log(
@@ -229,6 +279,31 @@ def run_scenario(
     return scenario
 
 
+def write_catalog(tap_command: list[str], config_path: Path, catalog_path: Path) -> None:
+    """The tap's own catalog (`--discover`) with every default stream and user_backups
+    selected."""
+    found = subprocess.run(
+        [*tap_command, "--config", str(config_path), "--discover"],
+        cwd=config_path.parent,
+        capture_output=True,
+        check=False,
+        timeout=300,
+    )
+    if found.returncode != 0:
+        tail = found.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"tap --discover exited {found.returncode}:\n" + "\n".join(tail))
+    catalog = json.loads(found.stdout)
+    streams = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
+    missing = [name for name in USER_BACKUPS_SELECTED if name not in streams]
+    if missing:
+        raise RuntimeError(f"tap --discover has no stream {', '.join(missing)}")
+    for name, entry in streams.items():
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = name in USER_BACKUPS_SELECTED
+    catalog_path.write_text(json.dumps(catalog))
+
+
 def compare_outputs(tap_path: Path, floor_path: Path) -> dict[str, Any]:
     """Every record of the tap against the floor's, per stream (order-insensitive).
 
@@ -242,6 +317,7 @@ def compare_outputs(tap_path: Path, floor_path: Path) -> dict[str, Any]:
         "role_memberships": version,
         "tenants": version,
         "tenant_syncs": version | {"started_at", "finished_at"},
+        **dict.fromkeys(OPTIONAL_STREAMS, version),
     }
     tap, floor = record_digests(tap_path, ignore), record_digests(floor_path, ignore)
     report: dict[str, Any] = {"equal": True, "streams": {}}
@@ -311,7 +387,38 @@ def scenario_table(scenario: Scenario) -> str:
             f"| {_ratio(tap.rss, floor.rss)} | | | | | "
             f"{_ratio(tap.last.counts.bytes, floor.last.counts.bytes)} | |"
         )
+    if scenario.user_backups:
+        rows += ["", *user_backups_table(scenario)]
     return "\n".join(rows)
+
+
+def user_backups_table(scenario: Scenario) -> list[str]:
+    """--user-backups: records per stream of each program, and the users pages' bytes."""
+    rows = ["| stream | tap records | floor records | every record equal |", "|---|---:|---:|---|"]
+    verified = (scenario.verify or {}).get("streams", {})
+    for stream in scenario.streams:
+        tap = f"{scenario.tap.last.counts.records.get(stream, 0):,}" if scenario.tap else "-"
+        floor = f"{scenario.floor.last.counts.records.get(stream, 0):,}" if scenario.floor else "-"
+        same = verified.get(stream, {}).get("same_records")
+        rows.append(
+            f"| {stream} | {tap} | {floor} | {'-' if same is None else ('yes' if same else 'NO')} |"
+        )
+    pages = scenario.page_bytes
+    if pages:
+        without, with_ = pages["status=false"], pages["status=true"]
+        rows += [
+            "",
+            f"Users page (page size {scenario.page_size}, the emulator's mean body over "
+            f"{with_['pages']} page{'s' if with_['pages'] != 1 else ''}, backup status sent as "
+            f"`{' '.join(scenario.backup_style)}`): "
+            f"{without['mean_bytes'] / 1e3:,.0f} kB with status=false, "
+            f"{with_['mean_bytes'] / 1e3:,.0f} kB with status=true and 7 days "
+            f"({_ratio(with_['mean_bytes'], without['mean_bytes'])}); "
+            f"{with_['bytes'] / 1e6:,.1f} MB of users pages in all. The emulator took "
+            f"{scenario.page_render_seconds:.1f} s to render them, before the runs: both "
+            "programs are served the status=true pages from its memory.",
+        ]
+    return rows
 
 
 def targets(
@@ -359,13 +466,14 @@ def targets(
     for scenario in measured:
         assert scenario.tap is not None
         schemas = scenario.tap.last.counts.schemas
+        streams = scenario.streams
         found.append(
             Target(
                 f"one SCHEMA per stream, {scenario.users:,} users",
-                ", ".join(f"{stream}: {schemas.get(stream, 0)}" for stream in STREAMS),
+                ", ".join(f"{stream}: {schemas.get(stream, 0)}" for stream in streams),
                 "1 each",
-                all(schemas.get(stream) == 1 for stream in STREAMS)
-                and len(schemas) == len(STREAMS),
+                all(schemas.get(stream) == 1 for stream in streams)
+                and len(schemas) == len(streams),
             )
         )
     if biggest and smallest and biggest is not smallest and biggest.tap and smallest.tap:
@@ -531,6 +639,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="the tap to measure, e.g. 'python -m tap_spanning' (default: tap-spanning)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write all results here")
+    backups = parser.add_argument_group(
+        "backups", "--user-backups: the user_backups stream too (not with --fleet)"
+    )
+    backups.add_argument(
+        "--user-backups",
+        action="store_true",
+        help="select user_backups in the tap's catalog, and in the floor (--user-backups)",
+    )
+    backups.add_argument(
+        "--date-format",
+        choices=DATE_FORMATS,
+        default="iso",
+        help="how the emulator spells backup dates (default %(default)s)",
+    )
+    backups.add_argument(
+        "--text-numbers",
+        action="store_true",
+        help="the emulator sends backup counts and userId as text",
+    )
     fleet = parser.add_argument_group(
         "fleet mode", "--fleet replaces the runs above by fleet runs: see bench.fleet"
     )
@@ -565,10 +692,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     tap_command = shlex.split(args.tap_command) if args.tap_command else default_tap_command()
+    if args.user_backups and args.fleet:
+        parser.error("--user-backups measures one tenant: not with --fleet")
+    if not args.user_backups and (args.date_format != "iso" or args.text_numbers):
+        parser.error("--date-format and --text-numbers go with --user-backups")
     if args.fleet:
         return fleet_main(args, tap_command)
+    backups: dict[str, Any] = {}
+    if args.user_backups:
+        style = ["--date-format", args.date_format]
+        if args.text_numbers:
+            style += ["--counts-as-text", "--user-id-as-text"]
+        backups = {"user_backups": True, "backup_style": tuple(style)}
     started = time.perf_counter()
     host = machine()
     with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
@@ -582,7 +720,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         scenarios = [
             run_scenario(
-                Scenario(users, args.page_size, 0.0), with_floor=not args.no_floor, **common
+                Scenario(users, args.page_size, 0.0, **backups),
+                with_floor=not args.no_floor,
+                **common,
             )
             for users in args.users
         ]
@@ -590,14 +730,16 @@ def main(argv: list[str] | None = None) -> int:
         baseline_wall: float | None = None
         if args.latency_ms > 0:
             latency = run_scenario(
-                Scenario(args.latency_users, args.page_size, args.latency_ms),
+                Scenario(args.latency_users, args.page_size, args.latency_ms, **backups),
                 with_floor=not args.no_floor,
                 **common,
             )
             baseline = next((s for s in scenarios if s.users == args.latency_users and s.tap), None)
             if baseline is None:
                 baseline = run_scenario(
-                    Scenario(args.latency_users, args.page_size, 0.0), with_floor=False, **common
+                    Scenario(args.latency_users, args.page_size, 0.0, **backups),
+                    with_floor=False,
+                    **common,
                 )
             assert baseline.tap is not None
             baseline_wall = baseline.tap.wall

@@ -9,21 +9,26 @@ messages as the tap (one SCHEMA per stream, the RECORDs, the seven roles, the
 run's `sync_version`. Every users, role_memberships and tenants record carries the config's
 `tenant_id` ("default" when unset), as the tap's one-tenant form does.
 
+With `--user-backups` the users pages are asked with `status=true` and the 7 days ending
+the server's today (the `Date` header of `/external/tenant`), and each user's
+`backupSummary` items become `user_backups` records too (README, "Backup health").
+
 It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench`),
 so the bench compares the tap with an independent implementation. It has none of
 the tap's safety checks (URL pinning, retries, validation): it is a yardstick, not
 a second tap.
 
-Run: python -m bench.floor --config config.json   (the tap's config file)
+Run: python -m bench.floor --config config.json [--user-backups]   (the tap's config file)
 """
 
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -148,6 +153,37 @@ SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
 for _name in ("users", "role_memberships", "tenants"):
     SCHEMAS[_name][0]["properties"]["sync_version"] = _INTEGER
 
+BACKUP_DAYS = 7  # the tap's default backup_days: today and the 6 days before it, UTC
+BACKUP_FIELDS = (  # the counts, then backup.data's as the record names them
+    "total",
+    "successful",
+    "partial",
+    "failed",
+    "items_created",
+    "items_deleted",
+    "items_failed",
+    "items_total",
+    "attempts",
+)
+USER_BACKUPS_SCHEMA: tuple[dict[str, Any], list[str]] = (
+    {
+        "type": "object",
+        "properties": {
+            "tenant_id": _STRING,
+            "msId": _STRING,
+            "userPrincipalName": _STRING,
+            "userId": _STRING,
+            "date": _STRING,
+            "type": _STRING,
+            **{name: _INTEGER for name in BACKUP_FIELDS},
+            "sync_version": _INTEGER,
+        },
+    },
+    ["tenant_id", "msId", "date", "type"],
+)
+_MONTH_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_EPOCH_MS = re.compile(r"-?\d+")
+
 
 def role_ids(user: dict[str, Any]) -> list[str]:
     """The contract's rules 1-3, minimally: tags ignoring case and separators, then flags."""
@@ -169,16 +205,96 @@ def role_ids(user: dict[str, Any]) -> list[str]:
     return sorted(found, key=ROLE_ORDER.__getitem__)
 
 
+def utc_date(value: Any) -> str:
+    """A backup item's `date` as YYYY-MM-DD (UTC), in the shapes the emulator sends: an ISO
+    date, an ISO date-time with an offset, MM/DD/YYYY, epoch milliseconds (number or text)."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, timezone.utc).date().isoformat()
+    text = value.strip()
+    if _EPOCH_MS.fullmatch(text):
+        return datetime.fromtimestamp(int(text) / 1000, timezone.utc).date().isoformat()
+    month_first = _MONTH_FIRST.fullmatch(text)
+    if month_first:
+        month, day, year = map(int, month_first.groups())
+        return date(year, month, day).isoformat()
+    if len(text) == 10:
+        return date.fromisoformat(text).isoformat()
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).date().isoformat()
+
+
+def count(value: Any) -> int | None:
+    """A count, sent as a number or as text."""
+    return None if value is None else int(value)
+
+
+def backup_records(user: dict[str, Any], tenant_id: str, version: int) -> list[dict[str, Any]]:
+    """The `user_backups` records of one user's `backupSummary` (none when absent)."""
+    found = []
+    msid, upn = user["msId"], user.get("userPrincipalName")
+    for item in user.get("backupSummary") or ():
+        backup = item.get("backup") or {}
+        data = backup.get("data") or {}
+        user_id = item.get("userId")
+        found.append(
+            {
+                "tenant_id": tenant_id,
+                "msId": msid,
+                "userPrincipalName": upn,
+                "userId": None if user_id is None else str(user_id),
+                "date": utc_date(item["date"]),
+                "type": item["type"],
+                "total": count(backup.get("total")),
+                "successful": count(backup.get("successful")),
+                "partial": count(backup.get("partial")),
+                "failed": count(backup.get("failed")),
+                "items_created": count(data.get("created")),
+                "items_deleted": count(data.get("deleted")),
+                "items_failed": count(data.get("failed")),
+                "items_total": count(data.get("total")),
+                "attempts": count(data.get("attempts")),
+                "sync_version": version,
+            }
+        )
+    return found
+
+
+def backup_window(server_date: str | None) -> dict[str, str]:
+    """`start` and `end` (epoch ms, both inclusive) of the BACKUP_DAYS days ending the
+    server's today (its `Date` header; this machine's clock without one)."""
+    moment = (
+        email.utils.parsedate_to_datetime(server_date)
+        if server_date
+        else datetime.now(timezone.utc)
+    )
+    today = moment.astimezone(timezone.utc).date()
+    first = datetime.combine(today - timedelta(days=BACKUP_DAYS - 1), time.min, timezone.utc)
+    after = datetime.combine(today + timedelta(days=1), time.min, timezone.utc)
+    return {
+        "start": str(int(first.timestamp()) * 1000),
+        "end": str(int(after.timestamp()) * 1000 - 1),
+    }
+
+
 def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 def page_lines(
-    users: list[dict[str, Any]], extracted: str, tenant_id: str, version: int
-) -> list[str]:
-    """The RECORD lines of one page: its users, then their memberships."""
+    users: list[dict[str, Any]],
+    extracted: str,
+    tenant_id: str,
+    version: int,
+    *,
+    with_backups: bool = False,
+) -> tuple[list[str], int]:
+    """The RECORD lines of one page (its users, their memberships, then with
+    `with_backups` their backups), and how many memberships."""
     lines: list[str] = []
     memberships: list[str] = []
+    backups: list[str] = []
     for user in users:
         roles = role_ids(user)
         msid = user["msId"]
@@ -225,8 +341,21 @@ def page_lines(
             )
             for role_id in roles
         )
+        if with_backups:
+            backups.extend(
+                dumps(
+                    {
+                        "type": "RECORD",
+                        "stream": "user_backups",
+                        "record": backup,
+                        "time_extracted": extracted,
+                    }
+                )
+                for backup in backup_records(user, tenant_id, version)
+            )
     lines.extend(memberships)
-    return lines
+    lines.extend(backups)
+    return lines, len(memberships)
 
 
 def now() -> str:
@@ -248,7 +377,15 @@ def origin(base_url: str) -> tuple[str, str | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("--config", required=True, help="the tap's config JSON file")
+    parser.add_argument(
+        "--user-backups",
+        action="store_true",
+        help="also the user_backups stream (status=true and the last 7 days)",
+    )
     args = parser.parse_args(argv)
+    schemas = dict(SCHEMAS)
+    if args.user_backups:
+        schemas["user_backups"] = USER_BACKUPS_SCHEMA
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
     base, region = origin(config["base_url"])
@@ -260,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = [
         dumps({"type": "SCHEMA", "stream": name, "schema": schema, "key_properties": keys})
-        for name, (schema, keys) in SCHEMAS.items()
+        for name, (schema, keys) in schemas.items()
     ]
     write("\n".join(header) + "\n")
 
@@ -280,14 +417,19 @@ def main(argv: list[str] | None = None) -> int:
 
     url: str | None = f"{base}/external/users"
     params: dict[str, Any] | None = {"size": config.get("page_size", 1000), "status": "false"}
+    if args.user_backups:
+        window = backup_window(response.headers.get("Date"))
+        params = {"size": config.get("page_size", 1000), "status": "true", **window}
     while url:
         response = session.get(url, params=params, timeout=timeout, allow_redirects=False)
         requests_made += 1
         response.raise_for_status()
         page = json.loads(response.content)
-        written = page_lines(page["users"], now(), tenant_id, version)
+        written, page_memberships = page_lines(
+            page["users"], now(), tenant_id, version, with_backups=args.user_backups
+        )
         users += len(page["users"])
-        memberships += len(written) - len(page["users"])
+        memberships += page_memberships
         write("\n".join(written) + "\n")
         link = page.get("nextLink")
         url = urljoin(f"{base}/", link) if link else None
@@ -327,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             {"type": "RECORD", "stream": "tenant_syncs", "record": sync, "time_extracted": now()}
         )
     )
-    bookmarks: dict[str, dict[str, Any]] = {name: {} for name in SCHEMAS}
+    bookmarks: dict[str, dict[str, Any]] = {name: {} for name in schemas}
     lines.append(dumps({"type": "STATE", "value": {"bookmarks": bookmarks}}))
     write("\n".join(lines) + "\n")
     out.flush()

@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import IO, Any
 
 STREAMS: tuple[str, ...] = ("users", "roles", "role_memberships", "tenants", "tenant_syncs")
+# Streams a run writes only when selected (`python -m bench --user-backups`): counted by
+# the fast path too, and listed in the counts only when seen.
+OPTIONAL_STREAMS: tuple[str, ...] = ("user_backups",)
+_COUNTED = (*STREAMS, *OPTIONAL_STREAMS)
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -34,7 +38,7 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # another order, ...): rare with the SDK's writers, parsed in full.
 _OTHER_LINE = re.compile(
     rb'^(?!\{"type":"RECORD","stream":"(?:'
-    + b"|".join(re.escape(stream.encode()) for stream in STREAMS)
+    + b"|".join(re.escape(stream.encode()) for stream in _COUNTED)
     + rb')",).*$',
     re.MULTILINE,
 )
@@ -70,7 +74,8 @@ class OutputCounter:
         self.counts = OutputCounts()
         self._tail = b""
         self._record_prefixes = {
-            stream: b'\n{"type":"RECORD","stream":"' + stream.encode() + b'",' for stream in STREAMS
+            stream: b'\n{"type":"RECORD","stream":"' + stream.encode() + b'",'
+            for stream in _COUNTED
         }
 
     def feed(self, data: bytes) -> None:
@@ -97,8 +102,9 @@ class OutputCounter:
         fast = 0
         for stream, prefix in self._record_prefixes.items():
             found = framed.count(prefix)
-            counts.records[stream] += found
-            fast += found
+            if found:
+                counts.records[stream] = counts.records.get(stream, 0) + found
+                fast += found
         if fast == lines:  # the usual chunk: RECORDs of the known streams only
             return
         others = 0

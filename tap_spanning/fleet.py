@@ -7,8 +7,8 @@ alone writes Singer messages. A job is an iterator (the pages of one tenant): it
 thread fetches the next item while the caller works on the one before.
 
 Memory is bounded by the concurrency, not by the fleet: the hand-off queue holds at
-most `max_concurrent` items, and each worker holds at most one more while it waits
-for room. A job that raises ends its own tenant only: the caller receives a
+most one item per worker, and each worker holds at most one more while it waits for
+room. A job that raises ends its own tenant only: the caller receives a
 `TenantFailed` and every other tenant carries on.
 """
 
@@ -64,8 +64,11 @@ def run_per_tenant(
     workers at their next item; they are daemon threads, so a request in flight never
     holds up the process's exit.
     """
+    # One item waiting per worker: a single tenant's pages are then at most two ahead of
+    # the writer, however large they are (a page with a week of backupSummary is ~4 MB).
+    workers_count = min(max_concurrent, len(tenants))
     events: queue.Queue[TenantItem[T] | TenantDone | TenantFailed] = queue.Queue(
-        maxsize=max_concurrent
+        maxsize=max(1, workers_count)
     )
     waiting: queue.SimpleQueue[Tenant] = queue.SimpleQueue()
     for tenant in tenants:
@@ -98,7 +101,7 @@ def run_per_tenant(
 
     workers = [
         threading.Thread(target=work, name=f"{name}-{index}", daemon=True)
-        for index in range(min(max_concurrent, len(tenants)))
+        for index in range(workers_count)
     ]
     for worker in workers:
         worker.start()
