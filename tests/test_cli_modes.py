@@ -30,8 +30,11 @@ def test_connection_test_checks_every_stream_with_one_users_page(
     assert run.returncode == 0, run.stderr[-2000:]
     for stream in STREAMS:
         assert run.count("RECORD", stream) == 1, stream
+    # The credentials first; --test syncs every stream, the backup histories (off by
+    # default) included: their one summary, then one users page that asks for backups.
     paths = [urlsplit(r.path).path for r in emulator.requests]
-    assert paths == ["/external/users", "/external/tenant"]
+    assert paths == ["/external/tenant", "/external/tenant/backups/summary", "/external/users"]
+    assert "status=true" in emulator.requests[-1].path
     assert "| ERROR" not in run.stderr
 
 
@@ -102,12 +105,16 @@ def batch_config(tmp_path: Path, **encoding: str) -> dict[str, Any]:
 
 
 def batch_records(run: Any, stream: str) -> list[dict[str, Any]]:
+    """A stream's records in its BATCH files, without the run's sync_version (checked)."""
     records: list[dict[str, Any]] = []
     for message in run.messages:
         if message["type"] == "BATCH" and message["stream"] == stream:
             for url in message["manifest"]:
                 with gzip.open(urlsplit(url).path, "rt") as handle:
                     records += [json.loads(line) for line in handle]
+    versions = {record.pop("sync_version", None) for record in records}
+    activated = {m["version"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert versions <= activated | {None}, (stream, versions)
     return records
 
 
