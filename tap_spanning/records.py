@@ -33,7 +33,7 @@ class PagesNotAdvancing(UserError):
 
 # How many of a tenant's latest users are remembered to catch a page that repeats an
 # earlier one: enough for several pages, the same whatever the tenant's size.
-REPEAT_WINDOW_USERS = 5_000
+REPEAT_WINDOW_USERS = 2_000
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,9 @@ class DeadlineAdapter(HTTPAdapter):
             raise
         finally:
             watch.done = True
+            # The watch waits in the watchdog's heap until its deadline: it must not keep
+            # the connection (and its buffers) alive that long.
+            watch.connection = None
             _current.watch = None
         if watch.expired:  # a body cut short by the shut socket
             response.close()
