@@ -632,3 +632,26 @@ def set_selected(catalog: dict[str, Any], stream: str, breadcrumb: list[str], on
             for item in entry["metadata"]:
                 if item["breadcrumb"] == breadcrumb:
                     item["metadata"]["selected"] = on
+
+
+# ---------------------------------------------------------------- fleets
+
+
+def fleet_config(emulator: Any, tenants: Sequence[Any], **overrides: Any) -> dict[str, Any]:
+    """The config an MSP writes for a FleetEmulator's tenants: the list in the config, the
+    keys in tenant_api_keys, activation on; `overrides` on top (page_size, ...)."""
+    config: dict[str, Any] = {
+        "tenants": [
+            {
+                "tenant_id": t.tenant_id,
+                "admin_email": t.admin_email,
+                "base_url": emulator.base_url(t.tenant_id),
+            }
+            for t in tenants
+        ],
+        "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
+        "max_retry_wait": 0.01,
+        "emit_activate_version_messages": True,
+    }
+    config.update(overrides)
+    return config

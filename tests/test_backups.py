@@ -24,7 +24,7 @@ from spanning_emulator import (
     utc_today,
 )
 
-from tests.tapdriver import TapRun, discovered_catalog, run_in_process, set_selected
+from tests.tapdriver import TapRun, discovered_catalog, fleet_config, run_in_process, set_selected
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PAGE_SIZE = 40
@@ -50,21 +50,7 @@ def fleet() -> Iterator[tuple[FleetEmulator, list[EmulatedTenant]]]:
 
 
 def config_for(emulator: FleetEmulator, tenants: list[EmulatedTenant], **more: Any) -> Any:
-    return {
-        "tenants": [
-            {
-                "tenant_id": t.tenant_id,
-                "admin_email": t.admin_email,
-                "base_url": emulator.base_url(t.tenant_id),
-            }
-            for t in tenants
-        ],
-        "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
-        "page_size": PAGE_SIZE,
-        "max_retry_wait": 0.01,
-        "emit_activate_version_messages": True,
-        **more,
-    }
+    return fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **more})
 
 
 def of_tenant(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
 
 from tests.hostile_server import HostileServer, Reply, Seen
-from tests.tapdriver import TapRun, run_in_process
+from tests.tapdriver import TapRun, fleet_config, run_in_process
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PAGE_SIZE = 50
@@ -44,25 +44,8 @@ def fleet() -> Iterator[tuple[FleetEmulator, list[EmulatedTenant]]]:
     emulator.stop()
 
 
-def config_for(
-    emulator: FleetEmulator, tenants: list[EmulatedTenant], **overrides: Any
-) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "tenants": [
-            {
-                "tenant_id": t.tenant_id,
-                "admin_email": t.admin_email,
-                "base_url": emulator.base_url(t.tenant_id),
-            }
-            for t in tenants
-        ],
-        "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
-        "page_size": PAGE_SIZE,
-        "max_retry_wait": 0.01,
-        "emit_activate_version_messages": True,
-    }
-    config.update(overrides)
-    return config
+def config_for(emulator: FleetEmulator, tenants: list[EmulatedTenant], **more: Any) -> Any:
+    return fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **more})
 
 
 def of_tenant(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:

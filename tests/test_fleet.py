@@ -38,6 +38,7 @@ from spanning_emulator import (
 from tap_spanning.settings import SettingsError, resolve_settings
 from tests.hostile_server import HostileServer, Reply
 from tests.tapdriver import TapRun, run_in_process, run_tap
+from tests.tapdriver import fleet_config as tapdriver_fleet_config
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 TENANT_DATA = ("users", "role_memberships", "tenants")
@@ -97,23 +98,8 @@ def fleet_of() -> Iterator[Any]:
 def fleet_config(
     emulator: FleetEmulator, tenants: Sequence[EmulatedTenant], **overrides: Any
 ) -> dict[str, Any]:
-    """The config an MSP writes: the list in the config, the keys in tenant_api_keys."""
-    config: dict[str, Any] = {
-        "tenants": [
-            {
-                "tenant_id": t.tenant_id,
-                "admin_email": t.admin_email,
-                "base_url": emulator.base_url(t.tenant_id),
-            }
-            for t in tenants
-        ],
-        "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
-        "page_size": PAGE_SIZE,
-        "max_retry_wait": 0.01,
-        "emit_activate_version_messages": True,
-    }
-    config.update(overrides)
-    return config
+    """The driver's fleet config, at this file's page size."""
+    return tapdriver_fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **overrides})
 
 
 def records_of(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:
