@@ -31,9 +31,10 @@ lint: install
 	$(BIN)/mypy
 
 # The fast tier: lint, types, and every test that runs the tap in-process (no tap or Meltano
-# process, no PostgreSQL), with fewer hypothesis examples. The loop to run while working.
+# process, no PostgreSQL), with fewer hypothesis examples, on 4 workers (most of a test's
+# time is waiting on the emulator). The loop to run while working.
 check: lint
-	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -m "not process and not e2e" -q $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -m "not process and not e2e" -n 4 -q $(PYTEST_ARGS)
 
 # The end-to-end tests load into PostgreSQL: the private cluster of scripts/postgres.sh
 # (127.0.0.1:54329; installed, initialised and started when missing, a no-op when it runs),
