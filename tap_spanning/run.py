@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import cached_property
 from typing import Any, TypeVar
@@ -69,7 +69,7 @@ def page_bound(users: object, page_size: int) -> int | None:
 class HostCircuit:
     """Per host: when its tenants keep failing the same way, the rest fail fast.
 
-    Once CIRCUIT_OPENS_AFTER of a host's tenants in a row have failed to connect or
+    Once OPENS_AFTER of a host's tenants in a row have failed to connect or
     timed out (after all their tries), with no tenant of that host answering in
     between, every other tenant of that host fails at once with "host unreachable",
     and the other hosts carry on. A regional outage then costs about one round of
@@ -166,16 +166,6 @@ class TenantSync:
     users_done: bool = False  # its users pass ran to the end
 
 
-@dataclass
-class _Totals:
-    users: int = 0
-    memberships: int = 0
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 class SyncRun:
     """The run's tenants, failures, counters and closing lines."""
 
@@ -197,7 +187,8 @@ class SyncRun:
         self.version = version
         self.begun = False
         self.started = time.monotonic()
-        self.totals = _Totals()
+        self.pages = 0  # users pages written
+        self._lock = threading.Lock()  # the tenants' request counts, added from workers
         self._preflight_done = False
         self._refused: list[str] = []
         self.circuit = HostCircuit()
@@ -233,12 +224,10 @@ class SyncRun:
     def _close(self, tenant: Tenant, client: TenantClient) -> None:
         client.close()
         part = self.tenants[tenant.tenant_id]
-        with self.totals.lock:
+        with self._lock:
             part.finished_at = datetime.now(timezone.utc)
             part.requests += client.requests_made
             part.retries += client.retries
-            self.totals.requests += client.requests_made
-            self.totals.retries += client.retries
 
     def _run(
         self, tenants: list[Tenant], job: Callable[[Tenant], Iterator[T]], stream: str
@@ -395,24 +384,21 @@ class SyncRun:
     def note_page(self, tenant_id: str, users: int) -> None:
         """Count a page written; log progress at most every PROGRESS_EVERY_SECONDS."""
         self.tenants[tenant_id].users += users
-        totals = self.totals
-        totals.users += users
-        totals.pages += 1
+        self.pages += 1
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
             self._last_progress = now
             elapsed = now - self.started
-            with totals.lock:
-                retries = totals.retries
+            written = self._total("users")
             failed = len(self.failures)
             done = sum(1 for part in self.tenants.values() if part.users_done)
             self.logger.info(
                 "Progress: %d users in %d pages so far, %.0f users/s, %d retries; "
                 "tenants: %d done, %d failed, %d left",
-                totals.users,
-                totals.pages,
-                totals.users / elapsed if elapsed else 0.0,
-                retries,
+                written,
+                self.pages,
+                written / elapsed if elapsed else 0.0,
+                self._total("retries"),
                 done,
                 failed,
                 len(self.tenants) - done - failed,
@@ -421,18 +407,20 @@ class SyncRun:
     def note_memberships(self, tenant_id: str, memberships: int) -> None:
         """Count the memberships written for a tenant."""
         self.tenants[tenant_id].memberships += memberships
-        self.totals.memberships += memberships
+
+    def _total(self, counter: str) -> int:
+        """A counter of every tenant's part of the run, added up."""
+        with self._lock:
+            return sum(getattr(part, counter) for part in self.tenants.values())
 
     def summary_line(self) -> str:
         """One line for the end of every run."""
-        totals = self.totals
-        with totals.lock:
-            requests, retries = totals.requests, totals.retries
         count = len(self.tenants)
         return (
-            f"Synced {totals.users} users and {totals.memberships} role memberships of "
-            f"{count - len(self.failures)} of {count} tenants: {requests} requests, "
-            f"{retries} retries, {time.monotonic() - self.started:.1f}s"
+            f"Synced {self._total('users')} users and {self._total('memberships')} role "
+            f"memberships of {count - len(self.failures)} of {count} tenants: "
+            f"{self._total('requests')} requests, {self._total('retries')} retries, "
+            f"{time.monotonic() - self.started:.1f}s"
         )
 
     def failure_line(self) -> str:

@@ -248,8 +248,8 @@ class PageChildStream(FullTableStream):
 
     _current: _ChildRun | None = None
 
-    def page_records(self, tenant_id: str, users: list[UserRecord]) -> list[Record]:
-        """This stream's records for one page of a tenant's users."""
+    def page_records(self, users: list[UserRecord]) -> list[Record]:
+        """This stream's records for one page of users."""
         raise NotImplementedError
 
     def note_written(self, tenant_id: str, count: int) -> None:
@@ -283,7 +283,7 @@ class PageChildStream(FullTableStream):
         run = self._current
         if run is None or not self.wanted:
             return
-        records = self.page_records(tenant_id, [u for u in users if run.keep(u.record)])
+        records = self.page_records([u for u in users if run.keep(u.record)])
         if run.limit is not None:
             records = records[: max(0, run.limit - run.written)]
         run.written += len(records)
@@ -340,7 +340,7 @@ class RoleMembershipsStream(PageChildStream):
     ).to_dict()
 
     @override
-    def page_records(self, tenant_id: str, users: list[UserRecord]) -> list[Record]:
+    def page_records(self, users: list[UserRecord]) -> list[Record]:
         return [membership for user in users for membership in membership_records(user)]
 
     @override
@@ -412,7 +412,7 @@ class UserBackupsStream(PageChildStream):
         self._unknown = _UnknownTypes(self.logger)
 
     @override
-    def page_records(self, tenant_id: str, users: list[UserRecord]) -> list[Record]:
+    def page_records(self, users: list[UserRecord]) -> list[Record]:
         records = [backup for user in users for backup in user.backups]
         self._unknown.note(records)
         return records

@@ -50,7 +50,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         super().__init__()
         self._buffer = bytearray()
         # The block being written, and how much of it is out: read by flush_at_exit.
-        self._writing: bytes | None = None
+        self._writing: bytearray | None = None
         self._written = 0
         atexit.register(self.flush_at_exit)
 
@@ -83,7 +83,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write out what is buffered."""
-        data, self._buffer = bytes(self._buffer), bytearray()
+        data, self._buffer = self._buffer, bytearray()  # no copy: a fresh buffer
         try:
             self._write_out(data)
         except BrokenPipeError:
@@ -92,7 +92,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
                 "should say why"
             ) from None
 
-    def _write_out(self, data: bytes) -> None:
+    def _write_out(self, data: bytearray) -> None:
         fd = _stdout_fd()
         if fd is None:  # stdout is not a file (a test captures it): its own write
             sys.stdout.buffer.write(data)
@@ -120,7 +120,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         """Finish the line being written, then hand over whole buffered lines; never raise."""
         writing, written = self._writing, self._written
         self._writing = None
-        rest = writing[written:] if writing is not None else b""
+        rest = bytes(writing[written:]) if writing is not None else b""
         if self._buffer and not self._buffer.endswith(b"\n"):
             self._buffer.extend(b"\n")  # stopped between a message and its newline
         rest += bytes(self._buffer)
