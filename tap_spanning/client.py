@@ -34,7 +34,6 @@ import backoff
 import msgspec
 import requests
 from requests.auth import HTTPBasicAuth
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_spanning.records import BackupWindow, PageError, UsersPage, parse_page, parse_tenant
 from tap_spanning.redaction import quote, scrub
@@ -57,23 +56,14 @@ T = TypeVar("T")
 
 # How much of an error body goes into a message: enough to read, never a whole page.
 _BODY_EXCERPT = 300
-# Exceptions that mean "the request did not complete": worth another try.
-RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
-    RetriableAPIError,
-    ConnectionResetError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-    ResponseTooLarge,
-)
 
 
-class SpanningError(FatalAPIError):
+class SpanningError(Exception):
     """A failure the tap explains in one line: it ends the tenant it happened to.
 
     `reason` is the few words that the run's last line gives for the tenant
-    ("credentials refused", "HTTP 503 after 5 tries").
+    ("credentials refused", "HTTP 503 after 5 tries"). Not one of the SDK's exception
+    types: the client runs before the SDK is loaded (the head start, entry.py).
     """
 
     def __init__(self, message: str, reason: str) -> None:
@@ -82,12 +72,24 @@ class SpanningError(FatalAPIError):
         self.reason = scrub(reason)
 
 
-class _RetriableError(RetriableAPIError):
+class _RetriableError(Exception):
     """A try that failed in a way worth another try; `reason` as in SpanningError."""
 
-    def __init__(self, message: str, reason: str, response: requests.Response) -> None:
-        super().__init__(message, response)
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
         self.reason = reason
+
+
+# Exceptions that mean "the request did not complete": worth another try.
+RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
+    _RetriableError,
+    ConnectionResetError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    ResponseTooLarge,
+)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -123,8 +125,6 @@ def describe_failure(exc: BaseException, timeout: float) -> tuple[str, str]:  # 
     """(one line saying why a try failed, the few words of it for a summary)."""
     if isinstance(exc, _RetriableError):
         return str(exc), exc.reason
-    if isinstance(exc, RetriableAPIError):
-        return str(exc), "bad response"
     if isinstance(exc, ResponseTooLarge):
         return str(exc), "response too large"
     if isinstance(exc, requests.exceptions.Timeout):
@@ -293,7 +293,6 @@ class TenantClient:
             raise _RetriableError(
                 f"HTTP {response.status_code} from {endpoint} but {reason}",
                 "bad response",
-                response,
             ) from None
 
     def _check_status(self, response: requests.Response, endpoint: str) -> None:
@@ -301,7 +300,7 @@ class TenantClient:
         path = urlsplit(response.url).path or endpoint
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise _RetriableError(
-                f"HTTP {status} from {path}: {body_excerpt(response)}", f"HTTP {status}", response
+                f"HTTP {status} from {path}: {body_excerpt(response)}", f"HTTP {status}"
             )
         if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise SpanningError(

@@ -1,21 +1,55 @@
-"""The console script: signals are handled from the first instant, then the tap runs.
+"""The console script: signals are handled from the first instant, the run gets a head
+start, then the tap runs, and the process ends as soon as its output is out.
 
 A SIGTERM or SIGINT while the SDK is being imported would otherwise end the process with
 Python's defaults (-15 and nothing said, or a KeyboardInterrupt traceback); see signals.py.
-The SDK installs the tap's own handlers (sdk_seam.SeamTap) once the tap is built.
+The SDK installs the tap's own handlers (sdk_seam.singer.SeamTap) once the tap is built.
+
+While the SDK loads (about 0.45 s of CPU), a plain sync's credentials are already being
+asked (head_start.py). Once the tap is done, every stream is flushed and the process
+exits at once: the interpreter's teardown of a fleet run's objects and modules would
+add 0.1-0.2 s after the last line, for nothing.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 
 from tap_spanning.signals import stopped_early
 
 
 def main() -> None:
-    """Handle signals, then import and run the tap."""
+    """Handle signals, give the run its head start, run the tap, exit."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stopped_early)
-    from tap_spanning.tap import main as run_tap  # noqa: PLC0415  # after the handlers
+    from tap_spanning import head_start  # noqa: PLC0415  # after the handlers
 
-    run_tap()
+    head_start.begin(sys.argv[1:])
+    from tap_spanning.tap import main as run_tap  # noqa: PLC0415  # after the head start
+
+    try:
+        run_tap()
+    except SystemExit as done:
+        exit_now(done.code)
+    exit_now(0)
+
+
+def exit_now(code: int | str | None) -> None:
+    """Flush what was written and end the process with `code`, as sys.exit would, but
+    without the interpreter's teardown."""
+    if isinstance(code, str):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    status = 0 if code is None else code
+    logging.shutdown()  # flushes every handler
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            # Output the reader no longer takes (or a closed stream): the run's output
+            # did not all arrive, so the exit says so.
+            status = status or 1
+    os._exit(status)

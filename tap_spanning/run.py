@@ -1,7 +1,7 @@
 """One sync of the fleet: who is fetched, in which order, who failed, and what the run says.
 
 `SyncRun` is handed to every stream of one run. It starts each tenant's requests
-(`fleet.run_per_tenant`, one `TenantClient` a tenant), consumes what the workers hand
+(`fleet.TwoPasses`, one `TenantClient` a tenant), consumes what the workers hand
 back, and gives the streams typed results for their tenant: pages of users
 (`TenantPage`) and license counters. The streams never see the fleet's events.
 
@@ -10,7 +10,9 @@ The run has two passes over the fleet (README, "Many tenants"):
    record is written. A refused tenant stops the run (unless `skip_refused_tenants`);
    the counters feed the `tenants` stream and bound each tenant's pages;
 2. the users, largest tenant first, so that the biggest tenant does not start last
-   and leave the other workers idle at the end.
+   and leave the other workers idle at the end. It starts in the same workers as
+   soon as no credentials request is left to start: no wait for the slowest answer
+   between the passes (its pages are written once every tenant has answered).
 A failed tenant is not asked again in the same run: its other streams would fail the
 same way and cost the others time.
 """
@@ -27,10 +29,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 from tap_spanning.client import SpanningError, TenantClient
-from tap_spanning.fleet import TenantDone, TenantFailed, TenantItem, run_per_tenant
+from tap_spanning.fleet import TenantFailed, TenantItem, TwoPasses
 from tap_spanning.records import (
     BackupError,
     BackupWindow,
@@ -42,8 +44,6 @@ from tap_spanning.records import (
 )
 from tap_spanning.redaction import scrub
 from tap_spanning.settings import Settings, Tenant
-
-T = TypeVar("T")
 
 # A long sync logs a progress line at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
@@ -166,6 +166,23 @@ class TenantSync:
     users_done: bool = False  # its users pass ran to the end
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What one start of the passes writes to from its workers: the tenants' parts and
+    the host circuit (a run begun again gives its new workers new ones)."""
+
+    tenants: dict[str, TenantSync]
+    circuit: HostCircuit
+
+    def of(self, tenant: Tenant) -> TenantSync:
+        return self.tenants[tenant.tenant_id]
+
+    def failed(self, tenant: Tenant, error: Exception) -> None:
+        """The host circuit learns of a failure in the worker, before the worker takes its
+        next tenant: the main thread may hear of it only later."""
+        self.circuit.failed(str(tenant.origin), _failure_of(tenant, error).reason)
+
+
 class SyncRun:
     """The run's tenants, failures, counters and closing lines."""
 
@@ -189,7 +206,8 @@ class SyncRun:
         self.started = time.monotonic()
         self.pages = 0  # users pages written
         self._lock = threading.Lock()  # the tenants' request counts, added from workers
-        self._preflight_done = False
+        self._fleet: TwoPasses[None, TenantPage] | None = None
+        self._fleet_plan: tuple[object, ...] = ()
         self._refused: list[str] = []
         self.circuit = HostCircuit()
         self._last_progress = self.started
@@ -211,95 +229,167 @@ class SyncRun:
 
     # -- fetching
 
-    def _pending(self) -> list[Tenant]:
-        return [s.tenant for s in self.tenants.values() if s.failure is None]
-
-    def _client(self, tenant: Tenant) -> TenantClient:
-        self.circuit.check(str(tenant.origin))
-        part = self.tenants[tenant.tenant_id]
+    def _client(self, tenant: Tenant, parts: _Parts) -> TenantClient:
+        parts.circuit.check(str(tenant.origin))
+        part = parts.of(tenant)
         if part.started_at is None:
             part.started_at = datetime.now(timezone.utc)
         return TenantClient(tenant, self.settings, self.logger, self.user_agent)
 
-    def _close(self, tenant: Tenant, client: TenantClient) -> None:
+    def _close(self, tenant: Tenant, client: TenantClient, parts: _Parts) -> None:
         client.close()
-        part = self.tenants[tenant.tenant_id]
+        part = parts.of(tenant)
         with self._lock:
             part.finished_at = datetime.now(timezone.utc)
             part.requests += client.requests_made
             part.retries += client.retries
 
-    def _run(
-        self, tenants: list[Tenant], job: Callable[[Tenant], Iterator[T]], stream: str
-    ) -> Iterator[TenantItem[T]]:
-        """Run `job` for `tenants` side by side; failures are recorded here."""
-        concurrency = self.settings.max_concurrent_tenants
+    def _plan(self, users_page_limit: int | None) -> tuple[object, ...]:
+        """What the passes fetch: which streams are wanted, how many users pages."""
+        users = self.wanted("users")
+        return (
+            users,
+            self.wanted("backup_summaries"),
+            self.wanted("user_backups"),
+            users_page_limit if users else None,
+        )
 
-        def watched(tenant: Tenant) -> Iterator[T]:
-            # The host circuit learns of each outcome in the worker, before the worker
-            # takes its next tenant: the main thread may hear of it only later.
-            host = str(tenant.origin)
-            try:
-                for index, item in enumerate(job(tenant)):
-                    if index == 0:
-                        self.circuit.answered(host)
-                    yield item
-            except Exception as exc:
-                self.circuit.failed(host, _failure_of(tenant, exc).reason)
-                raise
+    def start(self, *, users_page_limit: int | None = None) -> None:
+        """Start both passes in their workers (`fleet.TwoPasses`) and return at once.
 
-        for event in run_per_tenant(tenants, watched, concurrency, f"spanning-{stream}"):
-            if isinstance(event, TenantItem):
-                self.tenants[event.tenant.tenant_id].answered = True
-                yield event
-            elif isinstance(event, TenantFailed):
-                self.fail(event.tenant, stream, event.error)
-            elif isinstance(event, TenantDone) and stream == "users":
-                self.tenants[event.tenant.tenant_id].users_done = True
+        A run begun before the tap knew its catalog (the head start, entry.py) that
+        turns out to fetch other streams than the tap syncs is dropped and begun again:
+        its workers go on with the parts and the circuit they were given, which the run
+        no longer reads.
+        """
+        plan = self._plan(users_page_limit)
+        if self._fleet is not None:
+            if plan == self._fleet_plan:
+                return
+            self._fleet.close()
+            self.__dict__.pop("tenants", None)  # fresh parts (a cached_property)
+            self.circuit = HostCircuit()
+        self._fleet_plan = plan
+        parts = _Parts(self.tenants, self.circuit)
+        self._fleet = TwoPasses(
+            self.settings.tenants,
+            self._credentials_job(parts),
+            second=self._users_job(parts, users_page_limit)
+            if self.wanted("users")
+            else None,
+            priority=self._users_counter,
+            max_concurrent=self.settings.max_concurrent_tenants,
+            name="spanning",
+        )
 
-    def preflight(self) -> None:
+    def close(self) -> None:
+        """Stop the workers at their next item (a run dropped, or ended early)."""
+        if self._fleet is not None:
+            self._fleet.close()
+
+    def preflight(self, *, users_page_limit: int | None = None) -> None:
         """Every tenant's credentials, proven before any record: `GET /external/tenant`.
 
-        Once per run, whichever stream asks first. Raises RunFailed when a tenant is
-        refused (unless skip_refused_tenants) or when no tenant answered.
+        Once per run, whichever stream asks first (the users stream, when it is wanted:
+        it is synced first, and says how many pages `--test` reads). The users pass
+        starts in the same workers as soon as no credentials request is left to start
+        (`fleet.TwoPasses`); its pages wait until every tenant has answered. Raises
+        RunFailed when a tenant is refused (unless skip_refused_tenants) or when no
+        tenant answered.
         """
-        if self._preflight_done:
+        if self.begun:
             return
-        self._preflight_done = True
+        self.start(users_page_limit=users_page_limit)
         self.begun = True
-
-        summaries = self.wanted("backup_summaries")
-        backups = summaries or self.wanted("user_backups")
-        days = self.settings.backup_days
-
-        def job(tenant: Tenant) -> Iterator[None]:
-            client = self._client(tenant)
-            part = self.tenants[tenant.tenant_id]
-            try:
-                part.counters = client.tenant_counters()
-                if backups:
-                    part.backup_window = BackupWindow.ending(_today(client.server_date), days)
-                if summaries and part.backup_window is not None:
-                    part.backup_summaries = client.backup_summary(
-                        part.backup_window,
-                        lambda payload: backup_summary_records(
-                            payload, tenant.tenant_id, self.version
-                        ),
-                    )
-                yield None
-            finally:
-                self._close(tenant, client)
-
-        for _ in self._run(list(self.settings.tenants), job, "tenants"):
-            pass
+        fleet = self._fleet
+        assert fleet is not None  # start() began it
+        for event in fleet.first_results():
+            if isinstance(event, TenantFailed):
+                self.fail(event.tenant, "tenants", event.error)
+            else:
+                self.tenants[event.tenant.tenant_id].answered = True
         self._refused = [
             tid
             for tid, failure in self.failures.items()
             if failure.reason == REFUSED and not self.settings.skip_refused_tenants
         ]
-        if self._refused:
-            raise RunFailed(self.failure_line())
-        self.stop_if_no_tenant_answered()
+        try:
+            if self._refused:
+                raise RunFailed(self.failure_line())
+            self.stop_if_no_tenant_answered()
+        except RunFailed:
+            fleet.close()
+            raise
+
+    def _credentials_job(self, parts: _Parts) -> Callable[[Tenant], None]:
+        summaries = self.wanted("backup_summaries")
+        backups = summaries or self.wanted("user_backups")
+        days = self.settings.backup_days
+
+        def job(tenant: Tenant) -> None:
+            try:
+                client = self._client(tenant, parts)
+                part = parts.of(tenant)
+                try:
+                    part.counters = client.tenant_counters()
+                    if backups:
+                        part.backup_window = BackupWindow.ending(_today(client.server_date), days)
+                    if summaries and part.backup_window is not None:
+                        part.backup_summaries = client.backup_summary(
+                            part.backup_window,
+                            lambda payload: backup_summary_records(
+                                payload, tenant.tenant_id, self.version
+                            ),
+                        )
+                finally:
+                    self._close(tenant, client, parts)
+            except Exception as exc:
+                parts.failed(tenant, exc)
+                raise
+            parts.circuit.answered(str(tenant.origin))
+
+        return job
+
+    def _users_counter(self, tenant: Tenant) -> float:
+        """A tenant's `users` counter, for the largest first; missing counts as large."""
+        users = (self.tenants[tenant.tenant_id].counters or {}).get("users")
+        return users if isinstance(users, int) else math.inf
+
+    def _users_job(
+        self, parts: _Parts, page_limit: int | None
+    ) -> Callable[[Tenant], Iterator[TenantPage]]:
+        page_size = self.settings.page_size
+        with_backups = self.wanted("user_backups")
+
+        def job(tenant: Tenant) -> Iterator[TenantPage]:
+            try:
+                client = self._client(tenant, parts)
+                part = parts.of(tenant)
+                bound = page_bound((part.counters or {}).get("users"), page_size)
+                window = part.backup_window if with_backups else None
+                sequence = PageSequence(tenant.tenant_id, self.version, with_backups=with_backups)
+                pages = client.users_pages(page_limit=page_limit, max_pages=bound, backups=window)
+                try:
+                    for index, (page, fetched_at) in enumerate(pages):
+                        if index == 0:
+                            parts.circuit.answered(str(tenant.origin))
+                        users = sequence.users_of(page)
+                        if sequence.repeats_dropped:
+                            self.logger.warning(
+                                "Tenant %s: page %d of users repeats %d users of the previous "
+                                "page; they are emitted once",
+                                tenant.tenant_id,
+                                sequence.page_number,
+                                sequence.repeats_dropped,
+                            )
+                        yield TenantPage(tenant.tenant_id, users, fetched_at)
+                finally:
+                    self._close(tenant, client, parts)
+            except Exception as exc:
+                parts.failed(tenant, exc)
+                raise
+
+        return job
 
     def users_pages(self, *, page_limit: int | None = None) -> Iterator[TenantPage]:
         """Every tenant's users, a checked page at a time, tenants side by side.
@@ -308,40 +398,18 @@ class SyncRun:
         counter is missing counts as large. Each tenant's pages are bounded by its
         counter (`page_bound`).
         """
-        self.preflight()
-        page_size = self.settings.page_size
-
-        def size(tenant: Tenant) -> float:
-            users = (self.tenants[tenant.tenant_id].counters or {}).get("users")
-            return users if isinstance(users, int) else math.inf
-
-        with_backups = self.wanted("user_backups")
-
-        def job(tenant: Tenant) -> Iterator[TenantPage]:
-            client = self._client(tenant)
-            part = self.tenants[tenant.tenant_id]
-            bound = page_bound((part.counters or {}).get("users"), page_size)
-            window = part.backup_window if with_backups else None
-            sequence = PageSequence(tenant.tenant_id, self.version, with_backups=with_backups)
-            pages = client.users_pages(page_limit=page_limit, max_pages=bound, backups=window)
-            try:
-                for page, fetched_at in pages:
-                    users = sequence.users_of(page)
-                    if sequence.repeats_dropped:
-                        self.logger.warning(
-                            "Tenant %s: page %d of users repeats %d users of the previous "
-                            "page; they are emitted once",
-                            tenant.tenant_id,
-                            sequence.page_number,
-                            sequence.repeats_dropped,
-                        )
-                    yield TenantPage(tenant.tenant_id, users, fetched_at)
-            finally:
-                self._close(tenant, client)
-
-        tenants = sorted(self._pending(), key=size, reverse=True)
-        for event in self._run(tenants, job, "users"):
-            yield event.item
+        self.preflight(users_page_limit=page_limit)
+        fleet = self._fleet
+        assert fleet is not None  # preflight started it
+        for event in fleet.second_events():
+            tenant_id = event.tenant.tenant_id
+            if isinstance(event, TenantItem):
+                self.tenants[tenant_id].answered = True
+                yield event.item
+            elif isinstance(event, TenantFailed):
+                self.fail(event.tenant, "users", event.error)
+            else:
+                self.tenants[tenant_id].users_done = True
 
     def backup_summaries(self) -> Iterator[list[dict[str, Any]]]:
         """Each tenant's backup_summaries records, from the credentials pass (no request)."""

@@ -22,8 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from singer_sdk import typing as th
-
 from tap_spanning.redaction import redact, secret_forms
 from tap_spanning.urls import (
     REGIONS,
@@ -53,142 +51,163 @@ TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The settings of the one-tenant form, which a fleet sets per tenant instead.
 ONE_TENANT_SETTINGS = ("admin_email", "api_key", "base_url", "region", "tenant_id")
 TENANT_ENTRY_SETTINGS = ("tenant_id", "admin_email", "api_key", "base_url", "region")
-_TENANT_ENTRY = th.ObjectType(
-    th.Property(
-        "tenant_id",
-        th.StringType,
-        required=True,
-        description="Stable id, 1-64 of A-Z a-z 0-9 . _ -",
-    ),
-    th.Property(
-        "admin_email", th.StringType, required=True, description="The tenant's Spanning admin"
-    ),
-    th.Property("region", th.StringType, allowed_values=list(REGIONS)),
-    th.Property("base_url", th.StringType),
-    th.Property("api_key", th.StringType, secret=True, description="Else from tenant_api_keys"),
-)
+
+
+def _setting(
+    kind: str, *, required: bool = False, secret: bool = False, **annotations: Any
+) -> dict[str, Any]:
+    """One setting's JSON schema, as singer_sdk.typing writes it.
+
+    Written out here because the settings are checked before the SDK is loaded (the
+    head start, entry.py): importing any part of singer_sdk loads all of it.
+    """
+    schema: dict[str, Any] = {"type": [kind] if required else [kind, "null"], **annotations}
+    if secret:  # what tools such as Meltano hide
+        schema |= {"secret": True, "writeOnly": True}
+    return schema
+
+
+_TENANT_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tenant_id": _setting(
+            "string", required=True, description="Stable id, 1-64 of A-Z a-z 0-9 . _ -"
+        ),
+        "admin_email": _setting(
+            "string", required=True, description="The tenant's Spanning admin"
+        ),
+        "region": _setting("string", enum=list(REGIONS)),
+        "base_url": _setting("string"),
+        "api_key": _setting("string", secret=True, description="Else from tenant_api_keys"),
+    },
+    "required": ["tenant_id", "admin_email"],
+    "additionalProperties": True,
+}
 
 # The tap's settings, as `--about` shows them and Meltano declares them (meltano.yml,
 # checked by tests/test_meltano_settings.py). The SDK adds its own (stream maps, BATCH...).
-CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
-    th.Property(
-        "admin_email",
-        th.StringType,
-        title="Admin email",
-        description=(
-            "Email of the Spanning admin who owns the API token (Basic auth user). "
-            "One-tenant form; a fleet sets it per tenant."
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "admin_email": _setting(
+            "string",
+            title="Admin email",
+            description=(
+                "Email of the Spanning admin who owns the API token (Basic auth user). "
+                "One-tenant form; a fleet sets it per tenant."
+            ),
         ),
-    ),
-    th.Property(
-        "api_key",
-        th.StringType,
-        secret=True,
-        title="API key",
-        description="Token from Settings > API Token in the Spanning admin console.",
-    ),
-    th.Property(
-        "base_url",
-        th.StringType,
-        title="Base URL",
-        description=(
-            "https://o365-api-<region>.spanningbackup.com (a trailing / or /external is "
-            "fine), or a loopback URL for the emulator. Required unless region is set."
+        "api_key": _setting(
+            "string",
+            secret=True,
+            title="API key",
+            description="Token from Settings > API Token in the Spanning admin console.",
         ),
-    ),
-    th.Property(
-        "region",
-        th.StringType,
-        allowed_values=list(REGIONS),
-        description="Spanning region; builds base_url, and must agree with it if both are set.",
-    ),
-    th.Property(
-        "tenant_id",
-        th.StringType,
-        description=(
-            f"The one tenant's id in every record (default {DEFAULT_TENANT_ID!r}); "
-            "1-64 of A-Z a-z 0-9 . _ -"
+        "base_url": _setting(
+            "string",
+            title="Base URL",
+            description=(
+                "https://o365-api-<region>.spanningbackup.com (a trailing / or /external is "
+                "fine), or a loopback URL for the emulator. Required unless region is set."
+            ),
         ),
-    ),
-    th.Property(
-        "tenants",
-        th.ArrayType(_TENANT_ENTRY),
-        # Secret as a whole: an entry may hold its key, and tools (Meltano) can only hide
-        # a whole setting.
-        secret=True,
-        description=(
-            "Many tenants in one run: {tenant_id, admin_email, region or base_url, "
-            "api_key (else tenant_api_keys)}. Not with the one-tenant settings."
+        "region": _setting(
+            "string",
+            enum=list(REGIONS),
+            description="Spanning region; builds base_url, and must agree with it if both are set.",
         ),
-    ),
-    th.Property(
-        "tenant_api_keys",
-        th.ObjectType(additional_properties=th.StringType),
-        secret=True,
-        description="The tenants' API keys: an object of tenant_id to key.",
-    ),
-    th.Property(
-        "max_concurrent_tenants",
-        th.IntegerType(minimum=1, maximum=MAX_CONCURRENT_TENANTS),
-        default=DEFAULT_MAX_CONCURRENT_TENANTS,
-        description="Tenants fetched at once.",
-    ),
-    th.Property(
-        "skip_refused_tenants",
-        th.BooleanType,
-        default=False,
-        description=(
-            "False: a tenant whose credentials are refused stops the run before any record "
-            "(so `meltano config test` fails, naming it). True: it fails alone, as any other "
-            "tenant failure (README, \"Many tenants\")."
+        "tenant_id": _setting(
+            "string",
+            description=(
+                f"The one tenant's id in every record (default {DEFAULT_TENANT_ID!r}); "
+                "1-64 of A-Z a-z 0-9 . _ -"
+            ),
         ),
-    ),
-    th.Property(
-        "backup_days",
-        th.IntegerType(minimum=1, maximum=MAX_BACKUP_DAYS),
-        default=MAX_BACKUP_DAYS,
-        description=(
-            "The trailing days (today included, UTC) that backup_summaries and "
-            "user_backups read each run; Spanning keeps 7."
+        "tenants": _setting(
+            "array",
+            items=_TENANT_ENTRY,
+            # Secret as a whole: an entry may hold its key, and tools (Meltano) can only
+            # hide a whole setting.
+            secret=True,
+            description=(
+                "Many tenants in one run: {tenant_id, admin_email, region or base_url, "
+                "api_key (else tenant_api_keys)}. Not with the one-tenant settings."
+            ),
         ),
-    ),
-    th.Property(
-        "page_size",
-        th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
-        default=MAX_PAGE_SIZE,
-        description="Users per request.",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType(minimum=MIN_REQUEST_TIMEOUT),  # type: ignore[arg-type]
-        default=DEFAULT_REQUEST_TIMEOUT,
-        description=(
-            "Seconds a whole response may take, connect to last byte, before it is retried."
+        "tenant_api_keys": _setting(
+            "object",
+            properties={},
+            additionalProperties={"type": ["string"]},
+            secret=True,
+            description="The tenants' API keys: an object of tenant_id to key.",
         ),
-    ),
-    th.Property(
-        "max_retries",
-        th.IntegerType(minimum=1, maximum=MAX_RETRIES_LIMIT),
-        default=DEFAULT_MAX_RETRIES,
-        description="Tries per request (the first included) before the tenant fails.",
-    ),
-    th.Property(
-        "max_retry_wait",
-        th.NumberType(minimum=0),
-        default=DEFAULT_MAX_RETRY_WAIT,
-        description="Longest wait between tries, in seconds, whatever Retry-After asks.",
-    ),
-    th.Property(
-        "emit_activate_version_messages",
-        th.BooleanType,
-        default=False,
-        description=(
-            "Send ACTIVATE_VERSION after each stream's last record, so that a loader "
-            "with hard delete drops rows a full sync no longer holds (README, "
-            '"Load into a warehouse").'
+        "max_concurrent_tenants": _setting(
+            "integer",
+            minimum=1,
+            maximum=MAX_CONCURRENT_TENANTS,
+            default=DEFAULT_MAX_CONCURRENT_TENANTS,
+            description="Tenants fetched at once.",
         ),
-    ),
-).to_dict()
+        "skip_refused_tenants": _setting(
+            "boolean",
+            default=False,
+            description=(
+                "False: a tenant whose credentials are refused stops the run before any "
+                "record (so `meltano config test` fails, naming it). True: it fails alone, "
+                'as any other tenant failure (README, "Many tenants").'
+            ),
+        ),
+        "backup_days": _setting(
+            "integer",
+            minimum=1,
+            maximum=MAX_BACKUP_DAYS,
+            default=MAX_BACKUP_DAYS,
+            description=(
+                "The trailing days (today included, UTC) that backup_summaries and "
+                "user_backups read each run; Spanning keeps 7."
+            ),
+        ),
+        "page_size": _setting(
+            "integer",
+            minimum=1,
+            maximum=MAX_PAGE_SIZE,
+            default=MAX_PAGE_SIZE,
+            description="Users per request.",
+        ),
+        "request_timeout": _setting(
+            "number",
+            minimum=MIN_REQUEST_TIMEOUT,
+            default=DEFAULT_REQUEST_TIMEOUT,
+            description=(
+                "Seconds a whole response may take, connect to last byte, before it is "
+                "retried."
+            ),
+        ),
+        "max_retries": _setting(
+            "integer",
+            minimum=1,
+            maximum=MAX_RETRIES_LIMIT,
+            default=DEFAULT_MAX_RETRIES,
+            description="Tries per request (the first included) before the tenant fails.",
+        ),
+        "max_retry_wait": _setting(
+            "number",
+            minimum=0,
+            default=DEFAULT_MAX_RETRY_WAIT,
+            description="Longest wait between tries, in seconds, whatever Retry-After asks.",
+        ),
+        "emit_activate_version_messages": _setting(
+            "boolean",
+            default=False,
+            description=(
+                "Send ACTIVATE_VERSION after each stream's last record, so that a loader "
+                "with hard delete drops rows a full sync no longer holds (README, "
+                '"Load into a warehouse").'
+            ),
+        ),
+    },
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+}
 
 
 def _json_kind(schema: Mapping[str, Any]) -> str | None:
@@ -789,6 +808,50 @@ def argv_file_errors(argv: list[str]) -> list[str]:
             )
         errors += [error] if error else []
     return errors
+
+
+# The options of a plain sync: what Meltano passes to `meltano run` a tap.
+_SYNC_OPTIONS = ("--config", "--catalog", "--properties", "--state")
+
+
+def plain_sync_config(argv: list[str]) -> dict[str, Any] | None:
+    """The config of a plain sync, read as the SDK reads it (files merged in order), or None.
+
+    A plain sync is `--config FILE...` with `--catalog`/`--properties`/`--state` at most,
+    every config file a readable JSON object and none of them `ENV`. Anything else
+    (another option, a file with a mistake) is None: left to the SDK's own path, which
+    reports it.
+    """
+    index = 0
+    while index < len(argv):
+        name, given, _ = argv[index].partition("=")
+        if name not in _SYNC_OPTIONS:
+            return None
+        index += 1 if given else 2  # `--option=value`, or `--option value`
+    if index > len(argv):
+        return None  # an option without its value
+    paths = _option_values(argv, "--config")
+    if not paths or "ENV" in paths:
+        return None
+    config: dict[str, Any] = {}
+    for path in paths:
+        parsed, error = _json_file(path, "config")
+        if error is not None or not isinstance(parsed, dict):
+            return None
+        config |= parsed
+    return config
+
+
+def catalog_path(argv: list[str]) -> str | None:
+    """The catalog a sync reads (`--catalog`, else the older `--properties`)."""
+    paths = _option_values(argv, "--catalog") or _option_values(argv, "--properties")
+    return paths[-1] if paths else None
+
+
+def read_json_file(path: str) -> object | None:
+    """A JSON file's content, or None when it cannot be read or parsed."""
+    parsed, error = _json_file(path, "JSON")
+    return None if error is not None else parsed
 
 
 def _is_singer_state(state: object) -> bool:

@@ -32,7 +32,7 @@ from typing_extensions import override
 from tap_spanning.records import BACKUP_TYPES, TENANT_COUNTERS, UserRecord, membership_records
 from tap_spanning.redaction import quote
 from tap_spanning.roles import ROLES
-from tap_spanning.sdk_seam import SeamStream
+from tap_spanning.sdk_seam.singer import SeamStream
 
 if TYPE_CHECKING:
     from singer_sdk import Stream, Tap
@@ -60,6 +60,11 @@ SYNC_VERSION = th.Property(
 )
 
 
+def users_page_limit(record_limit: int | None) -> int | None:
+    """The users pages a tenant sends: all, or under `--test` (a record limit) one."""
+    return None if record_limit is None else 1
+
+
 class FullTableStream(SeamStream):
     """What the streams share: the run, when they activate, what BATCH files hold."""
 
@@ -75,6 +80,13 @@ class FullTableStream(SeamStream):
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         super().__init__(tap)
         self.run = run  # this run's tenants, failures and counters
+
+    @property
+    @override
+    def run_version(self) -> int:
+        # The run's, not the tap's start: a run begun before the tap was built (the head
+        # start, entry.py) is older than the tap.
+        return self.run.version
 
     def tenant_data_complete(self) -> bool:
         """May this stream be activated? Tenant data: only if every tenant completed."""
@@ -102,8 +114,8 @@ class FullTableStream(SeamStream):
         """
         limit = self.ABORT_AT_RECORD_COUNT
         # Every sync proves every tenant's credentials before its first record, and so
-        # has a run and a summary line, even roles alone.
-        self.run.preflight()
+        # has a run and a summary line, even roles alone. The users pass starts with it.
+        self.run.preflight(users_page_limit=users_page_limit(limit))
         for index, record in enumerate(self.stream_records(context)):
             if limit is None or index < limit:
                 yield record
@@ -175,7 +187,7 @@ class UsersStream(FullTableStream):
         for child in children:
             child.begin_run(self.stream_maps[0], limit)
         written = 0
-        for page in run.users_pages(page_limit=None if limit is None else 1):
+        for page in run.users_pages(page_limit=users_page_limit(limit)):
             users = page.users
             if limit is not None:
                 users = users[: max(0, limit - written)]

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 from singer_sdk import Stream
 from typing_extensions import override
 
-from tap_spanning import redaction
+from tap_spanning import head_start, redaction
 from tap_spanning.run import RunFailed, SyncRun
-from tap_spanning.sdk_seam import SeamTap
+from tap_spanning.sdk_seam.singer import SeamTap
 from tap_spanning.settings import (
     CONFIG_SCHEMA,
     ENV_PREFIX,
@@ -34,7 +34,7 @@ from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
 class TapSpanning(SeamTap):
     """Singer tap for Kaseya Spanning Backup for Office 365."""
 
-    name = "tap-spanning"
+    name = head_start.TAP_NAME
     message_writer_class = BufferedMsgSpecWriter
     # A copy: the SDK adds its own settings to the tap's schema in place.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
@@ -49,13 +49,18 @@ class TapSpanning(SeamTap):
     @cached_property
     def sync_run(self) -> SyncRun:
         """This run: its tenants, failures and counters, handed to every stream."""
-        run = SyncRun(
-            lambda: self.settings,
-            self.logger,
-            f"{self.name}/{self.plugin_version}",
-            version=self.initialized_at,
-            wanted=self.wanted,
-        )
+        agent = head_start.user_agent(self.plugin_version)
+        run = head_start.adopt(lambda: self.settings, agent)
+        if run is None:
+            run = SyncRun(
+                lambda: self.settings,
+                self.logger,
+                agent,
+                version=self.initialized_at,
+                wanted=self.wanted,
+            )
+        else:
+            run.wanted = self.wanted  # the catalog's, checked when the first stream syncs
         TapSpanning.runs.append(run)
         return run
 
@@ -105,7 +110,7 @@ def main() -> None:
     logger = logging.getLogger(TapSpanning.name)
     # One process may call main() more than once (the tests): nothing from a run before.
     TapSpanning.runs.clear()
-    redaction.install([])
+    redaction.install(head_start.secret_forms())
     mistakes = argv_file_errors(sys.argv[1:])
     if mistakes:
         for mistake in mistakes:
@@ -126,6 +131,8 @@ def main() -> None:
     except OutputClosedError as exc:
         logger.error("Sync failed: %s", exc)
         sys.exit(1)
+    finally:
+        head_start.drop()  # a run begun for a sync that stopped before it
     runs = [run for run in TapSpanning.runs if run.begun]
     for run in runs:
         logger.info("%s", run.summary_line())

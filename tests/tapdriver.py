@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from spanning_emulator import DEFAULT_TENANT_ID, expected_output
+from spanning_emulator import DEFAULT_TENANT_ID, EmulatedTenant, FleetEmulator, expected_output
 from typing_extensions import override
 
 ADMIN_EMAIL = "admin@contoso.example"
@@ -429,12 +429,15 @@ def run_in_process(
     catalog: dict[str, Any] | None = None,
     label: str = "",
     key_may_be_record_data: bool = False,
+    head_start: bool | Sequence[str] = False,
 ) -> TapRun:
     """`run_tap` in the test process: `tap_spanning.tap.main()` with the same argv.
 
     Everything it writes (stdout, the log on stderr, BATCH files) goes through the same
-    leak check, and the exit code is main()'s.
+    leak check, and the exit code is main()'s. `head_start` runs the console script's
+    head start first (entry.py), with the same argv or (a list) with another.
     """
+    from tap_spanning import head_start as early  # noqa: PLC0415
     from tap_spanning.tap import main  # noqa: PLC0415  # only the fast tier imports the tap
 
     argv = _command(config, tmp_path, args, catalog)[len(tap_executable()) :]
@@ -442,6 +445,8 @@ def run_in_process(
     started = time.monotonic()
     code: int | str | None = 0
     with _as_a_process(["tap-spanning", *argv], env or {}) as (out, err):
+        if head_start:
+            early.begin(list(argv) if head_start is True else list(head_start))
         try:
             main()
         except SystemExit as done:
@@ -655,3 +660,28 @@ def fleet_config(emulator: Any, tenants: Sequence[Any], **overrides: Any) -> dic
     }
     config.update(overrides)
     return config
+
+
+# ---------------------------------------------------------------- requests
+
+
+def paths_of(requests: Sequence[Any]) -> list[str]:
+    """The paths (no query) of the requests, in order."""
+    return [urlsplit(r.path).path for r in requests]
+
+
+def tenant_paths(emulator: FleetEmulator, tenant: EmulatedTenant) -> list[str]:
+    """The paths of the requests made with `tenant`'s credentials, its key right or not.
+
+    The emulator names the tenant of a request whose key it accepted; a refused request
+    (tenant_id None) is told by its Basic user name, the tenant's own admin email.
+    """
+    mine = []
+    for request in emulator.requests:
+        token = request.headers["Authorization"].partition(" ")[2]
+        email = base64.b64decode(token).decode().partition(":")[0]
+        if request.tenant_id == tenant.tenant_id or (
+            request.tenant_id is None and email == tenant.admin_email
+        ):
+            mine.append(request)
+    return paths_of(mine)
