@@ -14,6 +14,9 @@ $(INSTALLED): pyproject.toml emulator/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet -e ./emulator
+	# Byte-compiled once here: an editable install is not, and with PYTHONDONTWRITEBYTECODE
+	# every tap process would compile the package again (0.1 s of its start-up).
+	$(BIN)/python -m compileall -q tap_spanning emulator/spanning_emulator
 	touch $@
 
 install: $(INSTALLED)
@@ -36,15 +39,19 @@ lint: install
 check: lint
 	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -m "not process and not e2e" -n 4 -q $(PYTEST_ARGS)
 
-# The end-to-end tests load into PostgreSQL: the private cluster of scripts/postgres.sh
-# (127.0.0.1:54329; installed, initialised and started when missing, a no-op when it runs),
-# unless TAP_SPANNING_TEST_PG_URL names another server.
+# The whole suite: the in-process tier on 4 workers, then the process and end-to-end tests
+# one at a time (they time signals and start Meltano, loaders and servers); with
+# PYTEST_ARGS, pytest just once with them. The end-to-end tests load into PostgreSQL: the
+# private cluster of scripts/postgres.sh (127.0.0.1:54329; installed, initialised and
+# started when missing, a no-op when it runs), unless TAP_SPANNING_TEST_PG_URL names another.
+PYTEST_RUNS = $(if $(strip $(PYTEST_ARGS)),$(BIN)/pytest $(PYTEST_ARGS),$(BIN)/pytest -m "not process and not e2e" -n 4 && $(BIN)/pytest -m "process or e2e")
+
 test: lint $(MELTANO_INSTALLED)
 ifeq ($(strip $(TAP_SPANNING_TEST_PG_URL)),)
 	bash scripts/postgres.sh start
-	TAP_SPANNING_TEST_PG_URL="$$(bash scripts/postgres.sh url)" $(BIN)/pytest $(PYTEST_ARGS)
+	export TAP_SPANNING_TEST_PG_URL="$$(bash scripts/postgres.sh url)" && $(PYTEST_RUNS)
 else
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST_RUNS)
 endif
 
 demo: $(MELTANO_INSTALLED)

@@ -112,6 +112,7 @@ def selected_streams(catalog: object) -> set[str] | None:
 def begin(argv: list[str]) -> SyncRun | None:
     """Start the run's passes now, if `argv` is a plain sync with good settings."""
     global _begun, _propagate  # noqa: PLW0603  # one run per process, handed to the tap
+    drop()  # one begun before and never adopted (a process runs main() once; tests more)
     config = plain_sync_config(argv)
     if config is None or not set(config) <= set(TAP_SETTINGS):
         return None

@@ -133,6 +133,8 @@ def main() -> None:
         sys.exit(1)
     finally:
         head_start.drop()  # a run begun for a sync that stopped before it
+        for run in TapSpanning.runs:
+            run.close()  # workers of a sync that stopped early stop at their next item
     runs = [run for run in TapSpanning.runs if run.begun]
     for run in runs:
         logger.info("%s", run.summary_line())

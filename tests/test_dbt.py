@@ -53,6 +53,7 @@ from tests.test_warehouse import (
     pg_database,
     postgres,
     postgres_tables,
+    private_meltano_dir,
     require_plugin,
     unavailable,
 )
@@ -565,14 +566,6 @@ def warehouse_for(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
 def require_utility(name: str) -> None:
     if not (PROJECT_DIR / ".meltano" / "utilities" / name / "venv" / "bin" / "dbt").exists():
         unavailable(f"{name} is not installed in .meltano/: run `make meltano-install`")
-
-
-def private_meltano_dir(path: Path) -> Path:
-    """A .meltano of this test's own (run files, catalog cache), with the project's plugins."""
-    path.mkdir(parents=True)
-    for kind in ("extractors", "loaders", "utilities"):
-        (path / kind).symlink_to(PROJECT_DIR / ".meltano" / kind, target_is_directory=True)
-    return path
 
 
 def meltano_env(

@@ -161,6 +161,15 @@ def meltano(env: Mapping[str, str], *args: str, succeed: bool = True) -> Meltano
     return run
 
 
+def private_meltano_dir(path: Path) -> Path:
+    """A `.meltano` of one's own (MELTANO_SYS_DIR_ROOT: run files, catalog cache) on the
+    project's installed plugins, so that Meltano runs of several tests do not share one."""
+    path.mkdir(parents=True)
+    for kind in ("extractors", "loaders", "utilities"):
+        (path / kind).symlink_to(PROJECT_DIR / ".meltano" / kind, target_is_directory=True)
+    return path
+
+
 def meltano_env(
     tmp_path: Path, emulator: SpanningEmulator, api_key: str, **loader: str
 ) -> dict[str, str]:

@@ -55,6 +55,7 @@ from tests.test_warehouse import (
     duckdb_tables,
     meltano,
     postgres_tables,
+    private_meltano_dir,
     psycopg_module,
     require_plugin,
     unavailable,
@@ -165,14 +166,6 @@ class Truth:
 
 
 # ----------------------------------------------------------------------------- warehouses
-
-
-def private_meltano_dir(path: Path) -> Path:
-    """A `.meltano` of one's own (MELTANO_SYS_DIR_ROOT) using the project's installed plugins."""
-    path.mkdir(parents=True)
-    for kind in ("extractors", "loaders"):
-        (path / kind).symlink_to(PROJECT_DIR / ".meltano" / kind, target_is_directory=True)
-    return path
 
 
 @dataclass

@@ -64,6 +64,7 @@ from tests.test_warehouse import (
     import_or_unavailable,
     keyed,
     meltano,
+    private_meltano_dir,
     psycopg_module,
     require_plugin,
     unavailable,
@@ -336,14 +337,6 @@ class Databases:
         with psycopg_module().connect(self._server.url, autocommit=True) as admin:
             for name in self.created:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def private_meltano_dir(path: Path) -> Path:
-    """A `.meltano` of one's own (MELTANO_SYS_DIR_ROOT) using the project's installed plugins."""
-    path.mkdir(parents=True)
-    for kind in ("extractors", "loaders"):
-        (path / kind).symlink_to(PROJECT_DIR / ".meltano" / kind, target_is_directory=True)
-    return path
 
 
 # ----------------------------------------------------------------------------- 1: four warehouses
