@@ -63,7 +63,7 @@ class SpanningError(Exception):
 
     `reason` is the few words that the run's last line gives for the tenant
     ("credentials refused", "HTTP 503 after 5 tries"). Not one of the SDK's exception
-    types: the client runs before the SDK is loaded (the head start, entry.py).
+    types: the client runs before the SDK is loaded (head_start.py).
     """
 
     def __init__(self, message: str, reason: str) -> None:

@@ -177,6 +177,11 @@ class _Parts:
     def of(self, tenant: Tenant) -> TenantSync:
         return self.tenants[tenant.tenant_id]
 
+    def users_counter(self, tenant: Tenant) -> float:
+        """A tenant's `users` counter, for the largest first; missing counts as large."""
+        users = (self.of(tenant).counters or {}).get("users")
+        return users if isinstance(users, int) else math.inf
+
     def failed(self, tenant: Tenant, error: Exception) -> None:
         """The host circuit learns of a failure in the worker, before the worker takes its
         next tenant: the main thread may hear of it only later."""
@@ -257,7 +262,7 @@ class SyncRun:
     def start(self, *, users_page_limit: int | None = None) -> None:
         """Start both passes in their workers (`fleet.TwoPasses`) and return at once.
 
-        A run begun before the tap knew its catalog (the head start, entry.py) that
+        A run begun before the tap knew its catalog (head_start.py) that
         turns out to fetch other streams than the tap syncs is dropped and begun again:
         its workers go on with the parts and the circuit they were given, which the run
         no longer reads.
@@ -277,7 +282,7 @@ class SyncRun:
             second=self._users_job(parts, users_page_limit)
             if self.wanted("users")
             else None,
-            priority=self._users_counter,
+            priority=parts.users_counter,
             max_concurrent=self.settings.max_concurrent_tenants,
             name="spanning",
         )
@@ -349,11 +354,6 @@ class SyncRun:
             parts.circuit.answered(str(tenant.origin))
 
         return job
-
-    def _users_counter(self, tenant: Tenant) -> float:
-        """A tenant's `users` counter, for the largest first; missing counts as large."""
-        users = (self.tenants[tenant.tenant_id].counters or {}).get("users")
-        return users if isinstance(users, int) else math.inf
 
     def _users_job(
         self, parts: _Parts, page_limit: int | None

@@ -59,7 +59,7 @@ def _setting(
     """One setting's JSON schema, as singer_sdk.typing writes it.
 
     Written out here because the settings are checked before the SDK is loaded (the
-    head start, entry.py): importing any part of singer_sdk loads all of it.
+    head start, head_start.py): importing any part of singer_sdk loads all of it.
     """
     schema: dict[str, Any] = {"type": [kind] if required else [kind, "null"], **annotations}
     if secret:  # what tools such as Meltano hide

@@ -84,8 +84,8 @@ class FullTableStream(SeamStream):
     @property
     @override
     def run_version(self) -> int:
-        # The run's, not the tap's start: a run begun before the tap was built (the head
-        # start, entry.py) is older than the tap.
+        # The run's, not the tap's start: a run begun before the tap was built
+        # (head_start.py) is older than the tap.
         return self.run.version
 
     def tenant_data_complete(self) -> bool:

@@ -7,7 +7,7 @@ tests rather than in production. The README's table is `seam_table_markdown()`.
 
 Two modules: this one (the table, and the requests and urllib3 members the HTTP client
 needs) loads without the SDK, because the client starts before the SDK is loaded (the
-head start, entry.py); `sdk_seam.singer` holds the singer-sdk members.
+head start, head_start.py); `sdk_seam.singer` holds the singer-sdk members.
 """
 
 from __future__ import annotations
