@@ -5,7 +5,7 @@ network, so `TwoPasses` runs each tenant's jobs in worker threads, up to
 `max_concurrent` tenants at once, and hands what they produce to the calling thread,
 which alone writes Singer messages.
 
-Every tenant has a first job (one result: its credentials and counters) and, if
+Every tenant has a first job (its credentials and counters, kept by the job) and, if
 wanted, a second (an iterator: the pages of its users). A worker takes first jobs
 while any is left, then second jobs, the highest priority first among the tenants
 whose first job is done. There is no wait between the passes: while the last first
@@ -32,7 +32,6 @@ from typing import Generic, TypeVar
 
 from tap_spanning.settings import Tenant
 
-F = TypeVar("F")
 T = TypeVar("T")
 
 # How often a waiting worker checks that the run is still on.
@@ -40,11 +39,10 @@ _POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
-class TenantAnswered(Generic[F]):
-    """The tenant's first job ran to its end with this result."""
+class TenantAnswered:
+    """The tenant's first job ran to its end."""
 
     tenant: Tenant
-    result: F
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ _EXITED = _WorkerExited()
 SecondEvent = TenantItem[T] | TenantDone | TenantFailed
 
 
-class TwoPasses(Generic[F, T]):
+class TwoPasses(Generic[T]):
     """Every tenant's first job, then its second, `max_concurrent` tenants at once.
 
     The workers start at once. Read `first_results` (one event per tenant) before
@@ -90,7 +88,7 @@ class TwoPasses(Generic[F, T]):
     def __init__(
         self,
         tenants: Sequence[Tenant],
-        first: Callable[[Tenant], F],
+        first: Callable[[Tenant], None],
         *,
         second: Callable[[Tenant], Iterator[T]] | None,
         priority: Callable[[Tenant], float],
@@ -110,7 +108,7 @@ class TwoPasses(Generic[F, T]):
         self._in_flight = 0
         self._ready: list[tuple[float, int, Tenant]] = []
         self._arrival = itertools.count()
-        self._firsts: queue.SimpleQueue[TenantAnswered[F] | TenantFailed] = queue.SimpleQueue()
+        self._firsts: queue.SimpleQueue[TenantAnswered | TenantFailed] = queue.SimpleQueue()
         # One item waiting per worker: a single tenant's pages are then at most two ahead
         # of the writer, however large they are (a page with a week of backups is ~4 MB).
         self._events: queue.Queue[SecondEvent[T] | _WorkerExited] = queue.Queue(
@@ -125,7 +123,7 @@ class TwoPasses(Generic[F, T]):
 
     # -- the caller's side
 
-    def first_results(self) -> Iterator[TenantAnswered[F] | TenantFailed]:
+    def first_results(self) -> Iterator[TenantAnswered | TenantFailed]:
         """One event per tenant, as each first job ends."""
         for _ in self._tenants:
             yield self._firsts.get()
@@ -176,11 +174,11 @@ class TwoPasses(Generic[F, T]):
     def _run_first(self, tenant: Tenant) -> None:
         ready = False
         try:
-            result = self._first(tenant)
+            self._first(tenant)
         except BaseException as exc:  # any failure ends this tenant only
             self._firsts.put(TenantFailed(tenant, exc))
         else:
-            self._firsts.put(TenantAnswered(tenant, result))
+            self._firsts.put(TenantAnswered(tenant))
             ready = self._second is not None
         with self._lock:
             if ready:

@@ -211,7 +211,7 @@ class SyncRun:
         self.started = time.monotonic()
         self.pages = 0  # users pages written
         self._lock = threading.Lock()  # the tenants' request counts, added from workers
-        self._fleet: TwoPasses[None, TenantPage] | None = None
+        self._fleet: TwoPasses[TenantPage] | None = None
         self._fleet_plan: tuple[object, ...] = ()
         self._refused: list[str] = []
         self.circuit = HostCircuit()

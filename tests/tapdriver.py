@@ -246,6 +246,14 @@ class TapRun:
             self._stripped[stream] = records
         return [dict(record) for record in self._stripped[stream]]
 
+    def of_tenant(self, stream: str, tenant_id: str) -> list[dict[str, Any]]:
+        """`records(stream)` of one tenant."""
+        return [r for r in self.records(stream) if r["tenant_id"] == tenant_id]
+
+    def syncs(self) -> dict[str, dict[str, Any]]:
+        """The run's tenant_syncs records by tenant."""
+        return {r["tenant_id"]: r for r in self.records("tenant_syncs")}
+
     def schema_properties(self, stream: str) -> dict[str, Any]:
         for message in self.messages:
             if message["type"] == "SCHEMA" and message["stream"] == stream:

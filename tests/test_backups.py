@@ -24,7 +24,7 @@ from spanning_emulator import (
     utc_today,
 )
 
-from tests.tapdriver import TapRun, discovered_catalog, fleet_config, run_in_process, set_selected
+from tests.tapdriver import discovered_catalog, fleet_config, run_in_process, set_selected
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PAGE_SIZE = 40
@@ -53,9 +53,6 @@ def config_for(emulator: FleetEmulator, tenants: list[EmulatedTenant], **more: A
     return fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **more})
 
 
-def of_tenant(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:
-    return [r for r in run.records(stream) if r["tenant_id"] == tenant_id]
-
 
 def test_every_day_of_every_tenant_lands_whatever_its_spelling(
     fleet: tuple[FleetEmulator, list[EmulatedTenant]], catalog: dict[str, Any], tmp_path: Path
@@ -68,7 +65,7 @@ def test_every_day_of_every_tenant_lands_whatever_its_spelling(
     for tenant in tenants:
         expected = tenant.expected_backups(days=7)
         for stream in BACKUP_STREAMS:
-            assert of_tenant(run, stream, tenant.tenant_id) == expected[stream], (
+            assert run.of_tenant(stream, tenant.tenant_id) == expected[stream], (
                 tenant.tenant_id,
                 stream,
             )
@@ -76,7 +73,7 @@ def test_every_day_of_every_tenant_lands_whatever_its_spelling(
         # never reaches users.
         truth = expected_output(tenant.users, tenant_id=tenant.tenant_id)
         for stream in ("users", "role_memberships"):
-            assert of_tenant(run, stream, tenant.tenant_id) == truth[stream]
+            assert run.of_tenant(stream, tenant.tenant_id) == truth[stream]
     # Histories: one SCHEMA each, never an ACTIVATE_VERSION.
     for stream in BACKUP_STREAMS:
         assert run.count("SCHEMA", stream) == 1
@@ -133,7 +130,7 @@ def test_backup_days_and_the_servers_today_set_the_window(
     for tenant in tenants:
         expected = tenant.expected_backups(days=3, today=behind)
         for stream in BACKUP_STREAMS:
-            assert of_tenant(run, stream, tenant.tenant_id) == expected[stream]
+            assert run.of_tenant(stream, tenant.tenant_id) == expected[stream]
     days = {r["date"] for r in run.records("backup_summaries")}
     assert days == {(behind - dt.timedelta(days=n)).isoformat() for n in range(3)}
 
@@ -154,10 +151,10 @@ def test_a_tenant_with_an_unreadable_date_fails_alone(
     assert "someday" not in run.stderr
     for tenant in tenants:
         if tenant is broken:
-            assert of_tenant(run, "users", tenant.tenant_id) == []
+            assert run.of_tenant("users", tenant.tenant_id) == []
             continue
         expected = tenant.expected_backups(days=7)
         for stream in BACKUP_STREAMS:
-            assert of_tenant(run, stream, tenant.tenant_id) == expected[stream]
+            assert run.of_tenant(stream, tenant.tenant_id) == expected[stream]
     syncs = {r["tenant_id"]: r["status"] for r in run.records("tenant_syncs")}
     assert syncs == {t.tenant_id: "failed" if t is broken else "complete" for t in tenants}

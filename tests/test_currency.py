@@ -48,20 +48,14 @@ def config_for(emulator: FleetEmulator, tenants: list[EmulatedTenant], **more: A
     return fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **more})
 
 
-def of_tenant(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:
-    return [r for r in run.records(stream) if r["tenant_id"] == tenant_id]
-
-
-def syncs(run: TapRun) -> dict[str, dict[str, Any]]:
-    return {r["tenant_id"]: r for r in run.records("tenant_syncs")}
 
 
 def assert_complete(run: TapRun, tenant: EmulatedTenant) -> None:
     expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
     for stream in ("users", "role_memberships"):
-        assert of_tenant(run, stream, tenant.tenant_id) == expected[stream], tenant.tenant_id
-    assert len(of_tenant(run, "tenants", tenant.tenant_id)) == 1
-    record = syncs(run)[tenant.tenant_id]
+        assert run.of_tenant(stream, tenant.tenant_id) == expected[stream], tenant.tenant_id
+    assert len(run.of_tenant("tenants", tenant.tenant_id)) == 1
+    record = run.syncs()[tenant.tenant_id]
     pages = max(1, math.ceil(len(tenant.users) / PAGE_SIZE))
     assert {k: record[k] for k in ("status", "reason", "users", "role_memberships")} == {
         "status": "complete",
@@ -132,9 +126,9 @@ def test_with_skip_refused_tenants_a_refused_tenant_fails_alone_and_is_recorded(
     for tenant in tenants:
         if tenant.tenant_id != "c03":
             assert_complete(run, tenant)
-    assert of_tenant(run, "users", "c03") == []
-    assert of_tenant(run, "tenants", "c03") == []
-    refused = syncs(run)["c03"]
+    assert run.of_tenant("users", "c03") == []
+    assert run.of_tenant("tenants", "c03") == []
+    refused = run.syncs()["c03"]
     assert refused["status"] == "failed"
     assert refused["reason"].startswith("Spanning refused the credentials (HTTP 401")
     assert (refused["users"], refused["role_memberships"], refused["requests"]) == (0, 0, 1)
@@ -206,5 +200,5 @@ def test_a_tenant_whose_pages_never_end_fails_alone_within_a_bound(
     assert len(asked) == pages
     for tenant in tenants:
         expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
-        assert of_tenant(run, "users", tenant.tenant_id) == expected["users"]
-    assert syncs(run)["endless"]["status"] == "failed"
+        assert run.of_tenant("users", tenant.tenant_id) == expected["users"]
+    assert run.syncs()["endless"]["status"] == "failed"

@@ -20,19 +20,12 @@ from spanning_emulator import EmulatedTenant, FaultPlan, FleetEmulator, expected
 
 from tap_spanning import head_start
 from tests.tapdriver import TapRun, discovered_catalog, run_in_process, set_selected, tenant_paths
-from tests.test_currency import PAGE_SIZE, config_for, make_tenants, of_tenant
+from tests.test_currency import PAGE_SIZE, config_for, fleet
+
+__all__ = ["fleet"]  # the fixture (test_currency.py's five tenants), requested by name
 
 TENANT = "/external/tenant"
 USERS = "/external/users"
-
-
-@pytest.fixture
-def fleet() -> Iterator[tuple[FleetEmulator, list[EmulatedTenant]]]:
-    tenants = make_tenants([120, 0, 75, 260, 5])
-    emulator = FleetEmulator(tenants)
-    emulator.start()
-    yield emulator, tenants
-    emulator.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +41,8 @@ def assert_exact(run: TapRun, tenants: list[EmulatedTenant]) -> None:
     for tenant in tenants:
         expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
         for stream in ("users", "role_memberships"):
-            assert of_tenant(run, stream, tenant.tenant_id) == expected[stream], tenant.tenant_id
-        assert len(of_tenant(run, "tenants", tenant.tenant_id)) == 1
+            assert run.of_tenant(stream, tenant.tenant_id) == expected[stream], tenant.tenant_id
+        assert len(run.of_tenant("tenants", tenant.tenant_id)) == 1
     syncs = run.records("tenant_syncs")
     assert sorted(s["tenant_id"] for s in syncs) == sorted(t.tenant_id for t in tenants)
     assert {s["status"] for s in syncs} == {"complete"}

@@ -87,25 +87,19 @@ def log_message(line: str) -> str:
     return line.split(" | ", 3)[-1]
 
 
-def of_tenant(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:
-    return [r for r in run.records(stream) if r["tenant_id"] == tenant_id]
-
-
-def syncs(run: TapRun) -> dict[str, dict[str, Any]]:
-    return {r["tenant_id"]: r for r in run.records("tenant_syncs")}
 
 
 def assert_exact(run: TapRun, tenant_id: str, users: Sequence[Mapping[str, object]]) -> None:
     """The tenant's users and role_memberships are the ground truth for `users`, in order."""
     truth = expected_output(users, tenant_id=tenant_id)
     for stream in ("users", "role_memberships"):
-        assert of_tenant(run, stream, tenant_id) == truth[stream], (tenant_id, stream)
+        assert run.of_tenant(stream, tenant_id) == truth[stream], (tenant_id, stream)
 
 
 def assert_healthy_complete(run: TapRun, tenants: list[EmulatedTenant]) -> None:
     for tenant in tenants:
         assert_exact(run, tenant.tenant_id, tenant.users)
-        assert syncs(run)[tenant.tenant_id]["status"] == "complete", tenant.tenant_id
+        assert run.syncs()[tenant.tenant_id]["status"] == "complete", tenant.tenant_id
 
 
 @pytest.fixture
@@ -300,8 +294,8 @@ def test_a_body_that_never_ends_or_declares_2_gib_fails_its_tenant_alone(
     assert retry_warnings(run) == 2  # one retry per huge tenant, none for the others
     assert_healthy_complete(run, tenants)
     for tenant_id in ("endless", "huge"):
-        assert of_tenant(run, "users", tenant_id) == []
-        assert syncs(run)[tenant_id]["status"] == "failed"
+        assert run.of_tenant("users", tenant_id) == []
+        assert run.syncs()[tenant_id]["status"] == "failed"
     assert run.count("RECORD", "users") == sum(len(t.users) for t in tenants)
 
 
@@ -371,7 +365,7 @@ def reasons_by_kind(run: TapRun, tenant_ids: list[str]) -> dict[str, list[str]]:
     """The failed tenants among `tenant_ids`, by the first words of their reason."""
     found: dict[str, list[str]] = {}
     for tenant_id in tenant_ids:
-        record = syncs(run)[tenant_id]
+        record = run.syncs()[tenant_id]
         assert record["status"] == "failed", tenant_id
         reason: str = record["reason"]
         if reason.startswith("host unreachable: "):
@@ -425,7 +419,7 @@ def test_a_host_that_hangs_for_every_tenant_costs_one_round_of_tries(tmp_path: P
     assert len(kinds["host unreachable"]) >= 10, f"asked before the circuit: {kinds['timeout']}"
     for tenant_id in kinds["host unreachable"]:
         assert asked.count(tenant_id) == 0, tenant_id  # never asked: the circuit was open
-        assert syncs(run)[tenant_id]["requests"] == 0
+        assert run.syncs()[tenant_id]["requests"] == 0
     for tenant_id in kinds["timeout"]:
         assert asked.count(tenant_id) == 2, tenant_id  # its counters, tried twice
     last = run.last_stderr_line()
@@ -460,9 +454,9 @@ def test_a_host_that_refuses_every_connection_opens_the_circuit(
     assert len(kinds["connection failed"]) >= 3
     assert len(kinds["host unreachable"]) >= 10, f"tried: {kinds['connection failed']}"
     for tenant_id in kinds["host unreachable"]:
-        assert syncs(run)[tenant_id]["requests"] == 0, tenant_id
+        assert run.syncs()[tenant_id]["requests"] == 0, tenant_id
     for tenant_id in kinds["connection failed"]:
-        assert syncs(run)[tenant_id]["requests"] == 2, tenant_id
+        assert run.syncs()[tenant_id]["requests"] == 2, tenant_id
     assert run.last_stderr_line().endswith("and 10 more (each named in the log above)")
 
 
@@ -742,12 +736,12 @@ def test_users_repeated_two_pages_apart_fail_the_tenant_while_an_overlap_is_drop
     assert len(asked_apart) == 5
     # Pages 1-4 were written; nothing of page 5.
     assert_exact(run, "apart", apart[:200])
-    reason = syncs(run)["apart"]["reason"]
+    reason = run.syncs()["apart"]["reason"]
     assert reason == (
         f"page 5 of users repeats msId {repeated['msId']} of page 3: pagination is not advancing"
     )
     assert_exact(run, "overlap", overlap)
-    assert syncs(run)["overlap"]["status"] == "complete"
+    assert run.syncs()["overlap"]["status"] == "complete"
     assert (
         "Tenant overlap: page 3 of users repeats 2 users of the previous page; they are "
         "emitted once"

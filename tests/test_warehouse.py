@@ -496,6 +496,11 @@ def psycopg_module() -> Any:
 
 @pytest.fixture
 def postgres() -> PostgresServer:
+    return postgres_server()
+
+
+def postgres_server() -> PostgresServer:
+    """The server of TAP_SPANNING_TEST_PG_URL (else the private cluster's), once it answers."""
     psycopg = psycopg_module()
     url = os.environ.get("TAP_SPANNING_TEST_PG_URL") or DEFAULT_PG_URL
     try:

@@ -23,7 +23,6 @@ Meltano runs of other test modules at the same time cannot rewrite its files.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,7 +45,6 @@ from spanning_emulator import (
 )
 
 from tests.test_warehouse import (
-    DEFAULT_PG_URL,
     DOCS,
     PROJECT_DIR,
     Fetch,
@@ -54,11 +52,11 @@ from tests.test_warehouse import (
     PostgresServer,
     duckdb_tables,
     meltano,
+    postgres_server,
     postgres_tables,
     private_meltano_dir,
     psycopg_module,
     require_plugin,
-    unavailable,
 )
 from tests.test_warehouse_fleet import fleet_env
 
@@ -277,20 +275,11 @@ def landed(request: pytest.FixtureRequest, scenarios: dict[str, Landed | BaseExc
 
 def postgres_database() -> tuple[PostgresServer, str]:
     """The server of TAP_SPANNING_TEST_PG_URL (as the `postgres` fixture), a fresh database."""
-    psycopg = psycopg_module()
-    url = os.environ.get("TAP_SPANNING_TEST_PG_URL") or DEFAULT_PG_URL
-    try:
-        psycopg.connect(url, connect_timeout=5).close()
-    except psycopg.OperationalError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        unavailable(
-            f"no PostgreSQL at {url} ({first_line}): run `bash scripts/postgres.sh start` "
-            "or set TAP_SPANNING_TEST_PG_URL"
-        )
+    server = postgres_server()
     name = f"tap_spanning_e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as admin:
+    with psycopg_module().connect(server.url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    return PostgresServer(url), name
+    return server, name
 
 
 def sync(workdir: Path, fleet: FleetEmulator, loader: Mapping[str, str], name: str) -> MeltanoRun:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,7 +53,6 @@ from spanning_emulator import (
 from tests.tapdriver import run_tap
 from tests.test_warehouse import (
     COLUMNS,
-    DEFAULT_PG_URL,
     PG_SCHEMA,
     PROJECT_DIR,
     Fetch,
@@ -64,10 +62,10 @@ from tests.test_warehouse import (
     import_or_unavailable,
     keyed,
     meltano,
+    postgres_server,
     private_meltano_dir,
     psycopg_module,
     require_plugin,
-    unavailable,
 )
 from tests.test_warehouse_fleet import fleet_env
 
@@ -310,16 +308,7 @@ class Databases:
     def server(self) -> PostgresServer:
         with self._lock:
             if self._server is None:
-                psycopg = psycopg_module()
-                url = os.environ.get("TAP_SPANNING_TEST_PG_URL") or DEFAULT_PG_URL
-                try:
-                    psycopg.connect(url, connect_timeout=5).close()
-                except psycopg.OperationalError as error:
-                    unavailable(
-                        f"no PostgreSQL at {url} ({str(error).strip()[:200]}): run "
-                        "`bash scripts/postgres.sh start` or set TAP_SPANNING_TEST_PG_URL"
-                    )
-                self._server = PostgresServer(url)
+                self._server = postgres_server()
             return self._server
 
     def create(self) -> str:
