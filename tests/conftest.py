@@ -77,6 +77,35 @@ def tenant_2500() -> list[dict[str, object]]:
     return generate_users(2500, seed=7)
 
 
+# ---------------------------------------------------------------- the longest tests start first
+
+# `make test` runs the process and end-to-end tests on 2 pytest-xdist workers, a module to a
+# worker in collection order (`--dist loadfile --no-loadscope-reorder`). The end-to-end
+# modules take 10-90 s each (Meltano, loaders, dbt), the process modules a few seconds:
+# started first, the longest never leaves one worker busy alone at the end. Measured with
+# `--durations`, heaviest first; an e2e module not listed follows them.
+LONGEST_FIRST = (
+    "test_warehouse_currency",
+    "test_dbt",
+    "test_first_hour",
+    "test_warehouse",
+    "test_warehouse_fleet",
+    "test_warehouse_backups",
+)
+
+
+def _start_rank(item: pytest.Item) -> tuple[int, int]:
+    module = item.path.stem
+    if item.get_closest_marker("e2e"):
+        listed = module in LONGEST_FIRST
+        return (0, LONGEST_FIRST.index(module) if listed else len(LONGEST_FIRST))
+    return (1, 0) if item.get_closest_marker("process") else (2, 0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_rank)  # stable: each module keeps its own order
+
+
 # ---------------------------------------------------------------- every started tap is checked
 
 

@@ -53,7 +53,6 @@ from tests.test_warehouse import (
     pg_database,
     postgres,
     postgres_tables,
-    private_meltano_dir,
     require_plugin,
     unavailable,
 )
@@ -578,7 +577,6 @@ def meltano_env(
         [tenant.tenant_id for tenant in fleet.tenants],
         TAP_SPANNING_PAGE_SIZE=str(PAGE_SIZE),
         TAP_SPANNING_SKIP_REFUSED_TENANTS="true",
-        MELTANO_SYS_DIR_ROOT=str(tmp_path / "meltano"),
         **warehouse.loader_env,
     )
     entries = json.loads(env["TAP_SPANNING_TENANTS"])
@@ -627,7 +625,6 @@ def test_marts_hold_the_contract_and_a_failed_tenant_stays_at_its_last_sync(
     require_plugin("extractors", "tap-spanning")
     require_plugin("loaders", warehouse.loader)
     require_utility(warehouse.dbt)
-    private_meltano_dir(tmp_path / "meltano")
     tenant_ids = [tenant.tenant_id for tenant in fleet.tenants]
     broken = tenant_ids[BROKEN]
     keys = {tenant.tenant_id: tenant.api_key for tenant in fleet.tenants}

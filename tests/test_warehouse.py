@@ -163,10 +163,12 @@ def meltano(env: Mapping[str, str], *args: str, succeed: bool = True) -> Meltano
 
 def private_meltano_dir(path: Path) -> Path:
     """A `.meltano` of one's own (MELTANO_SYS_DIR_ROOT: run files, catalog cache) on the
-    project's installed plugins, so that Meltano runs of several tests do not share one."""
-    path.mkdir(parents=True)
+    project's installed plugins, so that Meltano runs of several tests do not share one
+    (tests run side by side). Made once: a second call for the same path returns it."""
+    path.mkdir(parents=True, exist_ok=True)
     for kind in ("extractors", "loaders", "utilities"):
-        (path / kind).symlink_to(PROJECT_DIR / ".meltano" / kind, target_is_directory=True)
+        if not (path / kind).is_symlink():
+            (path / kind).symlink_to(PROJECT_DIR / ".meltano" / kind, target_is_directory=True)
     return path
 
 
@@ -176,8 +178,9 @@ def meltano_env(
     """The process environment for meltano: tap settings, loader settings, private state."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV_PREFIXES)}
     env.update(
-        # A fresh system database: state, run history and locks of this test only.
+        # A fresh system database and run files: state, run history and locks of this test only.
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        MELTANO_SYS_DIR_ROOT=str(private_meltano_dir(tmp_path / "meltano")),
         TAP_SPANNING_BASE_URL=emulator.base_url,
         TAP_SPANNING_ADMIN_EMAIL=ADMIN_EMAIL,
         TAP_SPANNING_API_KEY=api_key,

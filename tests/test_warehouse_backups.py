@@ -54,7 +54,6 @@ from tests.test_warehouse import (
     meltano,
     postgres_server,
     postgres_tables,
-    private_meltano_dir,
     psycopg_module,
     require_plugin,
 )
@@ -286,7 +285,6 @@ def sync(workdir: Path, fleet: FleetEmulator, loader: Mapping[str, str], name: s
     """`meltano run tap-spanning target-<name>` over the whole fleet, the project's config
     otherwise (fleet_env: the tenants, their keys, page size 50, nothing of this shell's)."""
     env = fleet_env(workdir, fleet, [t.tenant_id for t in fleet.tenants], **loader)
-    env["MELTANO_SYS_DIR_ROOT"] = str(private_meltano_dir(workdir / "meltano"))
     return meltano(env, "run", "tap-spanning", f"target-{name}")
 
 

@@ -63,7 +63,6 @@ from tests.test_warehouse import (
     keyed,
     meltano,
     postgres_server,
-    private_meltano_dir,
     psycopg_module,
     require_plugin,
 )
@@ -354,7 +353,6 @@ class Destination:
             fleet,
             TENANT_IDS,
             TAP_SPANNING_PAGE_SIZE=str(PAGE_SIZE),
-            MELTANO_SYS_DIR_ROOT=str(self.workdir / "meltano"),
             **extra,
             **self.loader_env(number),
         )
@@ -430,9 +428,7 @@ def destinations(root: Path, databases: Databases) -> list[Destination]:
             lambda number: duckdb_views(None, jsonl_files(number)),
         )
     )
-    for destination in made:
-        private_meltano_dir(destination.workdir / "meltano")
-    (root / "duckdb" / "warehouse").mkdir()
+    (root / "duckdb" / "warehouse").mkdir(parents=True)
     return made
 
 
@@ -481,7 +477,6 @@ def sharded_track(root: Path, databases: Databases) -> Sharded:
     require_plugin("loaders", "target-postgres")
     database = databases.create()
     server = databases.server()
-    sys_dir = private_meltano_dir(root / "meltano")
     tenants = fleet_tenants()
     first = {t.tenant_id: [dict(u) for u in t.users] for t in tenants}
     second = {tid: shrunk(users) if tid in SHRINKING else users for tid, users in first.items()}
@@ -495,7 +490,6 @@ def sharded_track(root: Path, databases: Databases) -> Sharded:
                 shard,
                 TAP_SPANNING_PAGE_SIZE=str(PAGE_SIZE),
                 TAP_SPANNING_EMIT_ACTIVATE_VERSION_MESSAGES="false",
-                MELTANO_SYS_DIR_ROOT=str(sys_dir),
                 **server.loader_env(database),
             )
             # Each job its own state id, as two scheduled jobs of one project would have.
@@ -540,7 +534,6 @@ class ConfigTest:
 
 def config_test_track(root: Path) -> ConfigTest:
     require_plugin("extractors", "tap-spanning")
-    sys_dir = private_meltano_dir(root / "meltano")
     tenants = generate_fleet(CONFIG_TEST_TENANTS, seed=7, hosts=HOSTS)
     refused = tenants[CONFIG_TEST_REFUSED].tenant_id
     all_ids = [t.tenant_id for t in tenants]
@@ -550,7 +543,6 @@ def config_test_track(root: Path) -> ConfigTest:
             fleet,
             all_ids,
             TAP_SPANNING_SKIP_REFUSED_TENANTS="false",
-            MELTANO_SYS_DIR_ROOT=str(sys_dir),
         )
         keys = {t.tenant_id: t.api_key for t in tenants}
         wrong_env = {

@@ -29,6 +29,7 @@ from tests.test_warehouse import (
     pg_database,
     postgres,
     postgres_tables,
+    private_meltano_dir,
     require_plugin,
 )
 
@@ -85,6 +86,7 @@ def fleet_env(
     ]
     env.update(
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        MELTANO_SYS_DIR_ROOT=str(private_meltano_dir(tmp_path / "meltano")),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         # The project's demo config is the one-tenant form: blank it for a fleet.
         TAP_SPANNING_BASE_URL="",
