@@ -86,6 +86,7 @@ def tenant_2500() -> list[dict[str, object]]:
 # `--durations`, heaviest first; an e2e module not listed follows them.
 LONGEST_FIRST = (
     "test_warehouse_currency",
+    "test_demo",
     "test_dbt",
     "test_first_hour",
     "test_warehouse",
