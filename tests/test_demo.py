@@ -13,13 +13,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from spanning_emulator import utc_today
+from spanning_emulator.cli import main as emulator_cli
 
 from tests.test_warehouse import FOREIGN_ENV_PREFIXES, PROJECT_DIR, duckdb_tables
 
@@ -44,16 +44,14 @@ STREAMS = (
 
 def ground_truth(directory: Path, today: str) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Per stream, every expected record of the demo's fleet as sorted JSON; and the keys."""
-    done = subprocess.run(
+    written = emulator_cli(
         [
-            sys.executable, "-m", "spanning_emulator",
             "--tenants", str(DEMO_TENANTS), "--seed", str(DEMO_SEED), "--today", today,
             "--port", "1",  # only written into the expected base_url, which is set aside
             "--write-fleet", str(directory),
-        ],
-        capture_output=True, text=True, timeout=120, check=False,
+        ]
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert written == 0
     expected: dict[str, list[str]] = {}
     for path in sorted((directory / "expected").rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
