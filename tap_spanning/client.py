@@ -20,6 +20,7 @@ worker threads (README, "Development").
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import random
@@ -35,6 +36,7 @@ import msgspec
 import requests
 from requests.auth import HTTPBasicAuth
 
+from tap_spanning.budget import Hold, ResponseBudget
 from tap_spanning.records import BackupWindow, PageError, UsersPage, parse_page, parse_tenant
 from tap_spanning.redaction import quote, scrub
 from tap_spanning.transport import DeadlineAdapter, ResponseTooLarge
@@ -153,6 +155,7 @@ class TenantClient:
         self.requests_made = 0
         self.retries = 0
         self.server_date: str | None = None  # the Date header of the last good answer
+        self.last_body_bytes = 0  # the size of the last body read
         self.session = requests.Session()
         adapter = DeadlineAdapter(settings.request_timeout)
         self.session.mount("http://", adapter)
@@ -170,8 +173,10 @@ class TenantClient:
         page_limit: int | None = None,
         max_pages: int | None = None,
         backups: BackupWindow | None = None,
-    ) -> Iterator[tuple[UsersPage, datetime]]:
-        """Every page of `GET /external/users` with the time it came back, in order.
+        budget: ResponseBudget | None = None,
+    ) -> Iterator[tuple[UsersPage, datetime, Hold | None]]:
+        """Every page of `GET /external/users` with the time it came back, in order, and
+        the room it holds in the run's `budget` until the caller releases it.
 
         Unlike the SDK's loop, an empty page that still has a nextLink is not the end.
         `page_limit` stops early (`--test`); past `max_pages` the tenant fails: its
@@ -186,9 +191,17 @@ class TenantClient:
         seen = {url}  # a link back to the first page is a loop too
         pages = 0
         while True:
-            page, page_url = self.get(url, USERS_PATH, parse_page)
+            hold = None if budget is None else budget.reserve()
+            try:
+                page, page_url = self.get(url, USERS_PATH, parse_page)
+            except BaseException:
+                if hold is not None:
+                    hold.release()
+                raise
+            if hold is not None:
+                hold.resize(self.last_body_bytes)
             pages += 1
-            yield page, datetime.now(timezone.utc)
+            yield page, datetime.now(timezone.utc), hold
             if page.next_link is None or (page_limit is not None and pages >= page_limit):
                 return
             if max_pages is not None and pages >= max_pages:
@@ -284,9 +297,29 @@ class TenantClient:
         self._check_status(response, endpoint)
         # The server's own clock says which day is today for the backup streams.
         self.server_date = response.headers.get("Date")
+        self.last_body_bytes = len(response.content)
         try:
             return parse(msgspec.json.decode(response.content)), response.url
-        except (msgspec.DecodeError, UnicodeDecodeError, PageError) as exc:
+        except msgspec.ValidationError:
+            # A number beyond a double (1e400): a server bug that no retry changes.
+            raise SpanningError(
+                f"HTTP {response.status_code} from {endpoint} but the body holds a number "
+                "too large for any warehouse",
+                "number out of range",
+            ) from None
+        except msgspec.DecodeError:
+            if _has_non_json_constant(response.content):
+                # NaN or Infinity: the server wrote them, a cut-off body never does.
+                raise SpanningError(
+                    f"HTTP {response.status_code} from {endpoint} but the body holds NaN or "
+                    "Infinity, which JSON does not allow",
+                    "NaN in the body",
+                ) from None
+            raise _RetriableError(
+                f"HTTP {response.status_code} from {endpoint} but the body is not valid JSON",
+                "bad response",
+            ) from None
+        except (UnicodeDecodeError, PageError) as exc:
             # A cut-off body, a proxy's HTML page, bytes that are not UTF-8: the same
             # request may well succeed.
             reason = exc if isinstance(exc, PageError) else "the body is not valid JSON"
@@ -347,6 +380,26 @@ class TenantClient:
     def _jitter(self, value: float) -> float:
         # Up to 10% longer, never shorter: a Retry-After is a floor, not a hint.
         return min(value * (1 + random.random() / 10), self.settings.max_retry_wait)
+
+
+class _NonJsonConstant(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> object:
+    raise _NonJsonConstant(name)
+
+
+def _has_non_json_constant(body: bytes) -> bool:
+    """Is the body JSON but for NaN, Infinity or -Infinity? (Only asked of a body that
+    msgspec refused: the slow parser never runs on a good page.)"""
+    try:
+        json.loads(body, parse_constant=_reject_constant)
+    except _NonJsonConstant:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def _server_message(response: requests.Response) -> str:

@@ -182,10 +182,12 @@ class PageSequence:
     (README, "Many tenants") catches a loop longer than that.
     """
 
-    def __init__(self, tenant_id: str, sync_version: int, *, with_backups: bool = False) -> None:
+    def __init__(
+        self, tenant_id: str, sync_version: int, *, backups: BackupWindow | None = None
+    ) -> None:
         self.tenant_id = tenant_id
         self.sync_version = sync_version
-        self.with_backups = with_backups  # each user's backupSummary too
+        self.backups = backups  # each user's backupSummary too, for these days
         self.page_number = 0
         self.repeats_dropped = 0
         self._previous_page: set[str] = set()
@@ -203,8 +205,8 @@ class PageSequence:
         for raw in page.users:
             try:
                 user = user_record(raw, self.tenant_id, self.sync_version)
-                if self.with_backups:
-                    user = replace(user, backups=user_backup_records(raw, user))
+                if self.backups is not None:
+                    user = replace(user, backups=user_backup_records(raw, user, self.backups))
             except (UserError, BackupError) as exc:
                 raise type(exc)(f"page {number} of users: {exc}") from None
             msid = user.record["msId"]
@@ -252,6 +254,11 @@ TENANT_COUNTERS = {
 }
 
 
+class CounterError(ValueError):
+    """A license counter no warehouse can hold (negative, fractional, too large): the
+    tenant fails, and asking again would not change it."""
+
+
 def parse_tenant(payload: object) -> dict[str, Any]:
     """The counters of `GET /external/tenant`: missing ones are None, status as sent."""
     if not isinstance(payload, dict):
@@ -259,9 +266,15 @@ def parse_tenant(payload: object) -> dict[str, Any]:
     counters: dict[str, Any] = {}
     for name in TENANT_COUNTERS:
         value = payload.get(name)
-        if isinstance(value, bool) or not (value is None or isinstance(value, int)):
+        if isinstance(value, bool | str | list | dict):
             raise PageError(f"counter {name} is {quote(value)}, not a whole number")
-        counters[name] = value
+        count = None if value is None else count_value(value)
+        if value is not None and (count is None or isinstance(value, float)):
+            raise CounterError(
+                f"counter {name} of GET /external/tenant is not a whole number from 0 to "
+                f"{MAX_COUNT}"
+            )
+        counters[name] = count
     status = payload.get("status")
     if status is not None and not isinstance(status, str):
         raise PageError(f"status is {quote(status)}, not a string")
@@ -285,7 +298,10 @@ BACKUP_ITEM_COUNTS = {
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONTH_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _EPOCH_MS_TEXT = re.compile(r"-?\d{1,15}")
-_WHOLE_TEXT = re.compile(r"\d{1,15}")
+_WHOLE_TEXT = re.compile(r"\d{1,16}")
+# The largest count the tap emits: the largest integer every warehouse (and a JSON reader
+# using doubles) holds exactly. A larger one fails its tenant alone (README, "Output rules").
+MAX_COUNT = 2**53 - 1
 
 
 class BackupError(ValueError):
@@ -329,21 +345,44 @@ def _epoch_ms_date(milliseconds: float) -> str | None:
         return None
 
 
-def _count(value: object, field: str) -> int | None:
-    """A count, as a number or as text; None when absent."""
-    if value is None:
+def count_value(value: object) -> int | None:
+    """A count as the tap emits it (an integer from 0 to MAX_COUNT), or None when the
+    value is not one: negative, fractional, too large for a warehouse, or not a number.
+    Text of digits is read too (one client types `total` as a string)."""
+    if isinstance(value, bool):
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None  # fractional, or NaN and the infinities
+        value = int(value)
+    elif isinstance(value, str):
+        if not _WHOLE_TEXT.fullmatch(value.strip()):
+            return None
+        value = int(value.strip())
+    if isinstance(value, int) and 0 <= value <= MAX_COUNT:
         return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    if isinstance(value, str) and _WHOLE_TEXT.fullmatch(value.strip()):
-        return int(value.strip())
-    raise BackupError(f"{field} is not a whole number")
+    return None
 
 
-def backup_record(item: object, where: str) -> dict[str, Any]:
-    """The fields of one backup item (a day of one workload), as the streams hold them."""
+def _count(value: object, field: str, *, required: bool = False) -> int | None:
+    """A count of a backup item; None when absent and allowed to be."""
+    if value is None:
+        if required:
+            raise BackupError(f"{field} is null; every backup item has its counts")
+        return None
+    count = count_value(value)
+    if count is None:
+        raise BackupError(f"{field} is not a whole number from 0 to {MAX_COUNT}")
+    return count
+
+
+def backup_record(item: object, where: str, window: BackupWindow) -> dict[str, Any]:
+    """The fields of one backup item (a day of one workload), as the streams hold them.
+
+    A day outside the window asked, a count no warehouse holds, or a part larger than
+    its total raises BackupError: the tenant's answer cannot be trusted, and asking
+    again would not change it.
+    """
     if not isinstance(item, dict):
         raise BackupError(f"{where} is not a JSON object")
     day = backup_date(item.get("date"))
@@ -352,14 +391,16 @@ def backup_record(item: object, where: str) -> dict[str, Any]:
             f"{where}: date is not a date the tap reads (an ISO date or date-time, "
             "MM/DD/YYYY, or epoch milliseconds)"
         )
+    first, last = window.days()
+    if not first <= day <= last:
+        raise BackupError(f"{where}: date {day} is outside the days asked ({first} to {last})")
     kind = item.get("type")
     if not isinstance(kind, str) or not kind.strip():
         raise BackupError(f"{where}: type is not a text")
     backup = item.get("backup")
-    if backup is None:
-        backup = {}
     if not isinstance(backup, dict):
-        raise BackupError(f"{where}: backup is not a JSON object")
+        what = "null" if backup is None else "not a JSON object"
+        raise BackupError(f"{where} ({day} {quote(kind)}): backup is {what}")
     data = backup.get("data")
     if data is None:
         data = {}
@@ -367,29 +408,52 @@ def backup_record(item: object, where: str) -> dict[str, Any]:
         raise BackupError(f"{where}: backup.data is not a JSON object")
     record: dict[str, Any] = {"date": day, "type": kind}
     for name in BACKUP_COUNTS:
-        record[name] = _count(backup.get(name), f"{where}: backup.{name}")
+        record[name] = _count(backup.get(name), f"{where}: backup.{name}", required=True)
+    for name in BACKUP_COUNTS[1:]:
+        if record[name] > record["total"]:
+            raise BackupError(
+                f"{where} ({day} {quote(kind)}): backup.{name} ({record[name]}) is more "
+                f"than backup.total ({record['total']})"
+            )
     for name, target in BACKUP_ITEM_COUNTS.items():
         record[target] = _count(data.get(name), f"{where}: backup.data.{name}")
     return record
 
 
+def _no_day_twice(records: list[dict[str, Any]], where: str) -> None:
+    """Two items with one (date, type) leave no way to tell which one is true."""
+    seen: set[tuple[str, str]] = set()
+    for record in records:
+        key = (record["date"], record["type"])
+        if key in seen:
+            raise BackupError(
+                f"{where} lists {record['date']} {quote(record['type'])} twice; the "
+                "response cannot be trusted"
+            )
+        seen.add(key)
+
+
 def backup_summary_records(
-    payload: object, tenant_id: str, sync_version: int
+    payload: object, tenant_id: str, sync_version: int, window: BackupWindow
 ) -> list[dict[str, Any]]:
     """The `backup_summaries` records of `GET /external/tenant/backups/summary`."""
     if not isinstance(payload, list):
         raise PageError(f"expected a JSON array of days, got {type(payload).__name__}")
-    return [
+    records = [
         {
             "tenant_id": tenant_id,
-            **backup_record(item, f"backup summary item {index}"),
+            **backup_record(item, f"backup summary item {index}", window),
             "sync_version": sync_version,
         }
         for index, item in enumerate(payload, start=1)
     ]
+    _no_day_twice(records, "the backup summary")
+    return records
 
 
-def user_backup_records(raw: dict[str, Any], user: UserRecord) -> list[dict[str, Any]]:
+def user_backup_records(
+    raw: dict[str, Any], user: UserRecord, window: BackupWindow
+) -> list[dict[str, Any]]:
     """The `user_backups` records of one user's `backupSummary` (none when absent)."""
     items = raw.get("backupSummary")
     if items is None:
@@ -401,7 +465,7 @@ def user_backup_records(raw: dict[str, Any], user: UserRecord) -> list[dict[str,
     found: list[dict[str, Any]] = []
     for index, item in enumerate(items, start=1):
         where = f"user {msid}: backupSummary item {index}"
-        fields = backup_record(item, where)
+        fields = backup_record(item, where, window)
         user_id = item.get("userId")
         if isinstance(user_id, bool) or not isinstance(user_id, str | int | None):
             raise BackupError(f"{where}: userId is not a number or a text")
@@ -415,6 +479,7 @@ def user_backup_records(raw: dict[str, Any], user: UserRecord) -> list[dict[str,
                 "sync_version": record["sync_version"],
             }
         )
+    _no_day_twice(found, f"user {msid}: backupSummary")
     return found
 
 
@@ -431,6 +496,10 @@ class BackupWindow:
         first = datetime.combine(today - timedelta(days=days - 1), time.min, timezone.utc)
         after = datetime.combine(today + timedelta(days=1), time.min, timezone.utc)
         return cls(int(first.timestamp() * 1000), int(after.timestamp() * 1000) - 1)
+
+    def days(self) -> tuple[str, str]:
+        """The first and last day asked (YYYY-MM-DD, UTC)."""
+        return _epoch_ms_date(self.start_ms) or "", _epoch_ms_date(self.end_ms) or ""
 
     def query(self) -> dict[str, str]:
         """The query parameters that ask for these days."""

@@ -7,7 +7,7 @@ back, and gives the streams typed results for their tenant: pages of users
 
 The run has two passes over the fleet (README, "Many tenants"):
 1. the credentials: every tenant's `GET /external/tenant`, side by side, before any
-   record is written. A refused tenant stops the run (unless `skip_refused_tenants`);
+   record is written. A refused tenant stops the run (`failure_mode` strict);
    the counters feed the `tenants` stream and bound each tenant's pages;
 2. the users, largest tenant first, so that the biggest tenant does not start last
    and leave the other workers idle at the end. It starts in the same workers as
@@ -19,8 +19,6 @@ same way and cost the others time.
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import logging
 import math
 import threading
@@ -31,11 +29,14 @@ from datetime import date, datetime, timezone
 from functools import cached_property
 from typing import Any
 
+from tap_spanning.budget import Hold, ResponseBudget
 from tap_spanning.client import SpanningError, TenantClient
+from tap_spanning.clock import backup_today
 from tap_spanning.fleet import TenantFailed, TenantItem, TwoPasses
 from tap_spanning.records import (
     BackupError,
     BackupWindow,
+    CounterError,
     PageSequence,
     PagesNotAdvancing,
     TenantPage,
@@ -43,7 +44,8 @@ from tap_spanning.records import (
     backup_summary_records,
 )
 from tap_spanning.redaction import scrub
-from tap_spanning.settings import Settings, Tenant
+from tap_spanning.settings import NIGHTLY, STRICT, Settings, Tenant
+from tap_spanning.transport import MAX_RESPONSE_BYTES
 
 # A long sync logs a progress line at most this often.
 PROGRESS_EVERY_SECONDS = 10.0
@@ -137,6 +139,8 @@ def _failure_of(tenant: Tenant, error: BaseException) -> TenantFailure:
         return TenantFailure(tenant.tenant_id, str(error), error.reason)
     if isinstance(error, BackupError):
         return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable backup status")
+    if isinstance(error, CounterError):
+        return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable tenant counters")
     if isinstance(error, PagesNotAdvancing):
         return TenantFailure(tenant.tenant_id, scrub(str(error)), "pagination not advancing")
     if isinstance(error, UserError):
@@ -167,12 +171,25 @@ class TenantSync:
 
 
 @dataclass(frozen=True)
+class _HeldPage:
+    """A page on its way to the writer, and the room it holds in the run's budget."""
+
+    page: TenantPage
+    hold: Hold | None
+
+    def release(self) -> None:
+        if self.hold is not None:
+            self.hold.release()
+
+
+@dataclass(frozen=True)
 class _Parts:
     """What one start of the passes writes to from its workers: the tenants' parts and
     the host circuit (a run begun again gives its new workers new ones)."""
 
     tenants: dict[str, TenantSync]
     circuit: HostCircuit
+    budget: ResponseBudget
 
     def of(self, tenant: Tenant) -> TenantSync:
         return self.tenants[tenant.tenant_id]
@@ -211,9 +228,12 @@ class SyncRun:
         self.started = time.monotonic()
         self.pages = 0  # users pages written
         self._lock = threading.Lock()  # the tenants' request counts, added from workers
-        self._fleet: TwoPasses[TenantPage] | None = None
+        self._fleet: TwoPasses[_HeldPage] | None = None
+        # The response bytes the run's tenants hold, all of them together (budget.py).
+        self.budget = ResponseBudget(first_estimate=MAX_RESPONSE_BYTES)
         self._fleet_plan: tuple[object, ...] = ()
         self._refused: list[str] = []
+        self._distrusted_hosts: set[str] = set()  # hosts whose clock was named once
         self.circuit = HostCircuit()
         self._last_progress = self.started
 
@@ -275,7 +295,10 @@ class SyncRun:
             self.__dict__.pop("tenants", None)  # fresh parts (a cached_property)
             self.circuit = HostCircuit()
         self._fleet_plan = plan
-        parts = _Parts(self.tenants, self.circuit)
+        if self._fleet is not None:
+            self.budget.close()  # the dropped start's workers stop waiting for room
+        self.budget = ResponseBudget(first_estimate=MAX_RESPONSE_BYTES)
+        parts = _Parts(self.tenants, self.circuit, self.budget)
         self._fleet = TwoPasses(
             self.settings.tenants,
             self._credentials_job(parts),
@@ -290,6 +313,7 @@ class SyncRun:
     def close(self) -> None:
         """Stop the workers at their next item (a run dropped, or ended early)."""
         if self._fleet is not None:
+            self.budget.close()
             self._fleet.close()
 
     def preflight(self, *, users_page_limit: int | None = None) -> None:
@@ -299,7 +323,7 @@ class SyncRun:
         it is synced first, and says how many pages `--test` reads). The users pass
         starts in the same workers as soon as no credentials request is left to start
         (`fleet.TwoPasses`); its pages wait until every tenant has answered. Raises
-        RunFailed when a tenant is refused (unless skip_refused_tenants) or when no
+        RunFailed when a tenant is refused (failure_mode strict) or when no
         tenant answered.
         """
         if self.begun:
@@ -316,7 +340,7 @@ class SyncRun:
         self._refused = [
             tid
             for tid, failure in self.failures.items()
-            if failure.reason == REFUSED and not self.settings.skip_refused_tenants
+            if failure.reason == REFUSED and self.settings.failure_mode == STRICT
         ]
         try:
             if self._refused:
@@ -338,14 +362,16 @@ class SyncRun:
                 try:
                     part.counters = client.tenant_counters()
                     if backups:
-                        part.backup_window = BackupWindow.ending(_today(client.server_date), days)
-                    if summaries and part.backup_window is not None:
-                        part.backup_summaries = client.backup_summary(
-                            part.backup_window,
-                            lambda payload: backup_summary_records(
-                                payload, tenant.tenant_id, self.version
-                            ),
+                        part.backup_window = window = BackupWindow.ending(
+                            self._today(tenant, client.server_date), days
                         )
+                        if summaries:
+                            part.backup_summaries = client.backup_summary(
+                                window,
+                                lambda payload: backup_summary_records(
+                                    payload, tenant.tenant_id, self.version, window
+                                ),
+                            )
                 finally:
                     self._close(tenant, client, parts)
             except Exception as exc:
@@ -355,25 +381,51 @@ class SyncRun:
 
         return job
 
+    def _today(self, tenant: Tenant, server_date: str | None) -> date:
+        """The day a tenant's backup window ends; a host whose clock is more than a day
+        off is named once a run, and this machine's clock is used."""
+        today = backup_today(server_date, datetime.now(timezone.utc))
+        if today.distrusted is not None:
+            host = str(tenant.origin)
+            with self._lock:
+                first = host not in self._distrusted_hosts
+                self._distrusted_hosts.add(host)
+            if first:
+                self.logger.warning(
+                    "Host %s sent a Date header of %s, more than a day from this machine's "
+                    "clock: the backup window ends on this machine's today (%s) instead",
+                    host,
+                    today.distrusted.isoformat(),
+                    today.day.isoformat(),
+                )
+        return today.day
+
     def _users_job(
         self, parts: _Parts, page_limit: int | None
-    ) -> Callable[[Tenant], Iterator[TenantPage]]:
+    ) -> Callable[[Tenant], Iterator[_HeldPage]]:
         page_size = self.settings.page_size
         with_backups = self.wanted("user_backups")
 
-        def job(tenant: Tenant) -> Iterator[TenantPage]:
+        def job(tenant: Tenant) -> Iterator[_HeldPage]:
             try:
                 client = self._client(tenant, parts)
                 part = parts.of(tenant)
                 bound = page_bound((part.counters or {}).get("users"), page_size)
                 window = part.backup_window if with_backups else None
-                sequence = PageSequence(tenant.tenant_id, self.version, with_backups=with_backups)
-                pages = client.users_pages(page_limit=page_limit, max_pages=bound, backups=window)
+                sequence = PageSequence(tenant.tenant_id, self.version, backups=window)
+                pages = client.users_pages(
+                    page_limit=page_limit, max_pages=bound, backups=window, budget=parts.budget
+                )
                 try:
-                    for index, (page, fetched_at) in enumerate(pages):
+                    for index, (page, fetched_at, hold) in enumerate(pages):
                         if index == 0:
                             parts.circuit.answered(str(tenant.origin))
-                        users = sequence.users_of(page)
+                        try:
+                            users = sequence.users_of(page)
+                        except BaseException:
+                            if hold is not None:
+                                hold.release()
+                            raise
                         if sequence.repeats_dropped:
                             self.logger.warning(
                                 "Tenant %s: page %d of users repeats %d users of the previous "
@@ -382,7 +434,7 @@ class SyncRun:
                                 sequence.page_number,
                                 sequence.repeats_dropped,
                             )
-                        yield TenantPage(tenant.tenant_id, users, fetched_at)
+                        yield _HeldPage(TenantPage(tenant.tenant_id, users, fetched_at), hold)
                 finally:
                     self._close(tenant, client, parts)
             except Exception as exc:
@@ -405,7 +457,10 @@ class SyncRun:
             tenant_id = event.tenant.tenant_id
             if isinstance(event, TenantItem):
                 self.tenants[tenant_id].answered = True
-                yield event.item
+                try:
+                    yield event.item.page
+                finally:  # written (or the sync stopped): its room is free again
+                    event.item.release()
             elif isinstance(event, TenantFailed):
                 self.fail(event.tenant, "users", event.error)
             else:
@@ -441,6 +496,17 @@ class SyncRun:
     def complete(self) -> bool:
         """True while no tenant has failed: only then may tenant data be activated."""
         return not self.failures
+
+    def exits_failed(self) -> bool:
+        """Does the run end with exit 1? When a tenant failed, except in the nightly mode,
+        where a night with at least one complete tenant is a normal night (README, "Many
+        tenants"): the loader and dbt still run, and tenant_syncs records the failures."""
+        failures = self.failures
+        if not failures:
+            return False
+        if self.settings.failure_mode != NIGHTLY:
+            return True
+        return len(failures) == len(self.tenants)
 
     def stop_if_no_tenant_answered(self) -> None:
         """If every tenant failed, write nothing more."""
@@ -500,7 +566,7 @@ class SyncRun:
             return (
                 f"Credentials refused for {len(self._refused)} of {len(self.tenants)} "
                 f"tenants, so nothing was synced: {_first_few(self._refused)} (fix their "
-                "keys, or set skip_refused_tenants to sync the others without them)"
+                "keys, or set failure_mode to isolate or nightly to sync the others without them)"
             )
         named = [f"{tid} ({failure.reason})" for tid, failure in failures.items()]
         return f"{len(failures)} of {len(self.tenants)} tenants failed: {_first_few(named)}"
@@ -515,14 +581,3 @@ def _first_few(names: list[str]) -> str:
 
 def _every_stream(_stream: str) -> bool:
     return True
-
-
-def _today(server_date: str | None) -> date:
-    """Today (UTC) by the server's Date header, else by this machine's clock: the
-    backup streams read the days the server counts as the last ones."""
-    if server_date:
-        with contextlib.suppress(TypeError, ValueError, IndexError):
-            moment = email.utils.parsedate_to_datetime(server_date)
-            if moment.tzinfo is not None:
-                return moment.astimezone(timezone.utc).date()
-    return datetime.now(timezone.utc).date()

@@ -48,6 +48,14 @@ MAX_CONCURRENT_TENANTS = 64
 DEFAULT_TENANT_ID = "default"
 TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
+# What a failed tenant does to the run (README, "Many tenants"): the `failure_mode` values.
+STRICT, ISOLATE, NIGHTLY = "strict", "isolate", "nightly"
+FAILURE_MODES = (STRICT, ISOLATE, NIGHTLY)
+# The longest API key accepted: a GUID has 36 characters; room for other token forms,
+# none for a file pasted into the setting.
+MAX_KEY_LENGTH = 256
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+
 # The settings of the one-tenant form, which a fleet sets per tenant instead.
 ONE_TENANT_SETTINGS = ("admin_email", "api_key", "base_url", "region", "tenant_id")
 TENANT_ENTRY_SETTINGS = ("tenant_id", "admin_email", "api_key", "base_url", "region")
@@ -148,13 +156,30 @@ CONFIG_SCHEMA: dict[str, Any] = {
             default=DEFAULT_MAX_CONCURRENT_TENANTS,
             description="Tenants fetched at once.",
         ),
-        "skip_refused_tenants": _setting(
-            "boolean",
-            default=False,
+        "tenants_file": _setting(
+            "string",
             description=(
-                "False: a tenant whose credentials are refused stops the run before any "
-                "record (so `meltano config test` fails, naming it). True: it fails alone, "
-                'as any other tenant failure (README, "Many tenants").'
+                "A JSON file holding the tenants list, instead of tenants: a fleet of any "
+                "size (one environment variable holds at most 128 KiB)."
+            ),
+        ),
+        "tenant_api_keys_file": _setting(
+            "string",
+            description=(
+                "A JSON file holding the tenant_api_keys object (tenant_id to key), instead "
+                "of tenant_api_keys."
+            ),
+        ),
+        "failure_mode": _setting(
+            "string",
+            enum=list(FAILURE_MODES),
+            default=STRICT,
+            description=(
+                "strict: a tenant whose credentials are refused stops the run before any "
+                "record (so `meltano config test` fails, naming it), and any failed tenant "
+                "exits 1. isolate: every failure fails its tenant alone; exit 1 when any "
+                "failed. nightly: as isolate, but exit 0 while at least one tenant "
+                'completed, so the loader and dbt run every night (README, "Many tenants").'
             ),
         ),
         "backup_days": _setting(
@@ -268,8 +293,8 @@ class Settings:
     max_retries: int
     max_retry_wait: float
     max_concurrent_tenants: int
-    # A refused tenant fails alone (True), or stops the run before any record (False).
-    skip_refused_tenants: bool = False
+    # What a failed tenant does to the run: strict, isolate or nightly (FAILURE_MODES).
+    failure_mode: str = STRICT
     # The trailing days the backup streams read.
     backup_days: int = MAX_BACKUP_DAYS
     # The one-tenant settings (no `tenants` list): the last line of a failure is its reason.
@@ -324,6 +349,34 @@ class _Checker:
             )
             return ""
         return value.strip()
+
+    def api_key(self, config: Mapping[str, Any], *, required: bool = True) -> str:
+        """An API key: printable ASCII, at most MAX_KEY_LENGTH characters. Never echoed:
+        the message says what is wrong with it, not what it holds."""
+        return self.key_text(config.get("api_key"), "api_key", required=required)
+
+    def key_text(self, value: object, name: str, *, required: bool = True) -> str:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.fail(f"{name} is required")
+            return ""
+        if not isinstance(value, str):
+            self.fail(f"{name} must be a string, not {type(value).__name__}")
+            return ""
+        key = value.strip()
+        if len(key) > MAX_KEY_LENGTH:
+            self.fail(
+                f"{name} is {len(key)} characters long; an API key has at most "
+                f"{MAX_KEY_LENGTH} (a GUID from Settings > API Token has 36)"
+            )
+            return ""
+        if not _PRINTABLE_ASCII.fullmatch(key):
+            self.fail(
+                f"{name} holds a character that is not printable ASCII (a stray character "
+                "pasted with it?); an API key is a GUID from Settings > API Token"
+            )
+            return ""
+        return key
 
     def admin_email(self, config: Mapping[str, Any]) -> str:
         email = self.text(config, "admin_email")
@@ -521,10 +574,15 @@ def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, st
     for tenant_id, key in keys.items():
         if not isinstance(key, str) or not key.strip():
             check.fail(
-                f"tenant_api_keys: the key of tenant {tenant_id!r} must be a non-empty string"
+                f"tenant_api_keys: the key of tenant {str(tenant_id)[:64]!r} must be a "
+                "non-empty string"
             )
-        else:
-            good[str(tenant_id)] = key
+            continue
+        source = config.get(_SOURCE_OF["tenant_api_keys"], "tenant_api_keys")
+        entry_check = _Checker(check.errors, f"{source}[{str(tenant_id)[:64]!r}]: ")
+        checked = entry_check.key_text(key, "the key")
+        if checked:
+            good[str(tenant_id)] = checked
     return good
 
 
@@ -539,8 +597,9 @@ def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> li
     tenants: list[Tenant] = []
     folded_seen: dict[str, int] = {}  # tenant ids are compared without case
     credentials_seen: dict[tuple[str, str], str] = {}
+    source = config.get(_SOURCE_OF["tenants"], "tenants")
     for index, entry in enumerate(entries):
-        label = f"tenants[{index}]"
+        label = f"{source}[{index}]"
         if not isinstance(entry, Mapping):
             check.fail(f"{label} must be an object, not {type(entry).__name__}")
             continue
@@ -556,14 +615,14 @@ def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> li
         tenant_id = entry_check.tenant_id(entry)
         _check_unique(tenant_id, index, folded_seen, entry_check)
         admin_email = entry_check.admin_email(entry)
-        api_key = entry_check.text(entry, "api_key", required=False)
+        api_key = entry_check.api_key(entry, required=False)
         mapped = keys.get(tenant_id) if tenant_id else None
-        if api_key and mapped is not None and mapped.strip() != api_key:
+        if api_key and mapped is not None and mapped != api_key:
             entry_check.fail(
                 "api_key is set both in the entry and in tenant_api_keys, with different "
                 "values; keep one"
             )
-        api_key = api_key or (mapped or "").strip()
+        api_key = api_key or mapped or ""
         if not api_key and tenant_id and parsed_keys is not None:
             entry_check.fail(f"api_key is missing: set it in tenant_api_keys[{tenant_id!r}]")
         origin = entry_check.origin(entry)
@@ -582,9 +641,13 @@ def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> li
     }
     unknown = sorted(set(keys) - named)
     if unknown:
-        check.fail(
-            "tenant_api_keys names tenants that are not in tenants: "
+        # A client retired from tenants whose key is still in .env: its rows are kept
+        # (offboarded, README "Many tenants"); the key is simply not used.
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        check.notes.append(
+            "tenant_api_keys has keys for tenants that are not in tenants, not used: "
             + ", ".join(repr(name[:64]) for name in unknown[:10])
+            + more
         )
     return tenants
 
@@ -606,7 +669,7 @@ def _one_tenant(config: Mapping[str, Any], errors: list[str], notes: list[str]) 
     check = _Checker(errors, notes=notes)
     tenant_id = check.tenant_id(config, default=DEFAULT_TENANT_ID)
     admin_email = check.admin_email(config)
-    api_key = check.text(config, "api_key")
+    api_key = check.api_key(config)
     origin = check.origin(config)
     if tenant_id and admin_email and api_key and origin is not None:
         return [Tenant(tenant_id, admin_email, api_key, origin)]
@@ -629,11 +692,64 @@ def _all_keys(config: Mapping[str, Any]) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
+# Settings whose value may come from a JSON file instead (README, "Many tenants"): a fleet
+# never rides in one environment variable, which Linux caps at 128 KiB.
+FILE_SETTINGS = {"tenants_file": "tenants", "tenant_api_keys_file": "tenant_api_keys"}
+# Where a file's setting came from, for the messages about its entries (not a setting).
+_SOURCE_OF = {"tenants": " tenants source", "tenant_api_keys": " keys source"}
+# Each file is read once a process (the head start and the tap both check the settings),
+# again only if it changed.
+_read_files: dict[tuple[str, int, int], tuple[object, str | None]] = {}
+
+
+def _with_files(config: Mapping[str, Any], check: _Checker) -> Mapping[str, Any]:
+    """`config` with the settings that name a file replaced by that file's content."""
+    if not any(config.get(name) not in (None, "") for name in FILE_SETTINGS):
+        return config
+    merged = dict(config)
+    for file_setting, setting in FILE_SETTINGS.items():
+        path = merged.pop(file_setting, None)
+        if path in (None, ""):
+            continue
+        if not isinstance(path, str):
+            check.fail(f"{file_setting} must be a path, not {type(path).__name__}")
+            continue
+        if merged.get(setting) is not None:
+            check.fail(f"{setting} and {file_setting} are both set; keep one")
+            continue
+        path = path.strip()
+        parsed, error = _json_file_once(path, file_setting)
+        shape = list if setting == "tenants" else dict
+        if error is None and not isinstance(parsed, shape):
+            what = "a list of tenants" if shape is list else "an object of tenant_id to key"
+            error = f"{file_setting}: file {path} must hold a JSON {what}"
+        if error is not None:
+            check.fail(error)
+            continue
+        merged[setting] = parsed
+        merged[_SOURCE_OF[setting]] = path
+    return merged
+
+
+def _json_file_once(path: str, what: str) -> tuple[object, str | None]:
+    try:
+        stat = Path(path).stat()
+    except OSError as exc:
+        return None, f"{what} {path}: cannot be read ({exc.strerror or exc})"
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _read_files:
+        if len(_read_files) >= len(FILE_SETTINGS):
+            _read_files.clear()  # the files of an earlier run (the tests run many)
+        _read_files[key] = _json_file(path, f"{what}:")
+    return _read_files[key]
+
+
 def resolve_settings(config: Mapping[str, Any]) -> Settings:
     """Check every setting; raise SettingsError naming each one that is wrong."""
     errors: list[str] = []
     notes: list[str] = []
     check = _Checker(errors, notes=notes)
+    config = _with_files(config, check)
     fleet = config.get("tenants") is not None
     if fleet:
         both = [name for name in ONE_TENANT_SETTINGS if config.get(name) not in (None, "")]
@@ -668,11 +784,12 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
     backup_days = check.number(
         config, "backup_days", MAX_BACKUP_DAYS, low=1, high=MAX_BACKUP_DAYS, integer=True
     )
-    skip_refused = config.get("skip_refused_tenants", False)
-    if isinstance(skip_refused, str):
-        skip_refused = skip_refused.strip().lower() in _TRUE_TEXT
-    elif not isinstance(skip_refused, bool):
-        check.fail("skip_refused_tenants must be true or false")
+    failure_mode = config.get("failure_mode") or STRICT
+    if isinstance(failure_mode, str):
+        failure_mode = failure_mode.strip().lower()
+    if failure_mode not in FAILURE_MODES:
+        check.fail(f"failure_mode must be one of {', '.join(FAILURE_MODES)}")
+        failure_mode = STRICT
     if errors or not tenants:
         # A key pasted into the wrong setting would be echoed by that setting's message.
         secrets = _all_keys(config)
@@ -684,7 +801,7 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         max_retries=int(retries),
         max_retry_wait=float(max_wait),
         max_concurrent_tenants=int(concurrency),
-        skip_refused_tenants=bool(skip_refused),
+        failure_mode=str(failure_mode),
         backup_days=int(backup_days),
         one_tenant_form=not fleet,
         notes=tuple(notes),
@@ -784,10 +901,13 @@ def _json_file(path: str, what: str) -> tuple[object, str | None]:
         # Say where, never what: the line may hold a key.
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         return None, f"{what} file {path}: not valid JSON{where}"
+    except RecursionError:
+        return None, f"{what} file {path}: its JSON is nested too deep to read"
 
 
 def argv_file_errors(argv: list[str]) -> list[str]:
-    """One line per `--config` or `--state` file that cannot be read or has the wrong shape.
+    """One line per `--config`, `--catalog` or `--state` file that cannot be read or has
+    the wrong shape.
 
     The SDK reads these files before the tap starts, with a traceback that names no file.
     """
@@ -799,6 +919,12 @@ def argv_file_errors(argv: list[str]) -> list[str]:
         if error is None and not isinstance(parsed, dict):
             error = f"config file {path}: must be a JSON object of settings"
         errors += [error] if error else []
+    for option in ("--catalog", "--properties"):
+        for path in _option_values(argv, option):
+            parsed, error = _json_file(path, "catalog")
+            if error is None and not isinstance(parsed, dict):
+                error = f"catalog file {path}: must be a JSON object with 'streams'"
+            errors += [error] if error else []
     for path in _option_values(argv, "--state"):
         parsed, error = _json_file(path, "state")
         if error is None and not _is_singer_state(parsed):

@@ -29,7 +29,13 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform, StreamMap
 from typing_extensions import override
 
-from tap_spanning.records import BACKUP_TYPES, TENANT_COUNTERS, UserRecord, membership_records
+from tap_spanning.records import (
+    BACKUP_TYPES,
+    MAX_COUNT,
+    TENANT_COUNTERS,
+    UserRecord,
+    membership_records,
+)
 from tap_spanning.redaction import quote
 from tap_spanning.roles import ROLES
 from tap_spanning.sdk_seam.singer import SeamStream
@@ -58,6 +64,10 @@ SYNC_VERSION = th.Property(
         "ACTIVATE_VERSION version). Current rows: README, \"Many tenants\""
     ),
 )
+
+
+# Every count the tap emits: what every warehouse holds exactly (README, "Output rules").
+COUNT = th.IntegerType(minimum=0, maximum=MAX_COUNT)
 
 
 def users_page_limit(record_limit: int | None) -> int | None:
@@ -373,15 +383,15 @@ def _backup_properties(*leading: th.Property[Any]) -> dict[str, Any]:
             required=True,
             description="MAIL, CALENDAR, CONTACT, DRIVE or SPSITE, or as sent",
         ),
-        th.Property("total", th.IntegerType, description="Accounts (or sites) backed up"),
-        th.Property("successful", th.IntegerType, description="... whose backup succeeded"),
-        th.Property("partial", th.IntegerType, description="... partly backed up"),
-        th.Property("failed", th.IntegerType, description="... whose backup failed"),
-        th.Property("items_created", th.IntegerType, description="Items backed up, new"),
-        th.Property("items_deleted", th.IntegerType, description="Items seen deleted"),
-        th.Property("items_failed", th.IntegerType, description="Items that failed"),
-        th.Property("items_total", th.IntegerType, description="Items looked at"),
-        th.Property("attempts", th.IntegerType, description="Backup attempts"),
+        th.Property("total", COUNT, description="Accounts (or sites) backed up"),
+        th.Property("successful", COUNT, description="... whose backup succeeded"),
+        th.Property("partial", COUNT, description="... partly backed up"),
+        th.Property("failed", COUNT, description="... whose backup failed"),
+        th.Property("items_created", COUNT, description="Items backed up, new"),
+        th.Property("items_deleted", COUNT, description="Items seen deleted"),
+        th.Property("items_failed", COUNT, description="Items that failed"),
+        th.Property("items_total", COUNT, description="Items looked at"),
+        th.Property("attempts", COUNT, description="Backup attempts"),
         SYNC_VERSION,
     ).to_dict()
 
@@ -461,7 +471,7 @@ class TenantsStream(FullTableStream):
         th.Property("region", th.StringType, description="Spanning region; null on loopback"),
         th.Property("base_url", th.StringType, description="The host the tenant is read from"),
         *(
-            th.Property(name, th.IntegerType, description=meaning)
+            th.Property(name, COUNT, description=meaning)
             for name, meaning in TENANT_COUNTERS.items()
         ),
         th.Property("status", th.StringType, description="trial, paid, expired, or as sent"),
@@ -535,6 +545,14 @@ class TenantSyncsStream(FullTableStream):
         ),
         th.Property("requests", th.IntegerType, required=True, description="Requests made"),
         th.Property("retries", th.IntegerType, required=True, description="Tries retried"),
+        th.Property(
+            "backup_last_day",
+            th.DateType,
+            description=(
+                "The last day of the backup window asked (UTC): the tenant's latest backup "
+                "day, whatever dates the warehouse holds; null without backup streams"
+            ),
+        ),
     ).to_dict()
 
     @override
@@ -552,6 +570,9 @@ class TenantSyncsStream(FullTableStream):
                 "role_memberships": part.memberships,
                 "requests": part.requests,
                 "retries": part.retries,
+                "backup_last_day": (
+                    None if part.backup_window is None else part.backup_window.days()[1]
+                ),
             }
 
 

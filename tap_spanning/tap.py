@@ -138,7 +138,8 @@ def main() -> None:
     runs = [run for run in TapSpanning.runs if run.begun]
     for run in runs:
         logger.info("%s", run.summary_line())
-    failed = [run for run in runs if run.failures]
-    for run in failed:
-        logger.error("%s", run.failure_line())
+    for run in runs:
+        if run.failures:
+            logger.error("%s", run.failure_line())
+    failed = any(run.exits_failed() for run in runs)
     sys.exit(1 if failed else code)

@@ -122,8 +122,8 @@ def test_backup_days_and_the_servers_today_set_the_window(
     fleet: tuple[FleetEmulator, list[EmulatedTenant]], catalog: dict[str, Any], tmp_path: Path
 ) -> None:
     emulator, tenants = fleet
-    # The server's clock is two days behind: its Date header says which day is today.
-    behind = utc_today() - dt.timedelta(days=2)
+    # The server's clock is a day behind: its Date header says which day is today.
+    behind = utc_today() - dt.timedelta(days=1)
     emulator.set_today(behind)
     run = run_in_process(config_for(emulator, tenants, backup_days=3), tmp_path, catalog=catalog)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -133,6 +133,32 @@ def test_backup_days_and_the_servers_today_set_the_window(
             assert run.of_tenant(stream, tenant.tenant_id) == expected[stream]
     days = {r["date"] for r in run.records("backup_summaries")}
     assert days == {(behind - dt.timedelta(days=n)).isoformat() for n in range(3)}
+    assert {r["backup_last_day"] for r in run.records("tenant_syncs")} == {behind.isoformat()}
+    assert "Date header" not in run.stderr
+
+
+def test_a_server_clock_more_than_a_day_off_is_not_trusted(
+    fleet: tuple[FleetEmulator, list[EmulatedTenant]], catalog: dict[str, Any], tmp_path: Path
+) -> None:
+    emulator, tenants = fleet
+    # Two days behind: the window ends on this machine's today, and the host is named once.
+    today = utc_today()
+    behind = today - dt.timedelta(days=2)
+    emulator.set_today(behind)
+    run = run_in_process(config_for(emulator, tenants, backup_days=3), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {r["backup_last_day"] for r in run.records("tenant_syncs")} == {today.isoformat()}
+    warnings = [line for line in run.stderr.splitlines() if "more than a day from" in line]
+    # One line a host, however many of its tenants answered.
+    assert len(warnings) == len(emulator.base_urls) > 1, warnings
+    for base_url in emulator.base_urls:
+        assert sum(f"Host {base_url} sent a Date header" in line for line in warnings) == 1
+    assert all(f"ends on this machine's today ({today.isoformat()})" in w for w in warnings)
+    # The server holds days up to its own today: of the three asked, only that one.
+    for tenant in tenants:
+        expected = tenant.expected_backups(days=1, today=behind)
+        for stream in BACKUP_STREAMS:
+            assert run.of_tenant(stream, tenant.tenant_id) == expected[stream]
 
 
 def test_a_tenant_with_an_unreadable_date_fails_alone(

@@ -103,7 +103,7 @@ def test_a_refused_tenant_stops_the_run_before_any_record_naming_every_one(
     assert run.count("RECORD") == 0
     assert run.last_stderr_line().endswith(
         "Credentials refused for 2 of 5 tenants, so nothing was synced: c02, c04 (fix their "
-        "keys, or set skip_refused_tenants to sync the others without them)"
+        "keys, or set failure_mode to isolate or nightly to sync the others without them)"
     )
     # The refused tenants were asked nothing but their credentials (pages of the others
     # fetched ahead, while the last credentials were in flight, are dropped unwritten).
@@ -114,11 +114,11 @@ def test_a_refused_tenant_stops_the_run_before_any_record_naming_every_one(
             assert paths == ["/external/tenant"], tenant.tenant_id
 
 
-def test_with_skip_refused_tenants_a_refused_tenant_fails_alone_and_is_recorded(
+def test_with_failure_mode_isolate_a_refused_tenant_fails_alone_and_is_recorded(
     fleet: tuple[FleetEmulator, list[EmulatedTenant]], tmp_path: Path
 ) -> None:
     emulator, tenants = fleet
-    config = config_for(emulator, tenants, skip_refused_tenants=True)
+    config = config_for(emulator, tenants, failure_mode="isolate")
     config["tenant_api_keys"]["c03"] = "c03-wrong-0000-0000-000000000000"
     run = run_in_process(config, tmp_path)
     assert run.returncode == 1

@@ -136,6 +136,7 @@ def assert_fault_free_output(
         "role_memberships": len(truth["role_memberships"]),
         "requests": requests,
         "retries": retries,
+        "backup_last_day": None,  # no backup stream selected
     }
     assert row["started_at"] <= row["finished_at"]
     records = [m for m in run.messages if m["type"] == "RECORD"]

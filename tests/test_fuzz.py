@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from tap_spanning.client import retry_after_seconds
 from tap_spanning.records import (
+    CounterError,
     PageError,
     PageSequence,
     UserError,
@@ -556,7 +557,10 @@ counters_like = st.one_of(
     st.fixed_dictionaries(
         {},
         optional={
-            **{name: st.one_of(st.integers(-5, 10**6), json_values) for name in COUNTER_NAMES},
+            **{
+                name: st.one_of(st.integers(-5, 10**6), st.integers(2**53 - 2, 2**60), json_values)
+                for name in COUNTER_NAMES
+            },
             "status": st.one_of(st.sampled_from(["trial", "paid", "expired"]), json_values),
             "extra": json_values,
         },
@@ -570,17 +574,29 @@ counters_like = st.one_of(
           "assignedStandard": 9, "assignedArchive": 2, "status": "paid"})  # fmt: skip
 @example({"licenses": True})
 @example({"licenses": 1.5})
+@example({"licenses": 10**40})
+@example({"assigned": -3})
+@example({"users": 2**53})
 def test_tenant_counters_are_whole_numbers_or_a_page_error(payload: Any) -> None:
-    """Each counter a whole number or null (absent), status a string or null; else the
-    body is not what was asked for (retried like a cut-off page)."""
-    good = isinstance(payload, dict)
-    if good:
-        for name in COUNTER_NAMES:
+    """Each counter a whole number from 0 to 2^53-1 or null (absent), status a string or
+    null. A counter of another JSON type, or a body that is not an object, is not what was
+    asked for (PageError, retried like a cut-off page); a number no warehouse holds
+    (negative, fractional, too large) fails the tenant (CounterError, not retried)."""
+    expected: type[Exception] | None = None
+    if not isinstance(payload, dict):
+        expected = PageError
+    else:
+        for name in COUNTER_NAMES:  # the first wrong counter, in the order they are read
             value = payload.get(name)
-            good = good and (value is None or (type(value) is int))
-        good = good and (payload.get("status") is None or isinstance(payload["status"], str))
-    if not good:
-        with pytest.raises(PageError):
+            if value is None or (type(value) is int and 0 <= value <= 2**53 - 1):
+                continue
+            expected = PageError if isinstance(value, bool | str | list | dict) else CounterError
+            break
+        status = payload.get("status")
+        if expected is None and not (status is None or isinstance(status, str)):
+            expected = PageError
+    if expected is not None:
+        with pytest.raises(expected):
             parse_tenant(payload)
         return
     counters = parse_tenant(payload)

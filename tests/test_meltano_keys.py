@@ -12,7 +12,7 @@ installed plugins), against a FleetEmulator:
   with the tap's one line naming `tenant_api_keys`, and no key anywhere in its output
   (`tenant_api_keys` is declared `kind: string`, so Meltano never parses it itself; as
   `object` its parse error printed the whole text).
-- a fleet run in which one tenant is refused (`skip_refused_tenants`): Meltano's log shows
+- a fleet run in which one tenant is refused (`failure_mode` isolate): Meltano's log shows
   the tap's failure line at `[error    ]` (the `structured-logging` capability), not
   `[info     ]`.
 
@@ -213,7 +213,7 @@ def test_a_failing_tenant_is_an_error_in_meltanos_log(scratch: Path, fleet: Flee
     acme, globex = fleet.tenants
     refused = "wrong-key-0000-4c1d-8e2f-3a9b7c6d5e4f"
     tenants = [entry(fleet, acme, api_key=acme.api_key), entry(fleet, globex, api_key=refused)]
-    use_fleet_config(scratch, {"tenants": tenants, "skip_refused_tenants": True})
+    use_fleet_config(scratch, {"tenants": tenants, "failure_mode": "isolate"})
     done = meltano(scratch, base_env(), "run", "tap-spanning", "target-jsonl")
     assert done.returncode != 0, done.tail()
     forms = key_forms(

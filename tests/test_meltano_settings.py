@@ -147,5 +147,7 @@ def test_the_readme_settings_table_agrees_with_about() -> None:
             assert shown in ("", "`default`"), name  # tenant_id's default is in the text
         elif isinstance(default, bool):
             assert shown == str(default).lower(), name
+        elif isinstance(default, str):
+            assert shown == f"`{default}`", name
         else:
             assert float(shown) == float(default), name

@@ -208,6 +208,7 @@ def test_output_rules(start_emulator: EmulatorFactory, tap_config: Any, tmp_path
         "role_memberships": len(expected["role_memberships"]),
         "requests": len(expected_paths(math.ceil(400 / 100))),
         "retries": 0,
+        "backup_last_day": None,  # no backup stream selected
     }
     started, finished = (
         datetime.fromisoformat(str(sync[name]).replace("Z", "+00:00"))

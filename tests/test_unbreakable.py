@@ -620,7 +620,7 @@ def test_the_refused_line_stays_short_with_thousands_of_refused_tenants(
     assert line == (
         f"Credentials refused for {count} of {count} tenants, so nothing was synced: "
         f"{named} and {count - 10} more (each named in the log above) (fix their keys, or "
-        "set skip_refused_tenants to sync the others without them)"
+        "set failure_mode to isolate or nightly to sync the others without them)"
     )
     assert len(line) < 1000
 

@@ -5,9 +5,9 @@ three times into four warehouses side by side: PostgreSQL with hard delete (the 
 default), PostgreSQL without it, DuckDB (a plain `meltano run`, no refresh script) and
 JSONL (`meltano run tap-spanning target-jsonl`, a destination folder per run, every line
 of every run loaded into DuckDB afterwards). Every tenant's users change before run 2, and
-run 2 gives one tenant a wrong key with skip_refused_tenants on: it exits 1, the others
-complete (PostgreSQL with hard delete and DuckDB run in Meltano's `prod` environment, which
-sets skip_refused_tenants in meltano.yml; the others set TAP_SPANNING_SKIP_REFUSED_TENANTS).
+run 2 gives one tenant a wrong key: it fails alone, the others complete (PostgreSQL with hard
+delete and DuckDB run in Meltano's `prod` environment, whose failure_mode nightly exits 0 on
+such a night; the others set TAP_SPANNING_FAILURE_MODE=isolate and exit 1).
 After each run the views of sql/current_rows.sql, applied unchanged to the warehouse, must
 show each healthy tenant exactly as its last run found it (so removals landed), the failed
 tenant exactly as run 1 found it, and tenant_syncs must hold every run. Run 3, with the key
@@ -339,7 +339,7 @@ class Destination:
     workdir: Path
     loader_env: Callable[[int], dict[str, str]]  # run number -> loader settings
     read: Callable[[int], AbstractContextManager[Fetch]]  # run number -> the views
-    environment: str | None = None  # meltano --environment (prod sets skip_refused_tenants)
+    environment: str | None = None  # meltano --environment (prod: failure_mode nightly)
     runs: list[MeltanoRun] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     error: BaseException | None = None
@@ -347,7 +347,7 @@ class Destination:
     def sync(self, fleet: FleetEmulator, number: int, *, succeed: bool) -> None:
         require_plugin("extractors", "tap-spanning")
         require_plugin("loaders", self.loader)
-        extra = {} if self.environment else {"TAP_SPANNING_SKIP_REFUSED_TENANTS": "true"}
+        extra = {} if self.environment else {"TAP_SPANNING_FAILURE_MODE": "isolate"}
         env = fleet_env(
             self.workdir,
             fleet,
@@ -361,6 +361,8 @@ class Destination:
             keys[BROKEN] = WRONG_KEY
             env["TAP_SPANNING_TENANT_API_KEYS"] = json.dumps(keys)
         args = [f"--environment={self.environment}"] if self.environment else []
+        # The nightly mode's exit: 0 while at least one tenant completed.
+        succeed = succeed or self.environment == "prod"
         self.runs.append(meltano(env, *args, "run", "tap-spanning", self.loader, succeed=succeed))
         with self.read(number) as fetch:
             self.snapshots.append(read_snapshot(fetch))
@@ -391,7 +393,7 @@ def destinations(root: Path, databases: Databases) -> list[Destination]:
         return Destination(name, "target-postgres", root / name, loader_env, read)
 
     hard = postgres("postgres-hard-delete", hard_delete=True)
-    hard.environment = "prod"  # the nightly run: meltano.yml sets skip_refused_tenants there
+    hard.environment = "prod"  # the nightly run: meltano.yml sets failure_mode nightly there
     made += [hard, postgres("postgres-no-hard-delete", hard_delete=False)]
 
     duckdb_file = root / "duckdb" / "warehouse" / "spanning.duckdb"
@@ -542,7 +544,7 @@ def config_test_track(root: Path) -> ConfigTest:
             root,
             fleet,
             all_ids,
-            TAP_SPANNING_SKIP_REFUSED_TENANTS="false",
+            TAP_SPANNING_FAILURE_MODE="strict",
         )
         keys = {t.tenant_id: t.api_key for t in tenants}
         wrong_env = {
@@ -556,7 +558,7 @@ def config_test_track(root: Path) -> ConfigTest:
         config = {
             "tenants": json.loads(env["TAP_SPANNING_TENANTS"]),
             "tenant_api_keys": {**keys, refused: WRONG_KEY},
-            "skip_refused_tenants": False,
+            "failure_mode": "strict",
             "page_size": int(env["TAP_SPANNING_PAGE_SIZE"]),
             "max_retry_wait": float(env["TAP_SPANNING_MAX_RETRY_WAIT"]),
         }
@@ -845,7 +847,7 @@ def test_sharded_jobs_keep_their_own_tenants_current(tracks: Tracks) -> None:
 
 
 def test_config_test_names_the_refused_tenant_of_49(tracks: Tracks) -> None:
-    """skip_refused_tenants false: one wrong key of 49 fails `meltano config test`, before
+    """failure_mode strict: one wrong key of 49 fails `meltano config test`, before
     any record; the tap run directly with the same settings writes no RECORD."""
     result: ConfigTest = tracks.result("config")
     assert len(result.tenant_ids) == CONFIG_TEST_TENANTS

@@ -172,7 +172,7 @@ def test_postgres_holds_a_fleet_side_by_side(
             keys[break_tenant] = "wrong-key-0000-0000-0000"
             env["TAP_SPANNING_TENANT_API_KEYS"] = json.dumps(keys)
             # The tenant fails alone: the others' rows are written, nothing is activated.
-            env["TAP_SPANNING_SKIP_REFUSED_TENANTS"] = "true"
+            env["TAP_SPANNING_FAILURE_MODE"] = "isolate"
         meltano(env, "run", "tap-spanning", "target-postgres", succeed=succeed)
 
     def fetch_rows() -> dict[str, set[str]]:
@@ -196,7 +196,7 @@ def test_duckdb_refresh_holds_a_fleet_and_survives_a_failed_run(
             keys[break_tenant] = "wrong-key-0000-0000-0000"
             env["TAP_SPANNING_TENANT_API_KEYS"] = json.dumps(keys)
             # The tenant fails alone: the others' rows are written, nothing is activated.
-            env["TAP_SPANNING_SKIP_REFUSED_TENANTS"] = "true"
+            env["TAP_SPANNING_FAILURE_MODE"] = "isolate"
         done = subprocess.run(
             ["bash", "scripts/duckdb_refresh.sh"],
             cwd=PROJECT_DIR,
