@@ -52,8 +52,9 @@ class ResponseBudget:
         self.used = 0
         self.peak = 0  # the most held at once, for the benchmark
         self.largest_page = 0
-        # The estimate before any page came back: the largest body the transport reads.
-        self._first_estimate = first_estimate or limit
+        # The estimate before any page came back: the largest body the transport reads,
+        # or the whole budget if that is smaller.
+        self._first_estimate = min(first_estimate or limit, limit)
         self._closed = False
         self._room = threading.Condition()
 

@@ -36,8 +36,9 @@ import msgspec
 import requests
 from requests.auth import HTTPBasicAuth
 
+from tap_spanning.backups import BackupWindow, PageError
 from tap_spanning.budget import Hold, ResponseBudget
-from tap_spanning.records import BackupWindow, PageError, UsersPage, parse_page, parse_tenant
+from tap_spanning.records import UsersPage, parse_page, parse_tenant
 from tap_spanning.redaction import quote, scrub
 from tap_spanning.transport import DeadlineAdapter, ResponseTooLarge
 from tap_spanning.urls import (

@@ -29,16 +29,9 @@ from typing import Any
 from typing_extensions import override
 
 from tap_spanning import redaction
+from tap_spanning.json_files import catalog_path, plain_sync_config, read_json_file
 from tap_spanning.run import SyncRun
-from tap_spanning.settings import (
-    CONFIG_SCHEMA,
-    TAP_SETTINGS,
-    Settings,
-    catalog_path,
-    check_config,
-    plain_sync_config,
-    read_json_file,
-)
+from tap_spanning.settings import CONFIG_SCHEMA, TAP_SETTINGS, Settings, check_config
 
 # The tap's name: its logger, its package, its user agent (tap.py's TapSpanning.name).
 TAP_NAME = "tap-spanning"

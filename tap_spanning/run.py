@@ -29,19 +29,19 @@ from datetime import date, datetime, timezone
 from functools import cached_property
 from typing import Any
 
+from tap_spanning import budget as response_budget
+from tap_spanning.backups import BackupError, BackupWindow, backup_summary_records
 from tap_spanning.budget import Hold, ResponseBudget
+from tap_spanning.circuit import HostCircuit
 from tap_spanning.client import SpanningError, TenantClient
 from tap_spanning.clock import backup_today
 from tap_spanning.fleet import TenantFailed, TenantItem, TwoPasses
 from tap_spanning.records import (
-    BackupError,
-    BackupWindow,
     CounterError,
     PageSequence,
     PagesNotAdvancing,
     TenantPage,
     UserError,
-    backup_summary_records,
 )
 from tap_spanning.redaction import scrub
 from tap_spanning.settings import NIGHTLY, STRICT, Settings, Tenant
@@ -66,59 +66,6 @@ def page_bound(users: object, page_size: int) -> int | None:
     if not isinstance(users, int) or isinstance(users, bool) or users < 0:
         return None
     return 2 * max(1, math.ceil(users / page_size)) + 2
-
-
-class HostCircuit:
-    """Per host: when its tenants keep failing the same way, the rest fail fast.
-
-    Once OPENS_AFTER of a host's tenants in a row have failed to connect or
-    timed out (after all their tries), with no tenant of that host answering in
-    between, every other tenant of that host fails at once with "host unreachable",
-    and the other hosts carry on. A regional outage then costs about one round of
-    tries (max_retries x request_timeout), not one per tenant (README, "Failure
-    behaviour"). Called from worker threads.
-    """
-
-    OPENS_AFTER = 3
-    # The failures (client.py reasons, before " after N tries") that say the host is away.
-    UNREACHABLE = frozenset({"timeout", "connection failed", "connection broken"})
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streaks: dict[str, tuple[str, int]] = {}  # host -> (kind, tenants in a row)
-        self._open: dict[str, str] = {}  # host -> why
-
-    def answered(self, host: str) -> None:
-        """A tenant of `host` answered: its failures so far were not the host's."""
-        with self._lock:
-            self._streaks.pop(host, None)
-
-    def failed(self, host: str, reason: str) -> None:
-        """A tenant of `host` failed for `reason`."""
-        kind = reason.split(" after ", 1)[0]
-        if kind == "host unreachable":
-            return  # failed by the circuit itself
-        with self._lock:
-            if kind not in self.UNREACHABLE:
-                self._streaks.pop(host, None)
-                return
-            previous, count = self._streaks.get(host, (kind, 0))
-            count = count + 1 if previous == kind else 1
-            self._streaks[host] = (kind, count)
-            if count >= self.OPENS_AFTER:
-                self._open.setdefault(
-                    host, f"{count} of its tenants in a row failed the same way ({kind})"
-                )
-
-    def check(self, host: str) -> None:
-        """Raise for a tenant of a host that is known to be away."""
-        why = self._open.get(host)
-        if why is not None:
-            raise SpanningError(
-                f"host unreachable: {host} is not answering, {why}; this tenant was not "
-                "asked",
-                "host unreachable",
-            )
 
 
 class RunFailed(RuntimeError):
@@ -230,12 +177,17 @@ class SyncRun:
         self._lock = threading.Lock()  # the tenants' request counts, added from workers
         self._fleet: TwoPasses[_HeldPage] | None = None
         # The response bytes the run's tenants hold, all of them together (budget.py).
-        self.budget = ResponseBudget(first_estimate=MAX_RESPONSE_BYTES)
+        self.budget = self._new_budget()
         self._fleet_plan: tuple[object, ...] = ()
         self._refused: list[str] = []
         self._distrusted_hosts: set[str] = set()  # hosts whose clock was named once
         self.circuit = HostCircuit()
         self._last_progress = self.started
+
+    @staticmethod
+    def _new_budget() -> ResponseBudget:
+        # The module's constant read now, not at import: the tests run with a small one.
+        return ResponseBudget(response_budget.RESPONSE_BUDGET_BYTES, MAX_RESPONSE_BYTES)
 
     @cached_property
     def settings(self) -> Settings:
@@ -297,7 +249,7 @@ class SyncRun:
         self._fleet_plan = plan
         if self._fleet is not None:
             self.budget.close()  # the dropped start's workers stop waiting for room
-        self.budget = ResponseBudget(first_estimate=MAX_RESPONSE_BYTES)
+        self.budget = self._new_budget()
         parts = _Parts(self.tenants, self.circuit, self.budget)
         self._fleet = TwoPasses(
             self.settings.tenants,

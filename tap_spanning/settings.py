@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tap_spanning.json_files import json_file
 from tap_spanning.redaction import redact, secret_forms
 from tap_spanning.urls import (
     REGIONS,
@@ -721,7 +722,7 @@ def _with_files(config: Mapping[str, Any], check: _Checker) -> Mapping[str, Any]
         parsed, error = _json_file_once(path, file_setting)
         shape = list if setting == "tenants" else dict
         if error is None and not isinstance(parsed, shape):
-            what = "a list of tenants" if shape is list else "an object of tenant_id to key"
+            what = "list of tenants" if shape is list else "object of tenant_id to key"
             error = f"{file_setting}: file {path} must hold a JSON {what}"
         if error is not None:
             check.fail(error)
@@ -740,7 +741,7 @@ def _json_file_once(path: str, what: str) -> tuple[object, str | None]:
     if key not in _read_files:
         if len(_read_files) >= len(FILE_SETTINGS):
             _read_files.clear()  # the files of an earlier run (the tests run many)
-        _read_files[key] = _json_file(path, f"{what}:")
+        _read_files[key] = json_file(path, f"{what}:")
     return _read_files[key]
 
 
@@ -750,6 +751,8 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
     notes: list[str] = []
     check = _Checker(errors, notes=notes)
     config = _with_files(config, check)
+    if errors:  # a file that cannot be read: whatever else it would say is noise
+        raise SettingsError(errors)
     fleet = config.get("tenants") is not None
     if fleet:
         both = [name for name in ONE_TENANT_SETTINGS if config.get(name) not in (None, "")]
@@ -874,129 +877,3 @@ def batch_errors(config: dict[str, Any]) -> list[str]:
             "batch file gzipped, whatever it is told"
         )
     return errors
-
-
-def _option_values(argv: list[str], option: str) -> list[str]:
-    """The values of `--option VALUE` and `--option=VALUE` in argv."""
-    values: list[str] = []
-    for index, arg in enumerate(argv):
-        if arg == option and index + 1 < len(argv):
-            values.append(argv[index + 1])
-        elif arg.startswith(f"{option}="):
-            values.append(arg.partition("=")[2])
-    return values
-
-
-def _json_file(path: str, what: str) -> tuple[object, str | None]:
-    """(the parsed file, None) or (None, one line saying what is wrong with it)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        return None, f"{what} file {path}: cannot be read ({exc.strerror or exc})"
-    except UnicodeDecodeError:
-        return None, f"{what} file {path}: not UTF-8 text"
-    try:
-        return json.loads(text), None
-    except ValueError as exc:
-        # Say where, never what: the line may hold a key.
-        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        return None, f"{what} file {path}: not valid JSON{where}"
-    except RecursionError:
-        return None, f"{what} file {path}: its JSON is nested too deep to read"
-
-
-def argv_file_errors(argv: list[str]) -> list[str]:
-    """One line per `--config`, `--catalog` or `--state` file that cannot be read or has
-    the wrong shape.
-
-    The SDK reads these files before the tap starts, with a traceback that names no file.
-    """
-    errors: list[str] = []
-    for path in _option_values(argv, "--config"):
-        if path == "ENV":
-            continue
-        parsed, error = _json_file(path, "config")
-        if error is None and not isinstance(parsed, dict):
-            error = f"config file {path}: must be a JSON object of settings"
-        errors += [error] if error else []
-    for option in ("--catalog", "--properties"):
-        for path in _option_values(argv, option):
-            parsed, error = _json_file(path, "catalog")
-            if error is None and not isinstance(parsed, dict):
-                error = f"catalog file {path}: must be a JSON object with 'streams'"
-            errors += [error] if error else []
-    for path in _option_values(argv, "--state"):
-        parsed, error = _json_file(path, "state")
-        if error is None and not _is_singer_state(parsed):
-            error = (
-                f"state file {path}: must be a Singer state, a JSON object whose "
-                '"bookmarks" (if any) is an object of objects'
-            )
-        errors += [error] if error else []
-    return errors
-
-
-# The options of a plain sync: what Meltano passes to `meltano run` a tap.
-_SYNC_OPTIONS = ("--config", "--catalog", "--properties", "--state")
-
-
-def plain_sync_config(argv: list[str]) -> dict[str, Any] | None:
-    """The config of a plain sync, read as the SDK reads it (files merged in order), or None.
-
-    A plain sync is `--config FILE...` with `--catalog`/`--properties`/`--state` at most,
-    every config file a readable JSON object and none of them `ENV`. Anything else
-    (another option, a file with a mistake) is None: left to the SDK's own path, which
-    reports it.
-    """
-    index = 0
-    while index < len(argv):
-        name, given, _ = argv[index].partition("=")
-        if name not in _SYNC_OPTIONS:
-            return None
-        index += 1 if given else 2  # `--option=value`, or `--option value`
-    if index > len(argv):
-        return None  # an option without its value
-    paths = _option_values(argv, "--config")
-    if not paths or "ENV" in paths:
-        return None
-    config: dict[str, Any] = {}
-    for path in paths:
-        parsed, error = _json_file(path, "config")
-        if error is not None or not isinstance(parsed, dict):
-            return None
-        config |= parsed
-    return config
-
-
-def catalog_path(argv: list[str]) -> str | None:
-    """The catalog a sync reads (`--catalog`, else the older `--properties`)."""
-    paths = _option_values(argv, "--catalog") or _option_values(argv, "--properties")
-    return paths[-1] if paths else None
-
-
-def read_json_file(path: str) -> object | None:
-    """A JSON file's content, or None when it cannot be read or parsed."""
-    parsed, error = _json_file(path, "JSON")
-    return None if error is not None else parsed
-
-
-def _is_singer_state(state: object) -> bool:
-    if not isinstance(state, dict):
-        return False
-    bookmarks = state.get("bookmarks", {})
-    return isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())
-
-
-def without_state(argv: list[str]) -> list[str]:
-    """argv without `--state`: the tap keeps no bookmarks, so it starts from none and
-    writes only the state it means to keep, never an echo of what it was given."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--state":
-            skip = True
-        elif not arg.startswith("--state="):
-            kept.append(arg)
-    return kept

@@ -29,13 +29,8 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform, StreamMap
 from typing_extensions import override
 
-from tap_spanning.records import (
-    BACKUP_TYPES,
-    MAX_COUNT,
-    TENANT_COUNTERS,
-    UserRecord,
-    membership_records,
-)
+from tap_spanning.backups import BACKUP_TYPES, MAX_COUNT
+from tap_spanning.records import TENANT_COUNTERS, UserRecord, membership_records
 from tap_spanning.redaction import quote
 from tap_spanning.roles import ROLES
 from tap_spanning.sdk_seam.singer import SeamStream

@@ -13,6 +13,7 @@ from singer_sdk import Stream
 from typing_extensions import override
 
 from tap_spanning import head_start, redaction
+from tap_spanning.json_files import argv_file_errors, without_state
 from tap_spanning.run import RunFailed, SyncRun
 from tap_spanning.sdk_seam.singer import SeamTap
 from tap_spanning.settings import (
@@ -20,11 +21,9 @@ from tap_spanning.settings import (
     ENV_PREFIX,
     Settings,
     SettingsError,
-    argv_file_errors,
     check_config,
     resolve_settings,
     settings_from_environment,
-    without_state,
 )
 from tap_spanning.signals import STOPPED
 from tap_spanning.streams import STREAM_TYPES, sync_order

@@ -112,8 +112,25 @@ def _emails(*candidates: object) -> list[str]:
     return [c for c in (*candidates, ADMIN_EMAIL) if isinstance(c, str) and c.strip()]
 
 
+def _with_files(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The config with tenants_file and tenant_api_keys_file read, as the tap reads them
+    (a file that is not JSON holds its keys as text)."""
+    merged = dict(config)
+    for setting in ("tenants", "tenant_api_keys"):
+        path = config.get(f"{setting}_file")
+        if isinstance(path, str) and Path(path).is_file():
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            try:
+                merged[setting] = json.loads(text)
+            except (ValueError, RecursionError):
+                merged[setting] = text
+    return merged
+
+
 def _keys_of_config(config: Mapping[str, Any]) -> list[tuple[str, object, list[str]]]:
-    """(where, key, admin emails) of every key a config holds, wherever it sits."""
+    """(where, key, admin emails) of every key a config holds, wherever it sits (the files
+    it names included)."""
+    config = _with_files(config)
     found: list[tuple[str, object, list[str]]] = []
     if config.get("api_key") is not None:
         found.append(("api_key", config["api_key"], _emails(config.get("admin_email"))))
@@ -156,6 +173,13 @@ def _keys_of_env(env: Mapping[str, str]) -> list[tuple[str, object, list[str]]]:
                 with contextlib.suppress(ValueError):
                     wrapped["tenants"] = json.loads(env["TAP_SPANNING_TENANTS"])
             found += [(f"${name} {where}", k, e) for where, k, e in _keys_of_config(wrapped)]
+    named_files = {
+        f"{setting}_file": env[variable]
+        for setting in ("tenants", "tenant_api_keys")
+        if (variable := f"TAP_SPANNING_{setting.upper()}_FILE") in env
+    }
+    if named_files:
+        found += [(f"files {where}", k, e) for where, k, e in _keys_of_config(named_files)]
     return found
 
 

@@ -53,7 +53,6 @@ def config_for(emulator: FleetEmulator, tenants: list[EmulatedTenant], **more: A
     return fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **more})
 
 
-
 def test_every_day_of_every_tenant_lands_whatever_its_spelling(
     fleet: tuple[FleetEmulator, list[EmulatedTenant]], catalog: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tap_spanning.backups import PageError
 from tap_spanning.client import retry_after_seconds
 from tap_spanning.records import (
     CounterError,
-    PageError,
     PageSequence,
     UserError,
     UsersPage,

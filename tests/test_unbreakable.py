@@ -87,8 +87,6 @@ def log_message(line: str) -> str:
     return line.split(" | ", 3)[-1]
 
 
-
-
 def assert_exact(run: TapRun, tenant_id: str, users: Sequence[Mapping[str, object]]) -> None:
     """The tenant's users and role_memberships are the ground truth for `users`, in order."""
     truth = expected_output(users, tenant_id=tenant_id)
@@ -381,7 +379,7 @@ def reasons_by_kind(run: TapRun, tenant_ids: list[str]) -> dict[str, list[str]]:
 
 
 def test_a_host_that_hangs_for_every_tenant_costs_one_round_of_tries(tmp_path: Path) -> None:
-    """run.py HostCircuit: after 3 tenants of a host in a row time out, the rest of that
+    """circuit.py HostCircuit: after 3 tenants of a host in a row time out, the rest of that
     host's tenants fail as "host unreachable" without a request, and the other host's
     tenants complete. Before 47f4a42 every one of the 20 tenants was tried
     max_retries times, each try waiting out request_timeout."""
@@ -475,7 +473,7 @@ def test_a_host_that_refuses_every_connection_opens_the_circuit(
 def test_a_state_file_that_is_not_a_state_is_one_line_naming_it(
     start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path, content: str, says: str
 ) -> None:
-    """settings.py argv_file_errors: before 47f4a42 the SDK read the file itself and
+    """json_files.py argv_file_errors: before 47f4a42 the SDK read the file itself and
     failed with a traceback that named no file (or took a string for a state)."""
     emulator = start_emulator(generate_users(10, seed=4))
     state = tmp_path / "state.json"

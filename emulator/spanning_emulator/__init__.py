@@ -2,7 +2,8 @@
 
 One tenant (`SpanningEmulator`) or an MSP's fleet of them (`FleetEmulator`), plus
 the ground truth of what a tap must output for them (`expected_output`, and for the
-backup status `expected_backup_summaries` and `expected_user_backups`).
+backup status `expected_backup_summaries` and `expected_user_backups`). A tenant may be
+hostile (`HOSTILE_CASES`): it sends values a correct tap must refuse.
 """
 
 from .backups import (
@@ -21,6 +22,7 @@ from .backups import (
 )
 from .faults import FAULT_KINDS, RETRIED_FAULTS, FaultKind
 from .fleet import generate_fleet, tenant_sizes
+from .hostile import HOSTILE_CASE_NAMES, HOSTILE_CASES, HostileCase, hostile_case, reason_names
 from .hosts import REGIONS, is_loopback_host, split_location
 from .server import (
     DEFAULT_ADMIN_EMAIL,
@@ -66,6 +68,8 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TENANT_ID",
     "FAULT_KINDS",
+    "HOSTILE_CASES",
+    "HOSTILE_CASE_NAMES",
     "KEPT_DAYS",
     "PROFILES",
     "REGIONS",
@@ -85,6 +89,7 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "FleetEmulator",
+    "HostileCase",
     "LastLink",
     "LinkStyle",
     "PageHook",
@@ -99,9 +104,11 @@ __all__ = [
     "expected_user_backups",
     "generate_fleet",
     "generate_users",
+    "hostile_case",
     "is_loopback_host",
     "load_users",
     "parse_fault",
+    "reason_names",
     "sort_key",
     "split_location",
     "tenant_sizes",

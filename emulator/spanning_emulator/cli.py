@@ -10,13 +10,16 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from .backups import DATE_FORMATS, BackupHistory, expected_backup_summaries, expected_user_backups
+from .emulated import check_tenants
 from .faults import FAULT_KINDS_TEXT
 from .fleet import generate_fleet
+from .fleetfiles import write_fleet, write_jsonl
+from .hostile import HOSTILE_CASE_NAMES, parse_hostile
 from .hosts import is_loopback_host
 from .server import (
     DEFAULT_ADMIN_EMAIL,
@@ -26,20 +29,10 @@ from .server import (
     FleetEmulator,
     SpanningEmulator,
 )
-from .tenant import (
-    PROFILES,
-    Profile,
-    expected_output,
-    expected_roles_stream,
-    expected_tenant_record,
-    generate_users,
-    load_users,
-)
+from .tenant import PROFILES, Profile, expected_output, generate_users, load_users
 
 API_KEY_ENV = "SPANNING_EMULATOR_API_KEY"
-TENANT_KEYS_ENV = "TAP_SPANNING_TENANT_API_KEYS"
 DEFAULT_USERS = 2500
-FLEET_PAGE_SIZE = 1000
 # Flags of the one-tenant mode that mean nothing with --tenants.
 _SINGLE_ONLY = (
     "users",
@@ -154,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TENANT_ID=MS",
         help="that tenant's latency (else --latency-ms)",
     )
+    fleet.add_argument(
+        "--tenant-hostile",
+        action="append",
+        default=[],
+        metavar="TENANT_ID=CASE",
+        help="that tenant sends hostile values, one case each: "
+        f"{', '.join(HOSTILE_CASE_NAMES)} (--write-fleet: expected/hostile.json)",
+    )
 
     faults = parser.add_argument_group("faults (requests are numbered from 1)")
     faults.add_argument(
@@ -211,11 +212,6 @@ def _api_key(args: argparse.Namespace) -> tuple[str, str]:
     return DEFAULT_API_KEY, "the built-in default"
 
 
-def _write_jsonl(path: Path, records: Iterable[object]) -> None:
-    lines = (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    path.write_text("".join(lines), encoding="utf-8")
-
-
 def _write_outputs(args: argparse.Namespace, users: Sequence[dict[str, object]]) -> None:
     if args.write_users:
         args.write_users.write_text(
@@ -224,12 +220,12 @@ def _write_outputs(args: argparse.Namespace, users: Sequence[dict[str, object]])
     if args.write_expected:
         args.write_expected.mkdir(parents=True, exist_ok=True)
         for stream, records in expected_output(users).items():
-            _write_jsonl(args.write_expected / f"{stream}.jsonl", records)
+            write_jsonl(args.write_expected / f"{stream}.jsonl", records)
         history = BackupHistory(users)
         summaries = expected_backup_summaries(users, today=args.today, history=history)
-        _write_jsonl(args.write_expected / "backup_summaries.jsonl", summaries)
+        write_jsonl(args.write_expected / "backup_summaries.jsonl", summaries)
         user_backups = expected_user_backups(users, today=args.today, history=history)
-        _write_jsonl(args.write_expected / "user_backups.jsonl", user_backups)
+        write_jsonl(args.write_expected / "user_backups.jsonl", user_backups)
 
 
 def _write_ready_file(path: Path, base_urls: Sequence[str]) -> None:
@@ -275,8 +271,8 @@ def _single(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     for flag in ("hosts", "write_fleet"):
         if getattr(args, flag):
             parser.error(f"--{flag.replace('_', '-')} needs --tenants K")
-    if args.tenant_fault or args.tenant_latency_ms:
-        parser.error("--tenant-fault and --tenant-latency-ms need --tenants K")
+    if args.tenant_fault or args.tenant_latency_ms or args.tenant_hostile:
+        parser.error("--tenant-fault, --tenant-latency-ms and --tenant-hostile need --tenants K")
     host = args.host or "127.0.0.1"
     if not is_loopback_host(host):
         parser.error(f"--host {host} is not a loopback address: this is a test server")
@@ -340,7 +336,8 @@ def _hosts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[st
 def _tenant_options(
     args: argparse.Namespace, tenants: Sequence[EmulatedTenant]
 ) -> list[EmulatedTenant]:
-    """Apply the fault and latency flags: ValueError on a bad one or an unknown tenant."""
+    """Apply the fault, latency and hostile flags: ValueError on a bad one or an unknown
+    tenant."""
     base = _fault_plan(args)
     known = {tenant.tenant_id for tenant in tenants}
     extra: dict[str, dict[int, str]] = {}
@@ -363,59 +360,18 @@ def _tenant_options(
             raise ValueError(f"--tenant-latency-ms expects TENANT_ID=MS, got {item!r}") from None
         if not equals or latency[tenant_id] < 0:
             raise ValueError(f"--tenant-latency-ms expects TENANT_ID=MS, got {item!r}")
-    return [
+    hostile = parse_hostile(args.tenant_hostile, known)
+    changed = [
         dataclasses.replace(
             tenant,
             faults=dataclasses.replace(base, at={**base.at, **extra.get(tenant.tenant_id, {})}),
             latency=latency.get(tenant.tenant_id, args.latency_ms / 1000),
+            hostile=hostile.get(tenant.tenant_id),
         )
         for tenant in tenants
     ]
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def write_fleet(directory: Path, tenants: Sequence[EmulatedTenant], port: int) -> None:
-    """tap-config.json (no keys), tenant-keys.env (the keys, mode 0600) and expected/
-    (per tenant: users, role_memberships, tenants, and the backup streams of the 7 days
-    ending the tenant's today)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    config = {
-        "tenants": [
-            {
-                "tenant_id": tenant.tenant_id,
-                "admin_email": tenant.admin_email,
-                "base_url": _url(tenant.host, port),
-            }
-            for tenant in tenants
-        ],
-        "page_size": FLEET_PAGE_SIZE,
-    }
-    (directory / "tap-config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
-    keys = json.dumps({tenant.tenant_id: tenant.api_key for tenant in tenants})
-    if "'" in keys:
-        raise ValueError("a tenant id or key holds a single quote: cannot write the .env line")
-    env_path = directory / "tenant-keys.env"
-    descriptor = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as env_file:
-        env_file.write(f"{TENANT_KEYS_ENV}='{keys}'\n")
-    expected = directory / "expected"
-    expected.mkdir(exist_ok=True)
-    _write_jsonl(expected / "roles.jsonl", expected_roles_stream())
-    for tenant in tenants:
-        folder = expected / tenant.tenant_id
-        folder.mkdir(exist_ok=True)
-        output = expected_output(tenant.users, tenant.tenant_id)
-        _write_jsonl(folder / "users.jsonl", output["users"])
-        _write_jsonl(folder / "role_memberships.jsonl", output["role_memberships"])
-        record = expected_tenant_record(
-            tenant.tenant_id, tenant.served_counters(), _url(tenant.host, port)
-        )
-        _write_jsonl(folder / "tenants.jsonl", [record])
-        for stream, records in tenant.expected_backups().items():
-            _write_jsonl(folder / f"{stream}.jsonl", records)
+    check_tenants(changed)  # a per-user case needs a licensed user, --write-fleet too
+    return changed
 
 
 def _fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -460,6 +416,8 @@ def _fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         f"{', '.join(fleet.base_urls)} (admin_email=admin@<tenant_id>.example, "
         f"keys generated from --seed {args.seed}: --write-fleet writes them)"
     )
+    hostile = [f"{t.tenant_id}={t.hostile}" for t in tenants if t.hostile is not None]
+    banner += f"; hostile: {', '.join(hostile)}" if hostile else ""
     return _serve_until_signalled(fleet, args.ready_file, banner, fleet.base_urls)
 
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 
 from .backups import DATE_FORMATS
-from .server import EmulatedTenant
+from .emulated import EmulatedTenant
 from .tenant import Profile, generate_users, tenant_summary
 
 # Tenant sizes are log-normal: median ~50 users, mean ~200, a few over 2,000, some empty.

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 DEFAULT_PAGE_SIZE = 50
+# The API's read routes (server.py answers them; hostile.py changes some answers).
+USERS_PATH = "/external/users"
+TENANT_PATH = "/external/tenant"
+SUMMARY_PATH = "/external/tenant/backups/summary"
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _EPOCH_MS = re.compile(r"[+-]?[0-9]{1,18}")  # longer is no instant (and a costly int())

@@ -18,7 +18,6 @@ import email.utils
 import functools
 import hmac
 import json
-import re
 import socket
 import socketserver
 import struct
@@ -33,24 +32,30 @@ from typing import TYPE_CHECKING, Literal, final
 from urllib.parse import quote, unquote
 
 from .backups import (
-    KEPT_DAYS,
-    BackupHistory,
     BackupStyle,
     DateFormat,
     as_day,
-    check_date_format,
-    expected_backup_summaries,
-    expected_user_backups,
     summary_items,
     user_items,
     utc_today,
     window_days,
 )
+from .emulated import TENANT_ID_PATTERN, EmulatedTenant, TenantState, check_tenants
 from .faults import Fault, FaultPlan, parse_fault
+from .hostile import check_hostile, date_header_day, rewrite
 from .hosts import is_loopback_host
-from .query import DEFAULT_PAGE_SIZE, InvalidQuery, PageQuery, parse_page_query, parse_window
+from .query import (
+    DEFAULT_PAGE_SIZE,
+    SUMMARY_PATH,
+    TENANT_PATH,
+    USERS_PATH,
+    InvalidQuery,
+    PageQuery,
+    parse_page_query,
+    parse_window,
+)
 from .snapshot import Snapshot, with_summary
-from .tenant import DEFAULT_TENANT_ID, generate_users, tenant_summary
+from .tenant import DEFAULT_TENANT_ID, generate_users
 from .wire import HTML_TYPE, JSON_TYPE, TEXT_TYPE, Response, dumps
 
 if TYPE_CHECKING:  # typing_extensions for mypy only: the emulator is stdlib-only at run time
@@ -96,16 +101,11 @@ LastLink = Literal["empty", "null", "absent"]
 PageHook = Callable[[int, dict[str, object]], dict[str, object]]
 _Request = socket.socket | tuple[bytes, socket.socket]
 
-USERS_PATH = "/external/users"
-TENANT_PATH = "/external/tenant"
-SUMMARY_PATH = "/external/tenant/backups/summary"
-
 _LAST_LINK_FIELDS: dict[str, dict[str, object]] = {
     "empty": {"nextLink": ""},
     "null": {"nextLink": None},
     "absent": {},
 }
-TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 # ---------------------------------------------------------------- the log, errors, credentials
@@ -198,6 +198,7 @@ class _Admission:
     latency: float
     page_hook: PageHook | None = None
     backups: _Backups | None = None
+    hostile: str | None = None  # the tenant's hostile case (hostile.py)
 
 
 class _Listener(ThreadingHTTPServer):
@@ -454,7 +455,8 @@ class SpanningEmulator(_Listener):
     today, asked at each request) picks the 7 days kept; `settle_day` redraws that
     day's counts. All three may be changed on a running emulator. status=true without
     start/end answers today's items, as the API does; `legacy_summary` instead splices
-    an old placeholder backupSummary there (and when status is absent).
+    an old placeholder backupSummary there (and when status is absent). `hostile`: a
+    case of hostile.HOSTILE_CASES, as for a fleet's tenant.
     """
 
     def __init__(
@@ -478,7 +480,11 @@ class SpanningEmulator(_Listener):
         today: dt.date | None = None,
         settle_day: dt.date | None = None,
         legacy_summary: bool = False,
+        hostile: str | None = None,
     ) -> None:
+        served = generate_users(DEFAULT_USER_COUNT) if users is None else users
+        check_hostile(hostile, served)
+        self.hostile = hostile
         self.admin_email = admin_email
         self.api_key = api_key
         self.latency = latency
@@ -488,9 +494,7 @@ class SpanningEmulator(_Listener):
         self.backup_style = BackupStyle(date_format, counts_as_text, user_id_as_text)
         self.today = today
         self.settle_day = settle_day
-        self._snapshot = Snapshot(
-            generate_users(DEFAULT_USER_COUNT) if users is None else users, tenant_id=tenant_id
-        )
+        self._snapshot = Snapshot(served, tenant_id=tenant_id)
         self._log: list[RequestRecord] = []
         self._count = 0
         super().__init__(
@@ -560,9 +564,7 @@ class SpanningEmulator(_Listener):
     def admit(self, authorization: str | None) -> _Admission:
         return self._admission(authorization, self.next_request_number())
 
-    def respond(
-        self, method: str, target: str, authorization: str | None, number: int
-    ) -> Response:
+    def respond(self, method: str, target: str, authorization: str | None, number: int) -> Response:
         """The normal (fault-free) answer to one request."""
         return self.answer(method, target, self._admission(authorization, number))
 
@@ -581,78 +583,11 @@ class SpanningEmulator(_Listener):
             self.latency,
             self.page_hook,
             backups,
+            self.hostile,
         )
 
 
 # ---------------------------------------------------------------- a fleet of tenants
-
-
-@dataclass
-class EmulatedTenant:
-    """One client tenant of a FleetEmulator, on the regional host `host`.
-
-    `counters` None: GET /external/tenant answers what the users add up to
-    (tenant_summary); a dict is sent as it is (a test can send status "suspended",
-    or leave a counter out).
-
-    Backup status: `date_format`, `counts_as_text` and `user_id_as_text` spell it
-    (see BackupStyle); `today` (None: the fleet's, else the real UTC today) picks the
-    7 days kept; `settle_day` redraws that day's counts.
-    """
-
-    tenant_id: str
-    users: Sequence[Mapping[str, object]] = field(repr=False)
-    admin_email: str
-    api_key: str = field(repr=False)
-    host: str = "127.0.0.1"
-    faults: FaultPlan = field(default_factory=FaultPlan)
-    latency: float = 0.0
-    counters: dict[str, object] | None = None
-    date_format: DateFormat = "iso"
-    counts_as_text: bool = False
-    user_id_as_text: bool = False
-    today: dt.date | None = None
-    settle_day: dt.date | None = None
-
-    @property
-    def backup_style(self) -> BackupStyle:
-        """How this tenant spells its backup status."""
-        return BackupStyle(self.date_format, self.counts_as_text, self.user_id_as_text)
-
-    def expected_backups(
-        self, days: int = KEPT_DAYS, today: dt.date | None = None
-    ) -> dict[str, list[dict[str, object]]]:
-        """Records of backup_summaries and user_backups (without sync_version) for the
-        last `days` days ending `today` (default: this tenant's today, else the real
-        UTC today)."""
-        when, settle = today or self.today, self.settle_day
-        history = BackupHistory(self.users, self.tenant_id)
-        return {
-            "backup_summaries": expected_backup_summaries(
-                self.users, days=days, today=when, settle_day=settle, history=history
-            ),
-            "user_backups": expected_user_backups(
-                self.users, days=days, today=when, settle_day=settle, history=history
-            ),
-        }
-
-    @property
-    def user_count(self) -> int:
-        """Users in this tenant."""
-        return len(self.users)
-
-    def served_counters(self) -> dict[str, object]:
-        """What GET /external/tenant answers for this tenant."""
-        return tenant_summary(self.users) if self.counters is None else dict(self.counters)
-
-
-class _TenantState:
-    """A tenant as served: its current definition, snapshot and request count."""
-
-    def __init__(self, tenant: EmulatedTenant) -> None:
-        self.tenant = tenant
-        self.snapshot = Snapshot(tenant.users, tenant.counters, tenant_id=tenant.tenant_id)
-        self.count = 0
 
 
 @final
@@ -692,39 +627,6 @@ class _FleetListener(_Listener):
         self.fleet._record(entry)
 
 
-def _check_tenants(tenants: Sequence[EmulatedTenant]) -> None:
-    if not tenants:
-        raise ValueError("a fleet needs at least one tenant")
-    seen: set[str] = set()
-    credentials: set[tuple[str, str, str]] = set()
-    for tenant in tenants:
-        if not TENANT_ID_PATTERN.fullmatch(tenant.tenant_id):
-            raise ValueError(
-                f"tenant_id {tenant.tenant_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
-            )
-        if tenant.tenant_id in seen:
-            raise ValueError(f"tenant_id {tenant.tenant_id!r} appears twice")
-        seen.add(tenant.tenant_id)
-        if not is_loopback_host(tenant.host):
-            raise ValueError(
-                f"tenant {tenant.tenant_id}: refusing to serve on {tenant.host!r}: "
-                "the emulator binds loopback addresses only"
-            )
-        if tenant.latency < 0:
-            raise ValueError(f"tenant {tenant.tenant_id}: latency must be >= 0")
-        try:
-            check_date_format(tenant.date_format)
-        except ValueError as error:
-            raise ValueError(f"tenant {tenant.tenant_id}: {error}") from None
-        key = (tenant.host, tenant.admin_email.casefold(), tenant.api_key)
-        if key in credentials:
-            raise ValueError(
-                f"tenant {tenant.tenant_id}: another tenant on {tenant.host} has the same "
-                "admin email and key"
-            )
-        credentials.add(key)
-
-
 class FleetEmulator:
     """Many tenants, one listener per distinct loopback host, all on one port if possible.
 
@@ -736,7 +638,8 @@ class FleetEmulator:
 
     Each tenant serves its own backup status, spelled its own way; `today` is the
     day of every tenant without a `today` of its own (None: the real UTC today).
-    `legacy_summary` is SpanningEmulator's.
+    `legacy_summary` is SpanningEmulator's. A tenant's `hostile` case changes its
+    answers (hostile.py) after any fault plan has picked the request.
     """
 
     def __init__(
@@ -751,12 +654,12 @@ class FleetEmulator:
         today: dt.date | None = None,
         legacy_summary: bool = False,
     ) -> None:
-        _check_tenants(tenants)
+        check_tenants(tenants)
         self.today = today
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
-        self._states = {tenant.tenant_id: _TenantState(tenant) for tenant in tenants}
-        self._by_host: dict[str, dict[str, list[_TenantState]]] = {}
+        self._states = {tenant.tenant_id: TenantState(tenant) for tenant in tenants}
+        self._by_host: dict[str, dict[str, list[TenantState]]] = {}
         for state in self._states.values():
             emails = self._by_host.setdefault(state.tenant.host, {})
             emails.setdefault(state.tenant.admin_email.casefold(), []).append(state)
@@ -881,11 +784,19 @@ class FleetEmulator:
             raise TypeError(f"not backup options: {', '.join(sorted(unknown))}")
         state = self._state(tenant_id)
         tenant = replace(state.tenant, **changes)  # type: ignore[arg-type]
-        _check_tenants([tenant])
+        check_tenants([tenant])
         with self._lock:
             state.tenant = tenant
 
-    def _state(self, tenant_id: str) -> _TenantState:
+    def set_hostile(self, tenant_id: str, case: str | None) -> None:
+        """Make a tenant hostile by a case of hostile.HOSTILE_CASES (None: honest again)."""
+        state = self._state(tenant_id)
+        tenant = replace(state.tenant, hostile=case)
+        check_tenants([tenant])
+        with self._lock:
+            state.tenant = tenant
+
+    def _state(self, tenant_id: str) -> TenantState:
         try:
             return self._states[tenant_id]
         except KeyError:
@@ -938,6 +849,7 @@ class FleetEmulator:
             tenant.faults,
             tenant.latency,
             backups=backups,
+            hostile=tenant.hostile,
         )
 
 
@@ -986,7 +898,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         received_at = time.monotonic()
         admission = self.server.admit(self.headers.get("Authorization"))
-        self._today = admission.backups.today if admission.backups is not None else None
+        today = admission.backups.today if admission.backups is not None else None
+        self._today = date_header_day(admission.hostile, today)
         self._drain_body()
         fault = admission.faults.fault_for(admission.number)
         exchange = _Exchange(self, admission, fault, received_at)
@@ -1023,9 +936,13 @@ class _Exchange:
         return self._handler.server.stopping
 
     def answer(self) -> Response:
-        """The normal (fault-free) answer to the request."""
-        handler = self._handler
-        return handler.server.answer(handler.command, handler.target, self._admission)
+        """The normal (fault-free) answer to the request, as the tenant serves it."""
+        handler, admission = self._handler, self._admission
+        response = handler.server.answer(handler.command, handler.target, admission)
+        if admission.hostile is None or admission.snapshot is None:
+            return response
+        style = admission.backups.style if admission.backups is not None else BackupStyle()
+        return rewrite(admission.hostile, handler.target, response, admission.snapshot, style)
 
     def reply(self, response: Response) -> None:
         """Log the request with the response's status, wait the latency, send it whole."""
