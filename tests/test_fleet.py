@@ -341,7 +341,8 @@ def test_by_default_a_refused_tenant_stops_the_run_before_any_record(
     assert run.returncode == 1
     assert run.last_stderr_line().endswith(
         f"Credentials refused for 1 of 8 tenants, so nothing was synced: {victim.tenant_id} "
-        "(fix their keys, or set failure_mode to isolate or nightly to sync the others without them)"
+        "(fix their keys, or set failure_mode to isolate or nightly to sync the others "
+        "without them)"
     )
     assert run.count("RECORD") == 0
     assert run.count("ACTIVATE_VERSION") == 0

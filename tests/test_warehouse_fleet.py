@@ -88,9 +88,11 @@ def fleet_env(
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         MELTANO_SYS_DIR_ROOT=str(private_meltano_dir(tmp_path / "meltano")),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        # The project's demo config is the one-tenant form: blank it for a fleet.
+        # The project's demo config is the one-tenant form: blank it for a fleet (and a
+        # one-tenant key a developer's .env may hold).
         TAP_SPANNING_BASE_URL="",
         TAP_SPANNING_ADMIN_EMAIL="",
+        TAP_SPANNING_API_KEY="",
         TAP_SPANNING_TENANTS=json.dumps(entries),
         TAP_SPANNING_TENANT_API_KEYS=json.dumps(
             {t.tenant_id: t.api_key for t in fleet.tenants if t.tenant_id in listed}
