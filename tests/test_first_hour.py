@@ -249,6 +249,10 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
         (root / ".meltano" / kind).mkdir(parents=True, exist_ok=True)
         (root / ".meltano" / kind / name).symlink_to(PROJECT / ".meltano" / kind / name)
     (root / "scripts").symlink_to(PROJECT / "scripts")
+    # dbt writes its target and logs inside the project: a copy of the test's own.
+    shutil.copytree(
+        PROJECT / "transform", root / "transform", ignore=shutil.ignore_patterns("target", "logs")
+    )
     (root / ".venv").symlink_to(VENV)
     before = plugin_fingerprints()
     yield root
@@ -556,7 +560,8 @@ def test_the_role_report_groups_a_fleet_by_tenant(scratch: Path) -> None:
             TAP_SPANNING_TENANT_API_KEYS=json.dumps({t.tenant_id: t.api_key for t in tenants}),
         )
         (scratch / "output").mkdir()
-        meltano(scratch, env, "run", "tap-spanning", "target-duckdb").ok()
+        # The role report reads dbt's current-row views: the load, then the build.
+        meltano(scratch, env, "run", "tap-spanning", "target-duckdb", "dbt-duckdb:build").ok()
     shown = run("role_report", ["python", "scripts/role_report.py"], scratch, env).ok()
     report = parse_report(shown.stdout)
     assert report.roles == {
