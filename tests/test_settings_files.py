@@ -169,3 +169,25 @@ def test_a_key_of_a_tenant_no_longer_listed_is_a_warning_and_the_run_completes(
     assert {r["tenant_id"] for r in run.records("tenant_syncs")} == {
         t.tenant_id for t in tenants[1:]
     }
+
+
+@pytest.mark.parametrize("option", ["--config", "--catalog", "--state"])
+def test_json_nested_too_deep_is_one_line_naming_the_file(
+    option: str, fleet: tuple[FleetEmulator, list[EmulatedTenant]], tmp_path: Path
+) -> None:
+    """Python's JSON reader recurses: 100,000 brackets were a 27-line RecursionError."""
+    emulator, tenants = fleet
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    emulator.clear_requests()
+    if option == "--config":
+        run = run_in_process(None, tmp_path, "--config", str(deep))
+        what = "config"
+    else:
+        run = run_in_process(fleet_config(emulator, tenants), tmp_path, option, str(deep))
+        what = option.removeprefix("--")
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 1
+    assert lines == [f"{what} file {deep}: its JSON is nested too deep to read"]
+    assert run.stdout == ""
+    assert emulator.requests == []
