@@ -60,6 +60,8 @@ else
 	$(PYTEST_RUNS)
 endif
 
+# The demo writes only under output/demo/ (meltano.yml's `demo` environment): a warehouse,
+# .env or JSONL of a real run is never read or touched (scripts/demo.sh).
 demo: $(MELTANO_INSTALLED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 

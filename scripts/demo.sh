@@ -3,30 +3,65 @@
 # emulator's realistic profile: from a handful of users to several hundred, a few percent
 # shared mailboxes, 1-3% Global Admins, some archived and deleted users, a trial or an expired
 # subscription), each with its backup history, is served on loopback and synced twice, a day
-# apart: yesterday's sync into DuckDB, then today's, into JSONL files and into DuckDB, where dbt
-# builds the marts of transform/ (`meltano run tap-spanning target-duckdb dbt-duckdb:build`).
-# It ends with the fleet report (scripts/fleet_report.py), one HTML file, and its path.
+# apart: yesterday's sync into DuckDB, then today's, into JSONL files and, with the nightly job
+# (`meltano run nightly-duckdb`: tap-spanning target-duckdb dbt-duckdb:build
+# fleet-report:duckdb), into DuckDB, where dbt builds the marts of transform/ and the fleet
+# report (scripts/fleet_report.py) is written from them: one HTML file, whose path ends the demo.
+#
+# Everything it writes is under output/demo/ (its DuckDB file, JSONL, logs, dbt's files,
+# Meltano's system database and run files, the report), through the `demo` environment of
+# meltano.yml; it removes nothing outside that folder. A warehouse, `.env` or JSONL of a real
+# run are never read or touched: every TAP_SPANNING_*, TARGET_*, DBT_*, FLEET_REPORT_*,
+# MELTANO_* and SPANNING_* variable of the caller is dropped and the demo's own are set, and
+# Meltano is told to read no .env (--env-file=/dev/null).
 #
 # Run from anywhere; `make demo` puts .venv/bin first on PATH (meltano, spanning-emulator,
-# python) after `make meltano-install`. DEMO_TENANTS and DEMO_SEED change the fleet. The
-# DuckDB file is the one meltano.yml configures (output/spanning.duckdb), or
-# $TARGET_DUCKDB_PATH: Meltano, dbt and the report all honour it. The demo starts it afresh.
+# python) after `make meltano-install`. DEMO_TENANTS and DEMO_SEED change the fleet.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TENANTS=${DEMO_TENANTS:-12}
 SEED=${DEMO_SEED:-1}
-OUTPUT=output
-JSONL_DIR=$OUTPUT/jsonl # target-jsonl's destination_path in meltano.yml
-LOG_DIR=$OUTPUT/logs
-REPORT=$OUTPUT/fleet_report.html
+DEMO=$PWD/output/demo
+DUCKDB=$DEMO/spanning.duckdb
+JSONL_DIR=$DEMO/jsonl
+LOG_DIR=$DEMO/logs
+REPORT=$DEMO/fleet_report.html
+SYS_DIR=$DEMO/meltano # Meltano's system directory: its database (state, runs) and run files
 
 for tool in meltano spanning-emulator python; do
     command -v "$tool" >/dev/null ||
         { echo "demo: $tool not found on PATH; run \`make demo\` (it installs what is needed)" >&2; exit 1; }
 done
 
-workdir=$(mktemp -d)
+# Nothing of the caller's shell may point the demo at a real warehouse, tenant, key or Meltano
+# state: drop every variable of the tap, the loaders, dbt, the report, Meltano and the emulator,
+# then set the demo's own (the same paths as the `demo` environment, so neither can drift
+# alone without the other still holding the demo to output/demo/).
+while IFS= read -r name; do
+    case $name in
+    TAP_SPANNING_* | TARGET_* | DBT_* | FLEET_REPORT_* | MELTANO_* | SPANNING_*) unset "$name" ;;
+    esac
+done < <(compgen -e)
+export TARGET_DUCKDB_PATH=$DUCKDB DBT_DUCKDB_PATH=$DUCKDB FLEET_REPORT_DUCKDB_PATH=$DUCKDB
+export TARGET_JSONL_DESTINATION_PATH=$JSONL_DIR FLEET_REPORT_OUTPUT=$REPORT
+export DBT_DUCKDB_TARGET_PATH=$DEMO/dbt/target DBT_DUCKDB_LOG_PATH=$DEMO/dbt/logs
+export MELTANO_SYS_DIR_ROOT=$SYS_DIR MELTANO_DATABASE_URI=sqlite:///$SYS_DIR/meltano.db
+# Every meltano command below is this one: the demo environment, and no .env.
+meltano() { command meltano --environment=demo --env-file=/dev/null "$@"; }
+
+# The demo's own files from its last run go: its history is the two days below. Only these
+# names, all under output/demo/.
+mkdir -p "$DEMO"
+rm -f "$DUCKDB" "$DUCKDB.wal" "$REPORT" "$SYS_DIR/meltano.db"
+rm -rf "$JSONL_DIR" "$LOG_DIR" "$SYS_DIR/run" "$SYS_DIR/logs"
+mkdir -p "$LOG_DIR" "$SYS_DIR"
+# The plugins installed in the project's .meltano/, seen from the demo's system directory.
+for kind in extractors loaders utilities; do
+    [ -L "$SYS_DIR/$kind" ] || ln -s "../../../.meltano/$kind" "$SYS_DIR/$kind"
+done
+
+workdir=$(mktemp -d "$DEMO/run.XXXXXX")
 emulator_pid=""
 stop_emulator() {
     if [ -n "$emulator_pid" ] && kill -0 "$emulator_pid" 2>/dev/null; then
@@ -41,8 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$OUTPUT" "$LOG_DIR"
-
 # "Today" and "yesterday" in UTC, the emulator's days; a free loopback port for the fleet.
 TODAY=$(python -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date())')
 YESTERDAY=$(python -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))')
@@ -50,7 +83,7 @@ PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); 
 
 # The fleet's tap config (tenant ids, admin emails, base URLs) and its keys, as an MSP keeps
 # them: the tenants in the config, the keys in the environment (README, "Many tenants"), never
-# on a command line. meltano.yml's one-tenant demo settings are blanked for a fleet.
+# on a command line. meltano.yml's one-tenant settings (a bare emulator's) are blanked.
 spanning-emulator --tenants "$TENANTS" --seed "$SEED" --port "$PORT" --write-fleet "$workdir/fleet" >/dev/null
 TAP_SPANNING_TENANTS=$(python -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["tenants"]))' \
     "$workdir/fleet/tap-config.json")
@@ -58,7 +91,6 @@ set -a
 . "$workdir/fleet/tenant-keys.env" # TAP_SPANNING_TENANT_API_KEYS
 set +a
 export TAP_SPANNING_TENANTS TAP_SPANNING_BASE_URL="" TAP_SPANNING_ADMIN_EMAIL=""
-unset TAP_SPANNING_API_KEY
 
 # Serve the fleet as it is on day $1 (its backup history ends that day).
 start_emulator() {
@@ -93,20 +125,12 @@ run_step() {
     fi
     elapsed_ms=$((($(date +%s%N) - started) / 1000000))
     printf '   %s: ok in %d.%d s (log: %s)\n' "$*" $((elapsed_ms / 1000)) \
-        $((elapsed_ms % 1000 / 100)) "$log"
+        $((elapsed_ms % 1000 / 100)) "${log#"$PWD/"}"
 }
 
-# The warehouse file as Meltano resolves it, started afresh: the fleet's history is the two
-# days below, not what an earlier demo left.
-DUCKDB=$(meltano invoke --no-install --dump=config target-duckdb 2>"$LOG_DIR/duckdb-path.log" |
-    python -c 'import json, sys; print(json.load(sys.stdin)["path"])') || {
-    tail -n 20 "$LOG_DIR/duckdb-path.log" >&2
-    echo "demo: Meltano did not say where target-duckdb loads (log: $LOG_DIR/duckdb-path.log)" >&2
-    exit 1
-}
-mkdir -p "$(dirname "$DUCKDB")"
-rm -f "$DUCKDB" "$DUCKDB.wal"
-
+echo "Everything below is written to output/demo/; each meltano command runs as"
+echo "\`meltano --environment=demo --env-file=/dev/null ...\` (meltano.yml's demo environment, no .env)."
+echo
 echo "== Yesterday ($YESTERDAY): a fleet of $TENANTS tenants (seed $SEED)"
 start_emulator "$YESTERDAY"
 echo
@@ -122,20 +146,18 @@ echo "== Today ($TODAY): the same fleet, a day later"
 start_emulator "$TODAY"
 echo
 echo "== JSONL: meltano run tap-spanning target-jsonl"
-rm -rf "$JSONL_DIR" # target-jsonl appends to its files: start from none
 run_step jsonl meltano run tap-spanning target-jsonl
 echo "   records per stream:"
 for file in "$JSONL_DIR"/*.jsonl; do
-    printf '     %-44s %7d records\n' "$file" "$(wc -l <"$file")"
+    printf '     %-44s %7d records\n' "${file#"$PWD/"}" "$(wc -l <"$file")"
 done
 echo
-echo "== DuckDB and the marts: meltano run tap-spanning target-duckdb dbt-duckdb:build"
-run_step duckdb-today meltano run tap-spanning target-duckdb dbt-duckdb:build
+echo "== The nightly job: meltano run nightly-duckdb"
+echo "   (tap-spanning target-duckdb dbt-duckdb:build fleet-report:duckdb: load, the marts, the report)"
+run_step nightly-duckdb meltano run nightly-duckdb
 stop_emulator
+[ -s "$REPORT" ] || { echo "demo: the nightly job wrote no $REPORT" >&2; exit 1; }
 
 echo
-echo "== The fleet report: python scripts/fleet_report.py --duckdb $DUCKDB -o $REPORT"
-run_step fleet-report python scripts/fleet_report.py --duckdb "$DUCKDB" -o "$REPORT"
-echo
-echo "Open it in a browser (it loads nothing from the network):"
-python -c 'import pathlib, sys; print(pathlib.Path(sys.argv[1]).resolve())' "$REPORT"
+echo "The fleet report; open it in a browser (it loads nothing from the network):"
+echo "$REPORT"

@@ -11,6 +11,13 @@ $TARGET_DUCKDB_PATH, else output/spanning.duckdb, unless --duckdb names one; it 
 read-only), or `spanning` of the PostgreSQL database (in a read-only transaction). --schema
 names another.
 
+The top of the page says how fresh the marts are, in red when they are not current: built
+before the newest sync in tenant_syncs, or by a dbt build that failed (dbt's run_results.json
+of that warehouse, transform/target/duckdb or transform/target/postgres, or --dbt-results);
+scripts/fleet_freshness.py. Offboarded tenants (is_offboarded) are listed as such and counted
+in none of the fleet's figures. Names are shown with every invisible or direction-changing
+character made visible, each name isolated (scripts/fleet_names.py).
+
 The page is one file that makes no request when opened: inline CSS, charts drawn here as inline
 SVG, a few lines of inline JavaScript that sort the tables when a header is clicked (the
 Content-Security-Policy of the page allows nothing else). It stays small for a fleet of
@@ -27,7 +34,6 @@ import base64
 import datetime as dt
 import decimal
 import hashlib
-import html
 import math
 import os
 import sys
@@ -39,8 +45,10 @@ from typing import Any
 
 import duckdb
 import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row
+
+# Run as `python scripts/fleet_report.py`: its own folder is on sys.path.
+from fleet_freshness import Freshness, FreshnessError, read_freshness
+from fleet_names import escape, escape_attribute, name_html, visible
 
 DEFAULT_DUCKDB = "output/spanning.duckdb"
 DEFAULT_OUTPUT = "output/fleet_report.html"
@@ -120,6 +128,11 @@ MARTS: dict[str, tuple[str, ...]] = {
         "is_current",
     ),
 }
+# Columns read when the marts have them: a warehouse built by an older transform/ has not.
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fleet_overview": ("is_offboarded",),
+    "tenant_sync_health": ("is_offboarded",),
+}
 
 WORKLOADS = {
     "MAIL": "Mail",
@@ -156,23 +169,28 @@ class ReportError(Exception):
 
 @dataclass
 class Marts:
-    """The six marts, one list of rows (column name -> value) each."""
+    """The six marts, one list of rows (column name -> value) each, and how fresh they are."""
 
     source: str  # where they came from, for the page (no password)
     schema: str
     rows: dict[str, list[Row]]
+    freshness: Freshness
 
     def __getitem__(self, mart: str) -> list[Row]:
         return self.rows[mart]
+
+
+# A query's column names and rows, from either warehouse.
+Run = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def mart_query(schema: str, mart: str) -> str:
-    columns = ", ".join(quote_identifier(column) for column in MARTS[mart])
-    return f"SELECT {columns} FROM {quote_identifier(schema)}.{quote_identifier(mart)}"  # noqa: S608 - quoted identifiers of a fixed list
+def mart_query(schema: str, mart: str, columns: Sequence[str]) -> str:
+    listed = ", ".join(quote_identifier(column) for column in columns)
+    return f"SELECT {listed} FROM {quote_identifier(schema)}.{quote_identifier(mart)}"  # noqa: S608 - quoted identifiers of a fixed list
 
 
 def missing_marts(present: Iterable[str]) -> list[str]:
@@ -187,7 +205,41 @@ def build_hint(warehouse: str) -> str:
     )
 
 
-def read_duckdb(path: Path, schema: str) -> Marts:
+def table_columns(pairs: Iterable[tuple[Any, Any]]) -> dict[str, set[str]]:
+    """(table, column) pairs of information_schema.columns -> table -> its columns."""
+    tables: dict[str, set[str]] = defaultdict(set)
+    for name, column in pairs:
+        tables[str(name).lower()].add(str(column).lower())
+    return dict(tables)
+
+
+def read_marts(run: Run, where: str, schema: str, warehouse: str, results: Path | None) -> Marts:
+    """The marts of `schema` and their freshness; `run` answers a query, `warehouse` is
+    duckdb or postgres (the commands named in messages)."""
+    _, pairs = run(
+        "SELECT table_name, column_name FROM information_schema.columns "  # noqa: S608 - a quoted literal
+        "WHERE table_catalog = current_database() "
+        f"AND table_schema = '{schema.replace(chr(39), chr(39) * 2)}'"
+    )
+    columns = table_columns((name, column) for name, column in pairs)
+    missing = missing_marts(columns)
+    if missing:
+        raise ReportError(
+            f"{where}: schema {schema} has no {', '.join(missing)}: {build_hint(warehouse)}"
+        )
+    rows: dict[str, list[Row]] = {}
+    for mart, wanted in MARTS.items():
+        optional = [c for c in OPTIONAL_COLUMNS.get(mart, ()) if c in columns[mart]]
+        names, values = run(mart_query(schema, mart, [*wanted, *optional]))
+        rows[mart] = [dict(zip(names, row, strict=True)) for row in values]
+    try:
+        freshness = read_freshness(lambda query: run(query)[1], columns, schema, warehouse, results)
+    except FreshnessError as exc:
+        raise ReportError(str(exc)) from None
+    return Marts(where, schema, rows, freshness)
+
+
+def read_duckdb(path: Path, schema: str, results: Path | None = None) -> Marts:
     if not path.is_file():
         raise ReportError(
             f"{path} does not exist: load and build it first (`meltano run tap-spanning "
@@ -197,27 +249,17 @@ def read_duckdb(path: Path, schema: str) -> Marts:
         connection = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise ReportError(f"{path}: cannot open it read-only ({exc})") from None
+
+    def run(query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = connection.execute(query)
+        return [column[0] for column in cursor.description or ()], cursor.fetchall()
+
     try:
-        tables = connection.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_schema = ?",
-            [schema],
-        ).fetchall()
-        missing = missing_marts(str(table) for (table,) in tables)
-        if missing:
-            raise ReportError(
-                f"{path}: schema {schema} has no {', '.join(missing)}: {build_hint('duckdb')}"
-            )
-        rows: dict[str, list[Row]] = {}
-        for mart in MARTS:
-            cursor = connection.execute(mart_query(schema, mart))
-            names = [column[0] for column in cursor.description or ()]
-            rows[mart] = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        return read_marts(run, str(path), schema, "duckdb", results)
     except duckdb.Error as exc:
         raise ReportError(f"{path}: reading the marts failed: {exc}") from None
     finally:
         connection.close()
-    return Marts(str(path), schema, rows)
 
 
 def describe_postgres(url: str) -> str:
@@ -231,39 +273,26 @@ def describe_postgres(url: str) -> str:
     return f"PostgreSQL {host}:{port}/{parts.get('dbname') or ''}"
 
 
-def read_postgres(url: str, schema: str) -> Marts:
+def read_postgres(url: str, schema: str, results: Path | None = None) -> Marts:
     where = describe_postgres(url)
     try:
-        connection = psycopg.connect(url, connect_timeout=10, row_factory=dict_row)
+        connection = psycopg.connect(url, connect_timeout=10)
     except psycopg.Error as exc:
         raise ReportError(f"{where}: cannot connect ({exc})") from None
+
+    def run(query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with connection.cursor() as cursor:
+            cursor.execute(query.encode())
+            names = [column.name for column in cursor.description or ()]
+            return names, list(cursor.fetchall())
+
     try:
         connection.read_only = True
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                [schema],
-            )
-            missing = missing_marts(str(row["table_name"]) for row in cursor.fetchall())
-            if missing:
-                raise ReportError(
-                    f"{where}: schema {schema} has no {', '.join(missing)}: "
-                    f"{build_hint('postgres')}"
-                )
-            rows: dict[str, list[Row]] = {}
-            for mart, columns in MARTS.items():
-                query = sql.SQL("SELECT {columns} FROM {schema}.{mart}").format(
-                    columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-                    schema=sql.Identifier(schema),
-                    mart=sql.Identifier(mart),
-                )
-                cursor.execute(query)
-                rows[mart] = [dict(row) for row in cursor.fetchall()]
+        return read_marts(run, where, schema, "postgres", results)
     except psycopg.Error as exc:
         raise ReportError(f"{where}: reading the marts failed: {exc}") from None
     finally:
         connection.close()
-    return Marts(where, schema, rows)
 
 
 # ----------------------------------------------------------------------------- values
@@ -344,14 +373,23 @@ def data_value(value: Any) -> str:
 
 
 def esc(value: Any) -> str:
-    return html.escape(text(value), quote=True)
+    """Text as HTML: escaped, every invisible or direction-changing character shown."""
+    return escape(text(value))
+
+
+def name_cell(value: Any) -> str:
+    """A name from the warehouse as HTML: escaped, its hidden characters shown, isolated."""
+    return name_html(text(value))
 
 
 def attrs(values: dict[str, Any]) -> str:
-    return "".join(f' {name}="{esc(data_value(value))}"' for name, value in values.items())
+    return "".join(
+        f' {key}="{escape_attribute(data_value(value))}"' for key, value in values.items()
+    )
 
 
 def short(label: str, limit: int) -> str:
+    label = visible(label)  # cut what is shown, tokens included
     return label if len(label) <= limit else label[: limit - 1] + "\u2026"
 
 
@@ -385,6 +423,11 @@ class Tenant:
         return num(self.overview.get(column))
 
     @property
+    def offboarded(self) -> bool:
+        """No longer listed in the tap's tenants: its history kept, counted in no figure."""
+        return flag(self.overview.get("is_offboarded")) or flag(self.sync.get("is_offboarded"))
+
+    @property
     def never_completed(self) -> bool:
         return (
             self.overview.get("last_complete_sync_at") is None
@@ -401,6 +444,8 @@ class Tenant:
 def tenant_issues(tenant: Tenant) -> list[tuple[int, str]]:
     """What needs attention, each with a weight: the tenants are listed by their sum."""
     found: list[tuple[int, str]] = []
+    if tenant.offboarded:
+        return found  # nothing of it needs attention any more
     failed = count(tenant.overview.get("failed_syncs_in_a_row"))
     if tenant.never_completed:
         found.append((10, "never synced"))
@@ -450,7 +495,27 @@ def build_tenants(marts: Marts) -> list[Tenant]:
         tenants[tenant_id].failing_users = len(users)
     for tenant in tenants.values():
         tenant.issues = sorted(tenant_issues(tenant), key=lambda issue: -issue[0])
-    return sorted(tenants.values(), key=lambda tenant: (-tenant.severity, tenant.tenant_id))
+    # The offboarded last: they need nothing.
+    return sorted(
+        tenants.values(),
+        key=lambda tenant: (tenant.offboarded, -tenant.severity, tenant.tenant_id),
+    )
+
+
+# The marts whose rows belong to a tenant and add up to the fleet's figures.
+PER_TENANT_ROWS = ("access_review", "license_waste", "backup_health_daily", "failing_users")
+
+
+def without_offboarded(marts: Marts, tenants: Sequence[Tenant]) -> Marts:
+    """The marts less the rows of offboarded tenants, which no fleet figure counts (the
+    staging views already drop their users; their backup history stays in the warehouse)."""
+    gone = {tenant.tenant_id for tenant in tenants if tenant.offboarded}
+    if not gone:
+        return marts
+    rows = dict(marts.rows)
+    for mart in PER_TENANT_ROWS:
+        rows[mart] = [row for row in marts[mart] if text(row["tenant_id"]) not in gone]
+    return Marts(marts.source, marts.schema, rows, marts.freshness)
 
 
 # ----------------------------------------------------------------------------- SVG charts
@@ -781,7 +846,7 @@ def backup_line_chart(rows: Sequence[Row]) -> str:
             for n, (when, pct) in enumerate(series)
         )
         parts.append(
-            f'<g class="series" data-type="{esc(kind)}"><path d="{path}" fill="none" '
+            f'<g class="series" data-type="{escape_attribute(kind)}"><path d="{path}" fill="none" '
             f'stroke="{color}" stroke-width="2"/>'
         )
         for when, pct in series:
@@ -1053,12 +1118,17 @@ def tenants_table(tenants: Sequence[Tenant], max_rows: int) -> str:
             "data-backup-success-7d-pct": tenant.get("backup_success_7d_pct"),
             "data-failing-users": tenant.failing_users,
             "data-failed-syncs-in-a-row": num(o.get("failed_syncs_in_a_row")),
+            "data-offboarded": tenant.offboarded,
         }
         issues = [issue for _, issue in tenant.issues]
         severity = f'<span hidden data-v="{tenant.severity}"></span>'
+        if tenant.offboarded:
+            label = badges(["offboarded"], "off")
+        else:
+            label = badges(issues) if issues else badges(["ok"], "ok")
         cells = [
-            esc(tenant.tenant_id),
-            severity + (badges(issues) if issues else badges(["ok"], "ok")),
+            name_cell(tenant.tenant_id),
+            severity + label,
             esc(fmt_int(num(o.get("users")))),
             esc(f"{fmt_int(num(o.get('assigned_standard')))} / {fmt_int(num(o.get('licenses')))}"),
             esc(fmt_pct(tenant.get("seat_use_pct"))),
@@ -1117,10 +1187,10 @@ def access_table(rows: Sequence[Row], max_rows: int) -> str:
             "data-needs-review": review,
         }
         cells = [
-            esc(row["tenant_id"]),
-            esc(row["user_principal_name"]),
-            esc(row["display_name"]),
-            esc(ROLE_NAMES.get(role, role)),
+            name_cell(row["tenant_id"]),
+            name_cell(row["user_principal_name"]),
+            name_cell(row["display_name"]),
+            name_cell(ROLE_NAMES.get(role, role)),
             badges(["review"]) if review else badges(["ok"], "ok"),
             badges(why, "w"),
         ]
@@ -1145,9 +1215,9 @@ def waste_table(rows: Sequence[Row], max_rows: int) -> str:
                 "data-reason": text(row["reason"]),
             },
             [
-                esc(row["tenant_id"]),
-                esc(row["user_principal_name"]),
-                esc(WASTE_REASONS.get(text(row["reason"]), text(row["reason"]))),
+                name_cell(row["tenant_id"]),
+                name_cell(row["user_principal_name"]),
+                name_cell(WASTE_REASONS.get(text(row["reason"]), text(row["reason"]))),
             ],
         )
         for row in sorted(rows, key=order)[:max_rows]
@@ -1181,9 +1251,9 @@ def failing_table(rows: Sequence[Row], max_rows: int) -> str:
                 "data-streak-days": count(row["streak_days"]),
             },
             [
-                esc(row["tenant_id"]),
-                esc(row["user_principal_name"]),
-                esc(workload(text(row["type"]))),
+                name_cell(row["tenant_id"]),
+                name_cell(row["user_principal_name"]),
+                name_cell(workload(text(row["type"]))),
                 esc(f"{count(row['streak_days']):,}"),
                 esc(day(row["first_day"]) or row["first_day"]),
                 esc(day(row["last_day"]) or row["last_day"]),
@@ -1247,6 +1317,15 @@ td i{display:inline-block;border-radius:10px;padding:0 7px;margin:1px 2px;font-s
 font-size:11px;white-space:nowrap;background:#fee2e2;color:#991b1b}
 td i.w{background:#fef3c7;color:#92400e}
 td i.ok{background:#dcfce7;color:#166534}
+td i.off{background:#e5e7eb;color:#374151}
+.ctl{display:inline-block;border:1px solid var(--red);border-radius:3px;padding:0 2px;
+margin:0 1px;font:bold 10px/1.3 ui-monospace,monospace;color:var(--red);background:#fff}
+bdi{unicode-bidi:isolate}
+.alert{max-width:1132px;margin:16px auto 0;padding:10px 16px;border:2px solid var(--red);
+border-radius:8px;background:#fef2f2;color:#991b1b;font-weight:600}
+@media (max-width:1180px){.alert{margin:16px 24px 0}}
+.alert.unknown{border-color:var(--amber);background:#fffbeb;color:#92400e}
+.alert p{margin:2px 0}
 footer{color:var(--muted);font-size:12px;max-width:1180px;margin:0 auto;padding:0 24px 24px}
 """
 
@@ -1323,7 +1402,8 @@ CSP = (
 )
 
 
-def kpis(tenants: Sequence[Tenant], marts: Marts) -> str:
+def kpis(tenants: Sequence[Tenant], marts: Marts, offboarded: int) -> str:
+    """The fleet's figures: of its current tenants only (`marts` without the offboarded)."""
     licenses = sum(t.get("licenses") or 0 for t in tenants)
     assigned = sum(t.get("assigned_standard") or 0 for t in tenants)
     users = sum(count(t.overview.get("users")) for t in tenants)
@@ -1359,6 +1439,8 @@ def kpis(tenants: Sequence[Tenant], marts: Marts) -> str:
         ("ga-flagged", f"{ga_flagged:,}", "tenants with 5+ GAs", ga_flagged > 0),
         ("waste", f"{len(marts['license_waste']):,}", "licenses to reclaim", False),
     ]
+    if offboarded:
+        cards.append(("offboarded", f"{offboarded:,}", "offboarded, not counted", False))
     return (
         '<div class="kpis">'
         + "".join(
@@ -1366,6 +1448,28 @@ def kpis(tenants: Sequence[Tenant], marts: Marts) -> str:
             f"<span>{esc(label)}</span></div>"
             for name, value, label, bad in cards
         )
+        + "</div>"
+    )
+
+
+def freshness_alert(freshness: Freshness) -> str:
+    """The first thing on the page when the marts are not current: red when they are stale
+    or their build failed, amber when their freshness is unknown."""
+    said = freshness.warnings()
+    if not said:
+        return ""
+    severe = freshness.stale or freshness.build_failed
+    times = {
+        "data-freshness": freshness.state,
+        "data-marts-built-at": freshness.built_at and freshness.built_at.isoformat(),
+        "data-newest-sync-at": freshness.newest_sync_at and freshness.newest_sync_at.isoformat(),
+        "data-build-failed-at": freshness.build.finished_at.isoformat()
+        if freshness.build_failed and freshness.build and freshness.build.finished_at
+        else None,
+    }
+    return (
+        f'<div class="alert{"" if severe else " unknown"}" role="alert"{attrs(times)}>'
+        + "".join(f"<p>{esc(sentence)}</p>" for sentence in said)
         + "</div>"
     )
 
@@ -1387,7 +1491,10 @@ def render(
 ) -> str:
     """The whole page."""
     generated = generated or dt.datetime.now(dt.timezone.utc)
-    tenants = build_tenants(marts)
+    listed = build_tenants(marts)  # every tenant, the offboarded last
+    tenants = [tenant for tenant in listed if not tenant.offboarded]  # the current fleet
+    offboarded = len(listed) - len(tenants)
+    marts = without_offboarded(marts, listed)
     review = sum(1 for row in marts["access_review"] if flag(row["needs_review"]))
     streak_users = marts["failing_users"]
     charts = "".join(
@@ -1443,10 +1550,12 @@ def render(
         [
             section(
                 "tenants",
-                f"Tenants ({len(tenants):,})",
+                f"Tenants ({len(tenants):,}"
+                + (f", and {offboarded:,} offboarded)" if offboarded else ")"),
                 "Worst first: a failing sync, failing backups, then admin and license "
-                "findings. Click a header to sort.",
-                tenants_table(tenants, max_rows),
+                "findings; offboarded tenants (no longer synced, counted in no figure) last. "
+                "Click a header to sort.",
+                tenants_table(listed, max_rows),
             ),
             section(
                 "access-review",
@@ -1481,11 +1590,15 @@ def render(
         '<meta name="referrer" content="no-referrer">'
         f"<title>{esc(title)}</title><script>{ERROR_SCRIPT}</script>"
         f"<style>{STYLE}</style></head>"
-        f'<body data-tenants="{len(tenants)}">'
+        f'<body data-tenants="{len(tenants)}" data-offboarded="{offboarded}">'
+        f"{freshness_alert(marts.freshness)}"
         f"<header><h1>{esc(title)}</h1>"
-        f'<p class="sub">{plural(len(tenants), "tenant")} \u00b7 from {esc(marts.source)}, '
-        f"schema {esc(marts.schema)} \u00b7 generated {esc(stamp)}</p></header>"
-        f"<main>{kpis(tenants, marts)}{charts}{tables}</main>"
+        f'<p class="sub">{plural(len(tenants), "tenant")}'
+        + (f" (and {offboarded:,} offboarded)" if offboarded else "")
+        + f" \u00b7 from {esc(marts.source)}, schema {esc(marts.schema)} \u00b7 "
+        f'<span data-freshness="{esc(marts.freshness.state)}">'
+        f"{esc(marts.freshness.summary())}</span> \u00b7 generated {esc(stamp)}</p></header>"
+        f"<main>{kpis(tenants, marts, offboarded)}{charts}{tables}</main>"
         "<footer>Written by scripts/fleet_report.py from the marts of transform/ "
         "(fleet_overview, access_review, license_waste, backup_health_daily, failing_users, "
         "tenant_sync_health). The page loads nothing from the network.</footer>"
@@ -1527,6 +1640,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-rows", type=positive, default=DEFAULT_MAX_ROWS, help="rows per table (%(default)s)"
     )
+    parser.add_argument(
+        "--dbt-results",
+        type=Path,
+        metavar="PATH",
+        help="dbt's run_results.json of the last build (default: transform/target/duckdb or "
+        "transform/target/postgres, as meltano.yml's dbt utilities write it; "
+        "$DBT_DUCKDB_TARGET_PATH or $DBT_POSTGRES_TARGET_PATH when set)",
+    )
     parser.add_argument("--title", default="Spanning fleet report")
     return parser.parse_args(argv)
 
@@ -1535,10 +1656,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.postgres:
-            marts = read_postgres(args.postgres, args.schema or "spanning")
+            marts = read_postgres(args.postgres, args.schema or "spanning", args.dbt_results)
         else:
             path = args.duckdb or Path(os.environ.get("TARGET_DUCKDB_PATH") or DEFAULT_DUCKDB)
-            marts = read_duckdb(path, args.schema or "main")
+            marts = read_duckdb(path, args.schema or "main", args.dbt_results)
         page = render(marts, top=args.top, max_rows=args.max_rows, title=args.title)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         partial = args.output.with_name(args.output.name + ".tmp")
@@ -1550,6 +1671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"fleet_report: cannot write {args.output}: {exc}", file=sys.stderr)
         return 1
+    # On stderr too, for a scheduled run that nobody opens the page of.
+    for sentence in marts.freshness.warnings():
+        print(f"fleet_report: {sentence}", file=sys.stderr)
     print(args.output)
     return 0
 

@@ -2,18 +2,23 @@
 
     python scripts/role_report.py [--database PATH] [--schema NAME]
 
-Run it in the Meltano project, after `meltano run tap-spanning target-duckdb` (or
-`bash scripts/duckdb_refresh.sh`). It reads the file and schema that target-duckdb loaded,
-as Meltano configures the loader: it asks Meltano for that configuration
-(`meltano invoke --dump=config target-duckdb`: meltano.yml, the active environment, `.env`,
-and TARGET_DUCKDB_* variables such as TARGET_DUCKDB_PATH, exactly what `meltano run` hands
-target-duckdb). A relative path is relative to the current directory, as it is for the loader.
---database and --schema override what Meltano says.
+Run it in the Meltano project, after `meltano run tap-spanning target-duckdb dbt-duckdb:build`
+(or `meltano invoke dbt-duckdb:build` after a load). It reads the current rows only: the
+staging views that dbt builds over the tap's tables (transform/, README "Governance questions
+in SQL"), `stg_spanning__users`, `stg_spanning__role_memberships`, `stg_spanning__roles` and
+`stg_spanning__tenants`, never the raw tables, which keep users removed from a tenant and the
+users of an offboarded client. Each listed tenant is shown as its last complete sync found it.
 
-The role table comes from the users, roles and role_memberships tables, one table per tenant
-when the warehouse holds more than one. The license counters come from the tenants table, which
-the tap lands from GET /external/tenant in the same sync. The report sends no request to
-Spanning and needs no credentials.
+It reads the file and schema that target-duckdb loaded, as Meltano configures the loader: it
+asks Meltano for that configuration (`meltano invoke --dump=config target-duckdb`: meltano.yml,
+the active environment, `.env`, and TARGET_DUCKDB_* variables such as TARGET_DUCKDB_PATH,
+exactly what `meltano run` hands target-duckdb), and the views are in dbt's schema beside it,
+`<schema>_staging` (main_staging). A relative path is relative to the current directory, as it
+is for the loader. --database and --schema (the loader's schema) override what Meltano says.
+
+The role table has one table per tenant when the warehouse holds more than one. The license
+counters come from the tenants stream (GET /external/tenant, read in the same sync). The report
+sends no request to Spanning and needs no credentials.
 """
 
 from __future__ import annotations
@@ -30,12 +35,26 @@ from typing import Any
 
 import duckdb
 
-from tap_spanning.records import TENANT_COUNTERS
 from tap_spanning.roles import ROLE_IDS
 
 LOADER = "target-duckdb"
 MELTANO_TIMEOUT_SECONDS = 300
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# dbt's staging schema: the profile's schema (the loader's) and the models' `+schema: staging`
+# (transform/dbt_project.yml), joined as dbt's generate_schema_name does.
+VIEWS_SUFFIX = "_staging"
+VIEWS = ("stg_spanning__users", "stg_spanning__role_memberships", "stg_spanning__roles")
+TENANTS_VIEW = "stg_spanning__tenants"
+# The license counters: the API's names (as format_licenses shows them) -> the view's columns.
+COUNTERS = {
+    "licenses": "licenses",
+    "archivedLicenses": "archived_licenses",
+    "users": "users",
+    "assigned": "assigned",
+    "assignedStandard": "assigned_standard",
+    "assignedArchive": "assigned_archive",
+    "status": "status",
+}
 
 
 class ReportError(Exception):
@@ -44,10 +63,14 @@ class ReportError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where target-duckdb loaded: the file and the schema."""
+    """Where target-duckdb loaded: the file and the schema (dbt's views: <schema>_staging)."""
 
     database: Path
     schema: str
+
+    @property
+    def views(self) -> str:
+        return self.schema + VIEWS_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -146,66 +169,59 @@ def resolve_target(database: Path | None, schema: str | None) -> Target:
 # ----------------------------------------------------------------------------- the warehouse
 
 
-def table_columns(connection: duckdb.DuckDBPyConnection, schema: str) -> dict[str, set[str]]:
-    """Lower-cased column names of every table in the schema (target-duckdb lower-cases)."""
+def view_names(connection: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    """The tables and views of the schema, lower case."""
     rows = connection.execute(
-        "SELECT table_name, column_name FROM information_schema.columns "
+        "SELECT table_name FROM information_schema.tables "
         "WHERE table_catalog = current_database() AND table_schema = ?",
         [schema],
     ).fetchall()
-    tables: dict[str, set[str]] = {}
-    for table, column in rows:
-        tables.setdefault(str(table).lower(), set()).add(str(column).lower())
-    return tables
+    return {str(name).lower() for (name,) in rows}
 
 
-def check_tables(tables: dict[str, set[str]], target: Target) -> None:
-    missing = [name for name in ("users", "roles", "role_memberships") if name not in tables]
+def check_views(present: set[str], target: Target) -> None:
+    missing = [name for name in VIEWS if name not in present]
     if missing:
         raise ReportError(
-            f"{target.database} has no {', '.join(missing)} table in schema {target.schema}: "
-            "run `bash scripts/duckdb_refresh.sh` first"
+            f"{target.database} has no {', '.join(missing)} in schema {target.views} (dbt's "
+            "views of the current rows): build them with `meltano invoke dbt-duckdb:build` "
+            "(or load and build: `meltano run tap-spanning target-duckdb dbt-duckdb:build`)"
         )
-    for name in ("users", "role_memberships"):
-        if "tenant_id" not in tables[name]:
-            raise ReportError(
-                f"{target.database}: {target.schema}.{name} has no tenant_id column (it was "
-                "loaded by an older tap): run `bash scripts/duckdb_refresh.sh` to reload it"
-            )
 
 
 def read_warehouse(target: Target) -> Report:
-    """Role counts per tenant (in the contract's order) and license use, from the tables."""
+    """Role counts per tenant (in the contract's order) and license use, from dbt's views."""
     if not target.database.is_file():
         raise ReportError(
-            f"{target.database} does not exist: run `bash scripts/duckdb_refresh.sh` "
-            "(or `meltano run tap-spanning target-duckdb`) first"
+            f"{target.database} does not exist: run `meltano run tap-spanning target-duckdb "
+            "dbt-duckdb:build` first"
         )
     try:
         connection = duckdb.connect(str(target.database), read_only=True)
     except duckdb.Error as exc:
         raise ReportError(f"{target.database}: cannot open it ({exc})") from None
     try:
-        connection.execute(f"SET schema = '{target.schema}'")
-        tables = table_columns(connection, target.schema)
-        check_tables(tables, target)
-        has_tenants = "tenants" in tables
-        # The SQL here is built from constants and column names checked above only.
+        present = view_names(connection, target.views)
+        check_views(present, target)
+        connection.execute(f"SET schema = '{target.views}'")  # a checked identifier
+        has_tenants = TENANTS_VIEW in present
+        # The SQL here is built from constants only.
         tenant_ids = (
-            "SELECT tenant_id FROM users UNION SELECT tenant_id FROM tenants"
+            "SELECT tenant_id FROM stg_spanning__users "
+            "UNION SELECT tenant_id FROM stg_spanning__tenants"
             if has_tenants
-            else "SELECT tenant_id FROM users"
+            else "SELECT tenant_id FROM stg_spanning__users"
         )
         roles_sql = f"""
             WITH tenant AS ({tenant_ids})
-            SELECT tenant.tenant_id, r.id, r.name,
-                   count(m."msId") AS members,
-                   count(u."msId") FILTER (WHERE u.disabled) AS disabled_members
-            FROM tenant CROSS JOIN roles AS r
-            LEFT JOIN role_memberships AS m
-                   ON m.tenant_id = tenant.tenant_id AND m."roleId" = r.id
-            LEFT JOIN users AS u ON u.tenant_id = m.tenant_id AND u."msId" = m."msId"
-            GROUP BY tenant.tenant_id, r.id, r.name
+            SELECT tenant.tenant_id, r.role_id, r.name,
+                   count(m.ms_id) AS members,
+                   count(u.ms_id) FILTER (WHERE u.disabled) AS disabled_members
+            FROM tenant CROSS JOIN stg_spanning__roles AS r
+            LEFT JOIN stg_spanning__role_memberships AS m
+                   ON m.tenant_id = tenant.tenant_id AND m.role_id = r.role_id
+            LEFT JOIN stg_spanning__users AS u ON u.tenant_id = m.tenant_id AND u.ms_id = m.ms_id
+            GROUP BY tenant.tenant_id, r.role_id, r.name
         """  # noqa: S608
         roles = [
             RoleRow(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4]))
@@ -217,22 +233,19 @@ def read_warehouse(target: Target) -> Report:
                 """
                 SELECT tenant_id, count(*),
                        count(*) FILTER (WHERE assigned),
-                       count(*) FILTER (WHERE assigned AND "isArchive")
-                FROM users GROUP BY tenant_id
+                       count(*) FILTER (WHERE assigned AND is_archive)
+                FROM stg_spanning__users GROUP BY tenant_id
                 """
             ).fetchall()
         }
         api: dict[str, dict[str, Any]] = {}
         if has_tenants:
-            present = [
-                name for name in (*TENANT_COUNTERS, "status") if name.lower() in tables["tenants"]
-            ]
-            columns = ", ".join(f'"{name}"' for name in present)
-            tenants_sql = f"SELECT tenant_id, {columns} FROM tenants"  # noqa: S608
+            columns = ", ".join(COUNTERS.values())
+            tenants_sql = f"SELECT tenant_id, {columns} FROM stg_spanning__tenants"  # noqa: S608
             for row in connection.execute(tenants_sql).fetchall():
-                api[str(row[0])] = dict(zip(present, row[1:], strict=True))
+                api[str(row[0])] = dict(zip(COUNTERS, row[1:], strict=True))
     except duckdb.Error as exc:
-        raise ReportError(f"{target.database}: cannot read the tap's tables ({exc})") from None
+        raise ReportError(f"{target.database}: cannot read dbt's views ({exc})") from None
     finally:
         connection.close()
     order = {role_id: index for index, role_id in enumerate(ROLE_IDS)}
@@ -258,7 +271,7 @@ def format_roles(report: Report) -> list[str]:
     header = f"  {'Role id':<{id_width}}  {'Name':<{name_width}}  {'Members':>8}  {'Disabled':>8}"
     rule = f"  {'-' * id_width}  {'-' * name_width}  {'-' * 8}  {'-' * 8}"
     users = sum(tenant.users for tenant in report.tenants)
-    where = f"{report.target.database} (schema {report.target.schema})"
+    where = f"{report.target.database} (schema {report.target.views})"
     grouped = len(report.tenants) > 1
     if grouped:
         who = f"{_plural(len(report.tenants), 'tenant')}, {_plural(users, 'user')}"
@@ -286,7 +299,7 @@ def _of(used: Any, bought: Any) -> str:
 
 
 def format_licenses(report: Report) -> list[str]:
-    lines = ["", "License use (the tenants table: GET /external/tenant, read in the same sync)"]
+    lines = ["", "License use (the tenants stream: GET /external/tenant, read in the same sync)"]
     if not report.tenants_table:
         lines.append(
             "  not landed: select the tenants stream (`meltano select tap-spanning tenants '*'`)"
@@ -314,7 +327,7 @@ def format_licenses(report: Report) -> list[str]:
         if None not in expected and expected != landed:
             notes.append(
                 f"  NOTE: {tenant.tenant_id}: the API counts {expected[0]} users, {expected[1]} "
-                f"assigned ({expected[2]} archive); the users table holds {landed[0]}, "
+                f"assigned ({expected[2]} archive); its current users are {landed[0]}, "
                 f"{landed[1]} and {landed[2]}: the tenant changed during the sync, or the "
                 "tables come from different syncs; sync again"
             )
@@ -339,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         "--database", type=Path, metavar="PATH", help="the DuckDB file (default: from Meltano)"
     )
     parser.add_argument(
-        "--schema", help="target-duckdb's default_target_schema (default: from Meltano)"
+        "--schema",
+        help="target-duckdb's default_target_schema; dbt's views are in <schema>_staging "
+        "(default: from Meltano)",
     )
     args = parser.parse_args(argv)
     try:

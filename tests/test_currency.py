@@ -48,8 +48,6 @@ def config_for(emulator: FleetEmulator, tenants: list[EmulatedTenant], **more: A
     return fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **more})
 
 
-
-
 def assert_complete(run: TapRun, tenant: EmulatedTenant) -> None:
     expected = expected_output(tenant.users, tenant_id=tenant.tenant_id)
     for stream in ("users", "role_memberships"):

@@ -1,5 +1,6 @@
-"""scripts/fleet_report.py, end to end: marts in a warehouse -> the command -> one HTML file ->
-headless Chromium.
+"""scripts/fleet_report.py: marts in a warehouse -> the command -> one HTML file -> headless
+Chromium (end to end), and what the page says of freshness, offboarded tenants and names that
+hide characters (in process, the fast tier).
 
 The six marts of transform/models/contract.md are written here with known rows (a fleet of
 28 tenants, three of them hand-made: one in trouble everywhere, one healthy, one that never
@@ -9,6 +10,12 @@ opened in Chromium (bash scripts/chromium.sh installs Debian's package when it i
 it must render without a console message or page error, the screenshot must be a real image,
 and the numbers the page shows for three tenants must be the marts' numbers. A fleet of 1,000
 tenants must give a page that stays small, charts of the worst 20 and tables of 500 rows.
+
+The fast tests run the command in process on a DuckDB file of the same fixture marts, with
+marts_build and tenant_syncs as transform/ and the tap leave them, and dbt run results written
+here: marts older than the newest sync, or a failed build, are said at the top of the page in
+red with both times; a warehouse without marts_build is of unknown freshness; offboarded
+tenants are labelled and counted in no figure; a name holding U+202E or U+200B shows them.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import pytest
 import yaml
 from typing_extensions import override
 
-pytestmark = pytest.mark.e2e
+e2e = pytest.mark.e2e  # the Chromium, PostgreSQL and process tests; the rest is fast
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "scripts" / "fleet_report.py"
@@ -82,6 +89,7 @@ MART_COLUMNS: dict[str, dict[str, str]] = {
         "failed_syncs_in_a_row": "BIGINT",
         "backup_success_yesterday_pct": "DOUBLE",
         "backup_success_7d_pct": "DOUBLE",
+        "is_offboarded": "BOOLEAN",
     },
     "access_review": {
         "tenant_id": "VARCHAR",
@@ -130,8 +138,19 @@ MART_COLUMNS: dict[str, dict[str, str]] = {
         "consecutive_failed_runs": "BIGINT",
         "last_reason": "VARCHAR",
         "is_current": "BOOLEAN",
+        "is_offboarded": "BOOLEAN",
+    },
+    # Not marts: transform/'s one-row marts_build, and the tap's own tenant_syncs (the
+    # columns the report reads), beside the marts as dbt and the loaders leave them.
+    "marts_build": {"built_at": "TIMESTAMP", "newest_sync_at": "TIMESTAMP"},
+    "tenant_syncs": {
+        "tenant_id": "VARCHAR",
+        "sync_version": "BIGINT",
+        "status": "VARCHAR",
+        "finished_at": "TIMESTAMP",
     },
 }
+BUILD_DELAY = dt.timedelta(minutes=20)  # marts built this long after the newest sync
 TYPES = ("CALENDAR", "CONTACT", "DRIVE", "MAIL", "SPSITE")
 USER_TYPES = ("CALENDAR", "CONTACT", "DRIVE", "MAIL")
 Rows = dict[str, list[dict[str, Any]]]
@@ -161,6 +180,7 @@ class Shape:
     failure_rate: float = 0.01  # of each day's backups
     failing: list[int] = field(default_factory=list)  # streak days of each failing user
     no_ms_license: int = 0  # license_waste rows beyond the wasted seats
+    offboarded: bool = False  # no longer listed: its marts rows kept, counted nowhere
 
 
 def hand_made() -> list[Shape]:
@@ -255,7 +275,16 @@ def mart_rows(shapes: list[Shape]) -> Rows:
                 "last_complete_at": complete_at,
                 "consecutive_failed_runs": shape.failed_runs,
                 "last_reason": shape.reason if shape.failed_runs else None,
-                "is_current": not shape.failed_runs,
+                "is_current": not shape.failed_runs and not shape.offboarded,
+                "is_offboarded": shape.offboarded,
+            }
+        )
+        rows["tenant_syncs"].append(
+            {
+                "tenant_id": tenant,
+                "sync_version": version,
+                "status": "failed" if shape.failed_runs else "complete",
+                "finished_at": last_at,
             }
         )
         # backup_health_daily, and the success the overview derives from it.
@@ -367,8 +396,12 @@ def mart_rows(shapes: list[Shape]) -> Rows:
                 if total_yesterday
                 else None,
                 "backup_success_7d_pct": 100 * ok_week / total_week if total_week else None,
+                "is_offboarded": shape.offboarded,
             }
         )
+    newest = max((row["finished_at"] for row in rows["tenant_syncs"]), default=None)
+    if newest is not None:
+        rows["marts_build"].append({"built_at": newest + BUILD_DELAY, "newest_sync_at": newest})
     return rows
 
 
@@ -388,12 +421,17 @@ def jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
-def write_duckdb(path: Path, rows: Rows, schema: str = "main") -> None:
-    """The marts as dbt-duckdb would leave them: tables in `schema` of the file."""
+def write_duckdb(
+    path: Path, rows: Rows, schema: str = "main", without: tuple[str, ...] = ()
+) -> None:
+    """The marts as dbt-duckdb would leave them: tables in `schema` of the file (but the
+    tables named in `without`)."""
     connection = duckdb.connect(str(path))
     try:
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         for mart, columns in MART_COLUMNS.items():
+            if mart in without:
+                continue
             connection.execute(ddl(mart, schema))
             if not rows[mart]:
                 continue
@@ -429,6 +467,70 @@ def read_duckdb(path: Path, mart: str) -> dict[str, dict[str, Any]]:
         return found
     finally:
         connection.close()
+
+
+def built_at(path: Path) -> dt.datetime:
+    """marts_build.built_at of the fixture warehouse (naive: UTC, as dbt leaves it)."""
+    connection = duckdb.connect(str(path), read_only=True)
+    try:
+        found = connection.execute("SELECT built_at FROM main.marts_build").fetchone()
+    finally:
+        connection.close()
+    assert found is not None
+    return found[0]
+
+
+def write_results(
+    path: Path, statuses: list[str], generated_at: dt.datetime, which: str = "build"
+) -> Path:
+    """dbt's run_results.json as dbt 1.8 writes it (the fields the report reads, and some it
+    does not): one result per status, a model when it succeeded or errored, else a test."""
+    results: list[dict[str, Any]] = [
+        {
+            "status": status,
+            "unique_id": f"model.spanning.model_{index}"
+            if status in ("success", "error")
+            else f"test.spanning.test_{index}",
+            "timing": [],
+            "thread_id": "Thread-1",
+            "execution_time": 0.1,
+            "adapter_response": {},
+            "message": None,
+            "failures": 1 if status == "fail" else None,
+        }
+        for index, status in enumerate(statuses)
+    ]
+    document = {
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+            "dbt_version": "1.8.10",
+            "generated_at": generated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "invocation_id": str(uuid.uuid4()),
+            "env": {},
+        },
+        "results": results,
+        "elapsed_time": 1.5,
+        "args": {"which": which, "target_path": str(path.parent)},
+    }
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def load_report(name: str = "fleet_report") -> Any:
+    """scripts/<name>.py as a module, its folder on sys.path as when it runs."""
+    scripts = str(REPORT.parent)
+    sys.path.insert(0, scripts)
+    spec = importlib.util.spec_from_file_location(name, REPORT.parent / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+        sys.path.remove(scripts)
+    return module
 
 
 # ----------------------------------------------------------------------------- the command
@@ -672,7 +774,8 @@ def rendered(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Rendere
     db = work / "spanning.duckdb"
     write_duckdb(db, fleet(28))
     report = work / "fleet_report.html"
-    done = run_report("--duckdb", str(db), output=report)
+    results = write_results(work / "run_results.json", ["success"], built_at(db))
+    done = run_report("--duckdb", str(db), "--dbt-results", str(results), output=report)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(report)
     page = report.read_text(encoding="utf-8")
@@ -695,6 +798,7 @@ def rendered(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Rendere
 # ----------------------------------------------------------------------------- the tests
 
 
+@e2e
 def test_the_report_renders_in_chromium_without_errors(rendered: Rendered) -> None:
     for run in (rendered.shown, rendered.drawn):
         assert run.returncode == 0, run.stderr[-3000:]
@@ -708,6 +812,7 @@ def test_the_report_renders_in_chromium_without_errors(rendered: Rendered) -> No
     assert title.text == "Spanning fleet report", "a warehouse string ran as a script"
 
 
+@e2e
 def test_the_screenshot_is_a_real_image(rendered: Rendered) -> None:
     data = rendered.screenshot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -717,6 +822,7 @@ def test_the_screenshot_is_a_real_image(rendered: Rendered) -> None:
     assert len(data) > 60_000, len(data)
 
 
+@e2e
 def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
     overview = read_duckdb(rendered.db, "fleet_overview")
     dom = rendered.dom
@@ -777,6 +883,7 @@ def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
     assert cells_by_header(dom, "fleet_overview", rows[HEALTHY])["Issues"] == "ok"
 
 
+@e2e
 def test_the_charts_show_the_marts_numbers(rendered: Rendered) -> None:
     overview = read_duckdb(rendered.db, "fleet_overview")
     syncs = read_duckdb(rendered.db, "tenant_sync_health")
@@ -832,6 +939,7 @@ def test_the_charts_show_the_marts_numbers(rendered: Rendered) -> None:
     assert float(last.attrs["data-success-pct"]) == pytest.approx(result[0], abs=1e-4)
 
 
+@e2e
 def test_the_lists_are_in_order_of_severity(rendered: Rendered) -> None:
     dom = parse(rendered.page)
     tenants = table_rows(dom, "fleet_overview")
@@ -853,6 +961,7 @@ def test_the_lists_are_in_order_of_severity(rendered: Rendered) -> None:
     assert [rank.index(r) for r in reasons] == sorted(rank.index(r) for r in reasons)
 
 
+@e2e
 def test_headers_sort_the_tables(rendered: Rendered) -> None:
     body = rendered.dom.find(lambda n: n.tag == "body").attrs
 
@@ -875,6 +984,7 @@ def test_headers_sort_the_tables(rendered: Rendered) -> None:
     assert body["data-click-aria"] == "ascending"
 
 
+@e2e
 def test_the_page_requests_nothing(rendered: Rendered) -> None:
     page = rendered.page
     assert not re.search(
@@ -895,6 +1005,7 @@ def test_the_page_requests_nothing(rendered: Rendered) -> None:
     assert page.count("<script>") == 2
 
 
+@e2e
 def test_the_report_reads_postgresql_too(
     rendered: Rendered, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -922,7 +1033,8 @@ def test_the_report_reads_postgresql_too(
                         f'INSERT INTO "spanning"."{mart}" VALUES ({marks})', tables[mart]
                     )
         output = tmp_path / "fleet_report_pg.html"
-        done = run_report("--postgres", url, output=output)
+        results = write_results(tmp_path / "run_results.json", ["success"], built_at(rendered.db))
+        done = run_report("--postgres", url, "--dbt-results", str(results), output=output)
         assert done.returncode == 0, done.stderr
         page = output.read_text(encoding="utf-8")
     finally:
@@ -958,6 +1070,7 @@ def postgres_url() -> str:
     return url
 
 
+@e2e
 def test_a_thousand_tenants_stay_small(tmp_path: Path) -> None:
     db = tmp_path / "fleet_1000.duckdb"
     write_duckdb(db, fleet(1000))
@@ -984,6 +1097,7 @@ def test_a_thousand_tenants_stay_small(tmp_path: Path) -> None:
     assert body.attrs["data-tenants"] == "1000"
 
 
+@e2e
 def test_missing_marts_are_named_with_the_command_that_builds_them(tmp_path: Path) -> None:
     db = tmp_path / "tap_only.duckdb"
     connection = duckdb.connect(str(db))
@@ -999,24 +1113,350 @@ def test_missing_marts_are_named_with_the_command_that_builds_them(tmp_path: Pat
     assert "does not exist" in missing.stderr
 
 
+@e2e
 def test_the_report_reads_only_columns_the_dbt_marts_declare() -> None:
-    """The columns the report selects are the marts' columns of transform/ (marts.yml): a
-    renamed column fails here, not on a user's warehouse."""
-    spec = importlib.util.spec_from_file_location("fleet_report", REPORT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    declared = yaml.safe_load(MARTS_YML.read_text(encoding="utf-8"))
+    """The columns the report selects are the marts' columns of transform/ (the models' .yml
+    files of models/marts): a renamed column fails here, not on a user's warehouse."""
+    module = load_report()
     models = {
         model["name"]: {column["name"] for column in model.get("columns", [])}
-        for model in declared["models"]
+        for path in MARTS_YML.parent.glob("*.yml")
+        for model in yaml.safe_load(path.read_text(encoding="utf-8")).get("models", [])
     }
     for mart, columns in module.MARTS.items():
+        optional = set(module.OPTIONAL_COLUMNS.get(mart, ()))
         assert mart in models, f"{MARTS_YML} has no model {mart}"
-        assert set(columns) <= models[mart], (mart, set(columns) - models[mart])
-        assert set(columns) == set(MART_COLUMNS[mart]), f"this test's fixture of {mart}"
+        assert set(columns) | optional <= models[mart], (mart, set(columns) - models[mart])
+        assert set(columns) | optional == set(MART_COLUMNS[mart]), f"this test's fixture of {mart}"
+    # marts_build, read for freshness (scripts/fleet_freshness.py).
+    assert {"built_at", "newest_sync_at"} <= models.get("marts_build", set())
+
+
+# ----------------------------------------------------------------------------- in process
+
+UTC_SHOWN = "%Y-%m-%d %H:%M:%S UTC"  # how the page shows a time
+
+
+@dataclass
+class Written:
+    code: int
+    page: str  # "" when nothing was written
+    stdout: str
+    stderr: str
+
+    @property
+    def dom(self) -> Node:
+        return parse(self.page)
+
+    def alert(self) -> Node | None:
+        """The first element of the body, when it is the freshness alert."""
+        body = self.dom.find(lambda n: n.tag == "body")
+        first = body.children[0]
+        return first if "alert" in first.attrs.get("class", "").split() else None
+
+
+@pytest.fixture
+def report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Written]:
+    """Write the marts into a DuckDB file and run the command on it, in process. dbt's
+    default results are looked for in this test's folder, never in the developer's tree."""
+    module = load_report()
+    monkeypatch.setenv("DBT_DUCKDB_TARGET_PATH", str(tmp_path / "dbt-target"))
+
+    def run(rows: Rows, *args: str, without: tuple[str, ...] = ()) -> Written:
+        db = tmp_path / f"spanning-{uuid.uuid4().hex[:6]}.duckdb"
+        write_duckdb(db, rows, without=without)
+        output = tmp_path / "fleet_report.html"
+        output.unlink(missing_ok=True)
+        code = module.main(["--duckdb", str(db), "-o", str(output), *args])
+        captured = capsys.readouterr()
+        page = output.read_text(encoding="utf-8") if output.exists() else ""
+        return Written(code, page, captured.out, captured.err)
+
+    return run
+
+
+def build_times(rows: Rows) -> tuple[dt.datetime, dt.datetime]:
+    """The fixture's marts_build: (built_at, newest_sync_at)."""
+    (build,) = rows["marts_build"]
+    return build["built_at"], build["newest_sync_at"]
+
+
+def test_current_marts_say_when_they_were_built(report: Callable[..., Written]) -> None:
+    rows = fleet(28)
+    built, newest = build_times(rows)
+    assert built > max(row["finished_at"] for row in rows["tenant_syncs"])
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    assert written.alert() is None
+    assert written.stderr == ""
+    line = written.dom.find(lambda n: "data-freshness" in n.attrs)
+    assert line.attrs["data-freshness"] == "current"
+    assert line.text == f"marts built at {built:{UTC_SHOWN}}, newest sync at {newest:{UTC_SHOWN}}"
+
+
+@pytest.mark.parametrize("unseen", ["after the build", "after the build's newest sync"])
+def test_marts_older_than_the_newest_sync_are_said_at_the_top(
+    report: Callable[..., Written], unseen: str
+) -> None:
+    """A sync that finished after the build ran, or one the build did not see (its load
+    committed after the build read tenant_syncs): the top of the page says so, in red, with
+    both times."""
+    rows = fleet(28)
+    built, seen = build_times(rows)
+    later = (
+        built + dt.timedelta(hours=1) if unseen == "after the build" else built - BUILD_DELAY / 2
+    )
+    assert later > seen
+    rows["tenant_syncs"].append(
+        {"tenant_id": HEALTHY, "sync_version": 1, "status": "complete", "finished_at": later}
+    )
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    alert = written.alert()
+    assert alert is not None, "no alert first in the page"
+    assert alert.attrs["class"] == "alert", "stale marts are said in red, not amber"
+    assert alert.attrs["data-freshness"] == "stale"
+    assert alert.attrs["data-marts-built-at"] == built.replace(tzinfo=dt.timezone.utc).isoformat()
+    assert alert.attrs["data-newest-sync-at"] == later.replace(tzinfo=dt.timezone.utc).isoformat()
+    sentence = (
+        f"The marts are older than the newest sync: marts built at {built:{UTC_SHOWN}} (from "
+        f"syncs up to {seen:{UTC_SHOWN}}); newest sync at {later:{UTC_SHOWN}}."
+    )
+    assert alert.text.startswith(sentence), alert.text
+    assert "meltano invoke dbt-duckdb:build" in alert.text
+    assert sentence in written.stderr
+    assert written.stdout.strip().endswith("fleet_report.html")
+    # Red: the alert's rule draws it in the page's red.
+    style = re.search(r"\.alert\{([^}]*)\}", written.page)
+    assert style is not None
+    assert "var(--red)" in style.group(1)
+    assert "--red:#dc2626" in written.page
+
+
+@pytest.mark.parametrize("failed", ["error", "fail"])
+def test_a_failed_dbt_build_is_said_at_the_top(
+    report: Callable[..., Written], tmp_path: Path, failed: str
+) -> None:
+    rows = fleet(28)
+    built, _ = build_times(rows)
+    finished = built + dt.timedelta(minutes=2)
+    statuses = ["success", "pass", failed, "skipped", "warn"]
+    results = write_results(tmp_path / "run_results.json", statuses, finished)
+    written = report(rows, "--dbt-results", str(results))
+    assert written.code == 0, written.stderr
+    alert = written.alert()
+    assert alert is not None
+    assert alert.attrs["class"] == "alert"
+    assert alert.attrs["data-freshness"] == "build-failed"
+    assert (
+        alert.attrs["data-build-failed-at"] == finished.replace(tzinfo=dt.timezone.utc).isoformat()
+    )
+    node = "model.spanning.model_2" if failed == "error" else "test.spanning.test_2"
+    assert alert.text.startswith(
+        f"The last dbt build failed at {finished:{UTC_SHOWN}} ({node}); marts built at "
+        f"{built:{UTC_SHOWN}}"
+    ), alert.text
+    assert str(results) in alert.text
+
+
+def test_a_failure_before_the_last_build_and_success_are_not_said(
+    report: Callable[..., Written], tmp_path: Path
+) -> None:
+    """Results older than the marts belong to a build another build replaced since."""
+    rows = fleet(28)
+    built, _ = build_times(rows)
+    old = write_results(tmp_path / "old.json", ["error"], built - dt.timedelta(hours=1))
+    good = write_results(tmp_path / "good.json", ["success", "pass", "warn"], built)
+    for results in (old, good):
+        written = report(rows, "--dbt-results", str(results))
+        assert written.code == 0, written.stderr
+        assert written.alert() is None, results.name
+
+
+def test_the_default_dbt_results_are_the_warehouses_own(
+    report: Callable[..., Written], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --dbt-results: Meltano's target_path of the utility (DBT_DUCKDB_TARGET_PATH),
+    else transform/target/duckdb or transform/target/postgres of the project."""
+    rows = fleet(28)
+    built, _ = build_times(rows)
+    target = tmp_path / "dbt-target"  # the fixture's DBT_DUCKDB_TARGET_PATH
+    target.mkdir()
+    results = write_results(target / "run_results.json", ["error"], built, which="run")
+    written = report(rows)
+    alert = written.alert()
+    assert alert is not None
+    assert alert.text.startswith(f"The last dbt run failed at {built:{UTC_SHOWN}}")
+    assert str(results) in alert.text
+
+    freshness = sys.modules["fleet_freshness"]
+    transform = ROOT / "transform" / "target"
+    assert freshness.default_results("duckdb", {}) == transform / "duckdb" / "run_results.json"
+    assert freshness.default_results("postgres", {}) == transform / "postgres" / "run_results.json"
+    assert freshness.default_results("postgres", {"DBT_POSTGRES_TARGET_PATH": "t/pg"}) == (
+        ROOT / "t" / "pg" / "run_results.json"
+    )
+    # Unreadable at the default path: said, not fatal.
+    (target / "run_results.json").write_text("{not json", encoding="utf-8")
+    written = report(rows)
+    assert written.code == 0
+    alert = written.alert()
+    assert alert is not None
+    assert alert.attrs["class"] == "alert unknown"
+    assert "Whether the last dbt build failed is unknown" in alert.text
+
+
+def test_dbt_results_named_but_unreadable_fail_the_command(
+    report: Callable[..., Written], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "run_results.json"
+    written = report(fleet(28), "--dbt-results", str(missing))
+    assert written.code == 1
+    assert written.page == ""
+    assert written.stderr.startswith(f"fleet_report: {missing}: cannot read dbt's run results")
+
+
+def test_without_marts_build_the_freshness_is_unknown(report: Callable[..., Written]) -> None:
+    written = report(fleet(28), without=("marts_build",))
+    assert written.code == 0, written.stderr
+    alert = written.alert()
+    assert alert is not None
+    assert alert.attrs["class"] == "alert unknown"
+    assert alert.attrs["data-freshness"] == "unknown"
+    assert alert.text.startswith(
+        "The marts' freshness is unknown: the warehouse has no marts_build"
+    )
+    line = written.dom.find(
+        lambda n: n.attrs.get("data-freshness") == "unknown" and n.tag == "span"
+    )
+    assert line.text == "marts built at an unknown time"
+
+
+def test_offboarded_tenants_are_labelled_and_counted_nowhere(
+    report: Callable[..., Written],
+) -> None:
+    shapes = hand_made() + generated(25, seed=28)
+    gone = {TROUBLED, next(s.tenant_id for s in shapes[3:] if s.failed_runs)}
+    for shape in shapes:
+        shape.offboarded = shape.tenant_id in gone
+    rows = mart_rows(shapes)
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    dom = written.dom
+    current = [shape for shape in shapes if not shape.offboarded]
+
+    def kept(mart: str) -> list[dict[str, Any]]:
+        return [row for row in rows[mart] if row["tenant_id"] not in gone]
+
+    body = dom.find(lambda n: n.tag == "body")
+    assert (body.attrs["data-tenants"], body.attrs["data-offboarded"]) == (str(len(current)), "2")
+    cards = {
+        node.attrs["data-kpi"]: node.find(lambda n: n.tag == "b").text
+        for node in dom.find_all(lambda n: "data-kpi" in n.attrs)
+    }
+    assert cards == {
+        "tenants": f"{len(current):,}",
+        "sync-failing": f"{sum(1 for s in current if s.failed_runs):,}",
+        "users": f"{sum(s.users for s in current):,}",
+        "seat-use": cards["seat-use"],  # checked below
+        "backup-yesterday": cards["backup-yesterday"],
+        "failing-users": f"{len({(r['tenant_id'], r['ms_id']) for r in kept('failing_users')}):,}",
+        "review": f"{sum(1 for r in kept('access_review') if r['needs_review']):,}",
+        "ga-flagged": f"{sum(1 for s in current if s.global_admins >= 5):,}",
+        "waste": f"{len(kept('license_waste')):,}",
+        "offboarded": "2",
+    }
+    licenses = sum(s.licenses or 0 for s in current)
+    assigned = sum(s.assigned_standard for s in current if not s.never_completed)
+    assert cards["seat-use"] == f"{100 * assigned / licenses:.1f}%"
+    yesterday = [r for r in kept("backup_health_daily") if r["date"] == YESTERDAY]
+    ok = sum(r["successful"] for r in yesterday) / sum(r["total"] for r in yesterday)
+    assert cards["backup-yesterday"] == f"{100 * ok:.1f}%"
+    # Listed last, labelled, nothing else said of them.
+    tenants = table_rows(dom, "fleet_overview")
+    assert [row.attrs["data-tenant"] for row in tenants[-2:]] == sorted(gone)
+    for row in tenants:
+        offboarded = row.attrs["data-tenant"] in gone
+        assert row.attrs["data-offboarded"] == ("true" if offboarded else "false")
+        issues = cells_by_header(dom, "fleet_overview", row)["Issues"]
+        assert (issues == "offboarded") == offboarded, (row.attrs["data-tenant"], issues)
+    # No chart draws them, no table lists their rows.
+    drawn = {
+        node.attrs["data-tenant"]
+        for node in dom.find_all(lambda n: n.tag == "g" and "data-tenant" in n.attrs)
+    }
+    assert drawn, "no chart drew a tenant"
+    assert not drawn & gone
+    split = sum(
+        int(node.attrs["data-count"]) for node in dom.find_all(lambda n: "data-count" in n.attrs)
+    )
+    assert split == len(current)
+    for mart in ("access_review", "license_waste", "failing_users"):
+        listed = {row.attrs["data-tenant"] for row in table_rows(dom, mart)}
+        assert listed
+        assert not listed & gone, mart
+
+
+HIDING_NAME = "Ev\u202eexe.gnp\u200b<b>x</b>"  # reads "Evpng.exe", with markup around
+
+
+def test_names_show_their_hidden_characters_isolated(report: Callable[..., Written]) -> None:
+    rows = fleet(28)
+    review = next(
+        row
+        for row in rows["access_review"]
+        if row["tenant_id"] == HEALTHY and row["role_id"] == "global_admin"
+    )
+    review["display_name"] = HIDING_NAME
+    review["user_principal_name"] = "ev\u2067e\u2069@\u200ffabrikam.example\ufeff"
+    streak = next(row for row in rows["failing_users"] if row["tenant_id"] == TROUBLED)
+    streak["type"] = "MA\u202bIL"
+    health = next(row for row in rows["tenant_sync_health"] if row["tenant_id"] == TROUBLED)
+    health["last_reason"] = "HTTP 401 \u202erof\u061c deifitnedi"
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    page = written.page
+    for hidden in "\u202e\u200b\u2067\u2069\u200f\ufeff\u202b\u061c":
+        assert hidden not in page, f"U+{ord(hidden):04X} is in the page as itself"
+
+    def ctl(code: str, name: str) -> str:
+        return f'<span class=ctl title="U+{code} {name}">\u27e8U+{code}\u27e9</span>'
+
+    cell = (
+        f"<td><bdi>Ev{ctl('202E', 'RIGHT-TO-LEFT OVERRIDE')}exe.gnp"
+        f"{ctl('200B', 'ZERO WIDTH SPACE')}&lt;b&gt;x&lt;/b&gt;</bdi></td>"
+    )
+    assert cell in page
+    dom = written.dom
+    row = next(
+        r
+        for r in table_rows(dom, "access_review")
+        if r.attrs["data-ms-id"] == review["ms_id"] and r.attrs["data-role"] == "global_admin"
+    )
+    shown = cells_by_header(dom, "access_review", row)
+    assert shown["Name"] == "Ev\u27e8U+202E\u27e9exe.gnp\u27e8U+200B\u27e9<b>x</b>"
+    assert shown["User"] == (
+        "ev\u27e8U+2067\u27e9e\u27e8U+2069\u27e9@\u27e8U+200F\u27e9fabrikam.example\u27e8U+FEFF\u27e9"
+    )
+    assert not row.find_all(lambda n: n.tag == "b"), "markup of a name became an element"
+    # Every name cell of every table is isolated.
+    for table_name, columns in (
+        ("fleet_overview", ["Tenant"]),
+        ("access_review", ["Tenant", "User", "Name", "Role"]),
+        ("license_waste", ["Tenant", "User", "Reason"]),
+        ("failing_users", ["Tenant", "User", "Workload"]),
+    ):
+        titles = headers(dom, table_name)
+        for table_row in table_rows(dom, table_name):
+            cells = [c for c in table_row.children if c.tag == "td"]
+            for column in columns:
+                kids = cells[titles.index(column)].children
+                assert [kid.tag for kid in kids] == ["bdi"], (table_name, column)
+    # An attribute keeps the value, as a character reference; a chart label shows the token.
+    assert 'data-type="MA&#x202B;IL"' in page
+    failing = [r for r in table_rows(dom, "failing_users") if r.attrs["data-type"] == "MA\u202bIL"]
+    assert cells_by_header(dom, "failing_users", failing[0])["Workload"] == "MA\u27e8U+202B\u27e9IL"
+    runs = {bar.attrs["data-tenant"]: bar for bar in bars(dom, "failed-runs")}
+    assert "HTTP 401 \u27e8U+202E\u27e9rof\u27e8U+061C\u27e9 deifitnedi" in runs[TROUBLED].text

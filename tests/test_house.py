@@ -90,9 +90,7 @@ def test_the_head_start_knows_which_streams_are_children_or_off_by_default() -> 
     """head_start.py cannot import streams.py (it loads the SDK): its copies agree."""
     defaults = {
         entry["tap_stream_id"]: next(
-            m["metadata"]["selected-by-default"]
-            for m in entry["metadata"]
-            if m["breadcrumb"] == []
+            m["metadata"]["selected-by-default"] for m in entry["metadata"] if m["breadcrumb"] == []
         )
         for entry in discovered_catalog()["streams"]
     }

@@ -246,6 +246,8 @@ def sync_all(self):
 tap_spanning.tap.TapSpanning.sync_all = sync_all
 tap_spanning.tap.main()
 """
+
+
 def test_an_unexpected_exception_shows_no_key_in_meltanos_log(
     scratch: Path, fleet: FleetEmulator
 ) -> None:

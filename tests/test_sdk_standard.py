@@ -31,7 +31,6 @@ SAMPLE_CONFIG = {
 }
 
 
-
 def _every_stream_selected() -> dict[str, Any]:
     """catalog.json with every stream selected, the backup histories (off by default) too."""
     text = (Path(__file__).parent.parent / "catalog.json").read_text()

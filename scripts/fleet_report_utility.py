@@ -1,0 +1,92 @@
+"""The fleet report as a Meltano utility: `meltano invoke fleet-report:duckdb` (or `:postgres`),
+and the last step of the nightly jobs (meltano.yml, `nightly-duckdb`, `nightly-postgres`).
+
+    python scripts/fleet_report_utility.py duckdb|postgres [scripts/fleet_report.py options]
+
+Meltano hands a utility its own settings only (FLEET_REPORT_*), not the loader's or dbt's, and
+starts it in the caller's directory. So the warehouse is found here as transform/profiles/ find
+it, and the report follows dbt: each setting is the first of FLEET_REPORT_<SETTING>, the dbt
+utility's DBT_<ADAPTER>_<SETTING>, the loader's TARGET_<ADAPTER>_<SETTING> and meltano.yml's
+default; a relative path is taken from the project (MELTANO_PROJECT_ROOT), as the loader and
+dbt take it. Then scripts/fleet_report.py writes the page; its exit code is this one's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import fleet_report
+from psycopg.conninfo import make_conninfo
+
+# meltano.yml's defaults for target-duckdb and target-postgres (the private cluster of
+# scripts/postgres.sh); the password is its placeholder, ignored by a trust-auth cluster.
+DUCKDB_DEFAULTS = {"PATH": "output/spanning.duckdb", "SCHEMA": "main"}
+POSTGRES_DEFAULTS = {
+    "HOST": "127.0.0.1",
+    "PORT": "54329",
+    "USER": "postgres",
+    "PASSWORD": "trust",
+    "DATABASE": "spanning",
+    "SCHEMA": "spanning",
+}
+DEFAULT_OUTPUT = "output/fleet_report.html"
+# The loader's own variable where its setting's name differs from the report's.
+LOADER_NAMES = {"SCHEMA": "DEFAULT_TARGET_SCHEMA"}
+WAREHOUSES = ("duckdb", "postgres")
+
+
+def setting(env: Mapping[str, str], adapter: str, name: str, default: str) -> str:
+    """FLEET_REPORT_<NAME>, else DBT_<ADAPTER>_<NAME>, else TARGET_<ADAPTER>_<NAME>, else it."""
+    own = "DUCKDB_PATH" if (adapter, name) == ("DUCKDB", "PATH") else name
+    candidates = (
+        f"FLEET_REPORT_{own}",
+        f"DBT_{adapter}_{name}",
+        f"TARGET_{adapter}_{LOADER_NAMES.get(name, name)}",
+    )
+    return next((env[c] for c in candidates if env.get(c)), default)
+
+
+def in_project(env: Mapping[str, str], path: str) -> str:
+    """A relative path from the Meltano project, as target-duckdb and the dbt profile take it."""
+    if Path(path).is_absolute() or ":" in path:  # md:<db> and the like stay as they are
+        return path
+    return str(Path(env.get("MELTANO_PROJECT_ROOT") or ".") / path)
+
+
+def report_args(warehouse: str, env: Mapping[str, str]) -> list[str]:
+    """scripts/fleet_report.py's arguments for this warehouse, from the environment."""
+    output = in_project(env, env.get("FLEET_REPORT_OUTPUT") or DEFAULT_OUTPUT)
+    if warehouse == "duckdb":
+        path = setting(env, "DUCKDB", "PATH", DUCKDB_DEFAULTS["PATH"])
+        schema = setting(env, "DUCKDB", "SCHEMA", DUCKDB_DEFAULTS["SCHEMA"])
+        return ["--duckdb", in_project(env, path), "--schema", schema, "-o", output]
+    values = {
+        name: setting(env, "POSTGRES", name, default) for name, default in POSTGRES_DEFAULTS.items()
+    }
+    conninfo = make_conninfo(
+        host=values["HOST"],
+        port=values["PORT"],
+        user=values["USER"],
+        password=values["PASSWORD"],
+        dbname=values["DATABASE"],
+    )
+    return ["--postgres", conninfo, "--schema", values["SCHEMA"], "-o", output]
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in WAREHOUSES:
+        print(
+            f"usage: fleet_report_utility.py {{{'|'.join(WAREHOUSES)}}} [fleet_report options]",
+            file=sys.stderr,
+        )
+        return 2
+    # In-process, not a child process: the password stays off every command line.
+    return fleet_report.main([*report_args(args[0], os.environ if env is None else env), *args[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
