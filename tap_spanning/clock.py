@@ -14,11 +14,11 @@ import email.utils
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-# How far the server's clock may be from this machine's before it is not trusted, and
-# the Date header's resolution (whole seconds), so that a server exactly a day behind
-# is still within it.
+# How far the server's clock may be from this machine's before it is not trusted, and a
+# margin for the header's whole seconds and the time between the server writing it and
+# the tap reading it (a busy machine), so that a server exactly a day behind is within.
 MAX_CLOCK_SKEW = timedelta(days=1)
-_DATE_RESOLUTION = timedelta(seconds=1)
+_READING_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def backup_today(server_date: str | None, now: datetime) -> Today:
     moment = _parsed(server_date)
     if moment is None:
         return Today(now.astimezone(timezone.utc).date())
-    if abs(moment - now) > MAX_CLOCK_SKEW + _DATE_RESOLUTION:
+    if abs(moment - now) > MAX_CLOCK_SKEW + _READING_MARGIN:
         return Today(now.astimezone(timezone.utc).date(), distrusted=moment)
     return Today(moment.astimezone(timezone.utc).date())
 

@@ -47,6 +47,7 @@ from tests.tapdriver import ADMIN_EMAIL
 pytestmark = pytest.mark.e2e
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+DOCS = PROJECT_DIR / "README.md"  # its SQL blocks are run by the tests that import this
 IN_CI = os.environ.get("CI") == "true"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:54329/postgres"
 PG_SCHEMA = "spanning"  # target-postgres' default_target_schema in meltano.yml
