@@ -207,7 +207,9 @@ def check_backups(
 
 
 def nightly(env: Mapping[str, str], warehouse: Warehouse, day: dt.date) -> MeltanoRun:
-    """The nightly command; it must exit 0 with the dbt build passed, on `day` (UTC)."""
+    """The nightly command, the fleet report last; it must exit 0 with the dbt build
+    passed, on `day` (UTC)."""
+    adapter = warehouse.dbt.removeprefix("dbt-")
     step = on_one_day(
         lambda: meltano(
             env,
@@ -216,6 +218,7 @@ def nightly(env: Mapping[str, str], warehouse: Warehouse, day: dt.date) -> Melta
             "tap-spanning",
             warehouse.loader,
             f"{warehouse.dbt}:build",
+            f"fleet-report:{adapter}",
         )
     )
     if step.day != day:
@@ -263,7 +266,14 @@ def test_hostile_tenants_fail_alone_and_a_clean_night_brings_them_back(
         env["TAP_SPANNING_API_KEY"] = ""
         if "TARGET_DUCKDB_PATH" in env:
             env["DBT_DUCKDB_PATH"] = env["TARGET_DUCKDB_PATH"]
+        report = tmp_path / "fleet_report.html"
+        env["FLEET_REPORT_OUTPUT"] = str(report)
         first = nightly(env, warehouse, day)
+        # The report names every failed tenant, and says the marts are fresh.
+        page = report.read_text(encoding="utf-8")
+        for tenant in failing:
+            assert tenant.tenant_id in page, f"the report does not name {tenant.tenant_id}"
+        assert 'data-freshness="current"' in page
         expected, hostile = expected_files(tmp_path / "night1", fleet)
         with warehouse.tables() as fetch:
             syncs = read_syncs(fetch)
