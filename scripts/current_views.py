@@ -3,9 +3,13 @@
     python scripts/current_views.py --duckdb output/spanning.duckdb
     python scripts/current_views.py --postgres postgresql://postgres@127.0.0.1:54329/spanning
 
-The views (`current_users`, `current_role_memberships`, `current_tenants`) go beside the tap's
-tables, in `--schema` (DuckDB `main`, PostgreSQL `spanning`). Run it once; the views follow
-every later load. The dbt project (transform/) applies the same rule in its staging models.
+The views (`current_users`, `current_role_memberships`, `current_tenants`, and the two they
+read: `tenant_current_versions`, each tenant's last complete run unless offboarded, and
+`offboarded_tenants`, the tenants no longer configured: another tenant of a tenant's newest
+run has run since without it) go beside the tap's tables, in `--schema` (DuckDB `main`,
+PostgreSQL `spanning`). Run it once; the views follow every later load, and running it again
+replaces them with this version's. The dbt project (transform/) applies the same rule in its
+staging models.
 """
 
 from __future__ import annotations

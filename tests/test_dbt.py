@@ -7,14 +7,21 @@ DuckDB and into PostgreSQL. Exit 0 means dbt's own tests passed too. Then every 
 compared, row by row and column by column, with what this module computes in Python from the
 emulator's ground truth alone (expected_output, tenant counters, expected_backups), never
 from the warehouse's SQL: fleet_overview, access_review, license_waste, backup_health_daily,
-failing_users (N = 3) and tenant_sync_health.
+failing_users (N = 3, streaks ending on the tap's backup_last_day, checked to be the day the
+tap ran) and tenant_sync_health; marts_build says when the build ran and the newest sync it
+saw.
 
-Run 2 changes users in every tenant (users gone, licenses to reclaim, a disabled admin) and
-gives one tenant a wrong key with skip_refused_tenants: `meltano run` exits non-zero at the
-tap, so dbt does not run (the marts still hold run 1). The dbt build alone
+Run 2 changes users in every tenant (users gone, licenses to reclaim, a disabled admin),
+leaves one tenant out of the configuration (offboarded) and gives another a wrong key with
+failure_mode isolate: `meltano run` exits non-zero at the tap, so dbt does not run (the
+marts still hold run 1, and marts_build shows them stale). The dbt build alone
 (`meltano invoke dbt-<db>:build`) then shows the failed tenant at its last complete sync
-(its fleet_overview row as after run 1, one failed run, the reason) and every other tenant
-as run 2 found it.
+(its fleet_overview row as after run 1, one failed run, the reason), the offboarded one
+counted nowhere but its own row (is_offboarded) and its backup history, and every other
+tenant as run 2 found it.
+
+tests/test_dbt_by_hand.py builds the marts over tables written by hand (what the tap can no
+longer send, shards loading one schema); the helpers that build and read the marts are there.
 
 The Meltano system directory is private (plugins linked from the project's .meltano), and
 so are dbt's target and log folders, so that nothing is shared with a concurrent run.
@@ -26,11 +33,8 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from spanning_emulator import (
@@ -43,18 +47,29 @@ from spanning_emulator import (
     tenant_summary,
 )
 
+from tests.test_current_views import offboarded_by_definition
+from tests.test_dbt_by_hand import (
+    MART_COLUMNS,
+    Key,
+    Marts,
+    Row,
+    Step,
+    Warehouse,
+    assert_marts_equal,
+    keyed,
+    on_one_day,
+    read_build,
+    read_marts,
+    require_utility,
+    warehouse_for,
+    with_private_dbt,
+)
 from tests.test_warehouse import (
-    PROJECT_DIR,
     Fetch,
-    MeltanoRun,
-    PostgresServer,
-    duckdb_tables,
     meltano,
     pg_database,
     postgres,
-    postgres_tables,
     require_plugin,
-    unavailable,
 )
 from tests.test_warehouse_fleet import fleet_env
 
@@ -68,15 +83,13 @@ FLEET_SEED = 17
 MAX_USERS = 40  # small tenants: the loads and the builds stay quick
 PAGE_SIZE = 15
 BROKEN = 2  # index of the tenant whose key is wrong in run 2
+OFFBOARDED = 5  # index of the tenant left out of run 2's configuration
 WRONG_KEY = "wrong-key-0000-1111-2222-333333333333"
 FAILING_DAYS = 3  # var failing_days of transform/dbt_project.yml
 ADMIN_ROLES = ("global_admin", "spanning_admin")
 # A reclaimable license's reason: the first of these roles the user holds.
 RECLAIM_REASONS = ("deleted_from_microsoft", "archived", "no_microsoft_license")
-DBT_ENV_PREFIX = "DBT_"
 
-Row = dict[str, Any]
-Key = tuple[Any, ...]
 Record = Mapping[str, object]
 
 
@@ -196,16 +209,18 @@ def day(text: object) -> dt.date:
 
 @dataclass
 class SyncRun:
-    """A tenant_syncs row, as the tap wrote it (versions and times are the tap's own)."""
+    """A tenant_syncs row, as the tap wrote it (versions, times and days are the tap's own)."""
 
     tenant_id: str
     sync_version: int
     status: str
     reason: str | None
     finished_at: dt.datetime | None
+    backup_last_day: dt.date | None
 
 
-def sync_health(tenant_id: str, runs: Sequence[SyncRun]) -> Row:
+def sync_health(tenant_id: str, runs: Sequence[SyncRun], *, offboarded: bool) -> Row:
+    """offboarded: by the rule as the contract states it (offboarded_by_definition)."""
     ordered = sorted(runs, key=lambda run: run.sync_version)
     newest = ordered[-1]
     complete = [run for run in ordered if run.status == "complete"]
@@ -224,7 +239,8 @@ def sync_health(tenant_id: str, runs: Sequence[SyncRun]) -> Row:
         "last_complete_at": last_complete and last_complete.finished_at,
         "consecutive_failed_runs": len(since),
         "last_reason": since[-1].reason if since else None,
-        "is_current": newest.status == "complete",
+        "is_current": newest.status == "complete" and not offboarded,
+        "is_offboarded": offboarded,
     }
 
 
@@ -275,6 +291,7 @@ def fleet_overview_row(tenant_id: str, truth: TenantTruth, health: Row, today: d
         "failed_syncs_in_a_row": health["consecutive_failed_runs"],
         "backup_success_yesterday_pct": success(last_day),
         "backup_success_7d_pct": success(week),
+        "is_offboarded": health["is_offboarded"],
     }
 
 
@@ -341,11 +358,20 @@ def backup_health_rows(truth: TenantTruth) -> list[Row]:
     ]
 
 
-def failing_users_rows(truth: TenantTruth) -> list[Row]:
-    """Streaks of failed-or-partial days ending on the tenant's latest day held."""
-    if not truth.user_backups:
+def last_backup_day(runs: Sequence[SyncRun]) -> dt.date | None:
+    """backup_last_day of the tenant's newest complete run that has one."""
+    days = [
+        (run.sync_version, run.backup_last_day)
+        for run in runs
+        if run.status == "complete" and run.backup_last_day is not None
+    ]
+    return max(days)[1] if days else None
+
+
+def failing_users_rows(truth: TenantTruth, latest: dt.date | None) -> list[Row]:
+    """Streaks of failed-or-partial days ending on the tenant's last backup day."""
+    if latest is None:
         return []
-    latest = max(day(record["date"]) for record in truth.user_backups.values())
     rows = []
     series = {(tenant, ms_id, kind) for tenant, ms_id, _, kind in truth.user_backups}
     for tenant, ms_id, kind in sorted(series, key=str):
@@ -371,212 +397,55 @@ def failing_users_rows(truth: TenantTruth) -> list[Row]:
     return rows
 
 
-@dataclass
-class Marts:
-    """Every mart, as rows keyed by its grain."""
-
-    rows: dict[str, dict[Key, Row]]
-
-    def __getitem__(self, mart: str) -> dict[Key, Row]:
-        return self.rows[mart]
-
-
-# Each mart's columns (the contract's, in its order) and grain.
-MART_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fleet_overview": (
-        (
-            "tenant_id",
-            "license_status",
-            "users",
-            "licensed_users",
-            "licenses",
-            "archived_licenses",
-            "assigned_standard",
-            "assigned_archive",
-            "seat_use_pct",
-            "archive_seat_use_pct",
-            "global_admins",
-            "spanning_admins",
-            "disabled_admins",
-            "wasted_seats",
-            "unprotected_active_users",
-            "last_complete_sync_at",
-            "failed_syncs_in_a_row",
-            "backup_success_yesterday_pct",
-            "backup_success_7d_pct",
-        ),
-        ("tenant_id",),
-    ),
-    "access_review": (
-        (
-            "tenant_id",
-            "ms_id",
-            "user_principal_name",
-            "display_name",
-            "role_id",
-            "is_disabled",
-            "is_deleted_from_microsoft",
-            "has_no_microsoft_license",
-            "is_archived",
-            "needs_review",
-        ),
-        ("tenant_id", "ms_id", "role_id"),
-    ),
-    "license_waste": (
-        ("tenant_id", "ms_id", "user_principal_name", "reason"),
-        ("tenant_id", "ms_id"),
-    ),
-    "backup_health_daily": (
-        ("tenant_id", "date", "type", "total", "successful", "partial", "failed", "success_rate"),
-        ("tenant_id", "date", "type"),
-    ),
-    "failing_users": (
-        (
-            "tenant_id",
-            "ms_id",
-            "user_principal_name",
-            "type",
-            "streak_days",
-            "first_day",
-            "last_day",
-        ),
-        ("tenant_id", "ms_id", "type"),
-    ),
-    "tenant_sync_health": (
-        (
-            "tenant_id",
-            "last_sync_version",
-            "last_sync_at",
-            "last_status",
-            "last_complete_sync_version",
-            "last_complete_at",
-            "consecutive_failed_runs",
-            "last_reason",
-            "is_current",
-        ),
-        ("tenant_id",),
-    ),
-}
-
-
-def normal(value: Any) -> Any:
-    """Numbers compared by value (a double's last digits, integers from any driver type)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, float | Decimal):
-        return round(float(value), 9)
-    return value
-
-
-def keyed(mart: str, rows: Sequence[Row]) -> dict[Key, Row]:
-    columns, grain = MART_COLUMNS[mart]
-    table: dict[Key, Row] = {}
-    for row in rows:
-        assert set(row) == set(columns), f"{mart}: columns {sorted(row)}"
-        key = tuple(row[column] for column in grain)
-        assert key not in table, f"{mart}: {key} twice"
-        table[key] = {column: normal(row[column]) for column in columns}
-    return table
-
-
 def expected_marts(
     truths: Mapping[str, TenantTruth], syncs: Sequence[SyncRun], today: dt.date
 ) -> Marts:
-    health = {
-        tenant_id: sync_health(tenant_id, [run for run in syncs if run.tenant_id == tenant_id])
-        for tenant_id in truths
-    }
+    """An offboarded tenant counts as one without current rows (no users, counters or
+    backup figures, no failing users); its backup history stays in backup_health_daily."""
+    gone = offboarded_by_definition((run.tenant_id, run.sync_version) for run in syncs)
+    runs = {tid: [run for run in syncs if run.tenant_id == tid] for tid in truths}
     rows: dict[str, list[Row]] = {mart: [] for mart in MART_COLUMNS}
     for tenant_id, truth in truths.items():
-        rows["fleet_overview"].append(
-            fleet_overview_row(tenant_id, truth, health[tenant_id], today)
-        )
-        rows["access_review"] += access_review_rows(truth)
-        rows["license_waste"] += license_waste_rows(truth)
+        health = sync_health(tenant_id, runs[tenant_id], offboarded=tenant_id in gone)
+        current = TenantTruth() if health["is_offboarded"] else truth
+        rows["fleet_overview"].append(fleet_overview_row(tenant_id, current, health, today))
+        rows["access_review"] += access_review_rows(current)
+        rows["license_waste"] += license_waste_rows(current)
         rows["backup_health_daily"] += backup_health_rows(truth)
-        rows["failing_users"] += failing_users_rows(truth)
-        rows["tenant_sync_health"].append(health[tenant_id])
+        rows["failing_users"] += failing_users_rows(current, last_backup_day(runs[tenant_id]))
+        rows["tenant_sync_health"].append(health)
     return Marts({mart: keyed(mart, found) for mart, found in rows.items()})
 
 
 # ----------------------------------------------------------------------------- the warehouse
 
 
-def quoted(column: str) -> str:
-    return f'"{column}"'
-
-
-def read_marts(fetch: Fetch) -> Marts:
-    found = {}
-    for mart, (columns, _) in MART_COLUMNS.items():
-        names, values = fetch(f"SELECT {', '.join(map(quoted, columns))} FROM {mart}")
-        found[mart] = keyed(mart, [dict(zip(names, row, strict=True)) for row in values])
-    return Marts(found)
-
-
 def read_syncs(fetch: Fetch) -> list[SyncRun]:
-    _, rows = fetch("SELECT tenant_id, sync_version, status, reason, finished_at FROM tenant_syncs")
-    return [SyncRun(str(t), int(v), str(s), r, f) for t, v, s, r, f in rows]
-
-
-def assert_marts_equal(found: Marts, wanted: Marts, when: str) -> None:
-    for mart in MART_COLUMNS:
-        actual, expected = found[mart], wanted[mart]
-        missing = sorted(set(expected) - set(actual), key=str)[:5]
-        extra = sorted(set(actual) - set(expected), key=str)[:5]
-        assert not missing, f"{when}: {mart} lacks rows, e.g. {missing}"
-        assert not extra, f"{when}: {mart} has rows it should not, e.g. {extra}"
-        wrong = [
-            (key, column, actual[key][column], expected[key][column])
-            for key in expected
-            for column in expected[key]
-            if actual[key][column] != expected[key][column]
-        ]
-        assert not wrong, f"{when}: {mart} differs (key, column, found, expected): {wrong[:8]}"
-    print(f"{when}: marts match: " + ", ".join(f"{m} {len(found[m])}" for m in MART_COLUMNS))
-
-
-@dataclass
-class Warehouse:
-    name: str  # duckdb or postgres
-    loader_env: dict[str, str]
-    tables: Callable[[], AbstractContextManager[Fetch]]
-
-    @property
-    def loader(self) -> str:
-        return f"target-{self.name}"
-
-    @property
-    def dbt(self) -> str:
-        return f"dbt-{self.name}"
-
-
-def warehouse_for(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
-    if name == "duckdb":
-        path = tmp_path / "warehouse" / "spanning.duckdb"
-        path.parent.mkdir()
-        return Warehouse(name, {"TARGET_DUCKDB_PATH": str(path)}, lambda: duckdb_tables(path))
-    server: PostgresServer = request.getfixturevalue("postgres")
-    database: str = request.getfixturevalue("pg_database")
-    url = server.url_for(database)
-    return Warehouse(name, server.loader_env(database), lambda: postgres_tables(url))
-
-
-def require_utility(name: str) -> None:
-    if not (PROJECT_DIR / ".meltano" / "utilities" / name / "venv" / "bin" / "dbt").exists():
-        unavailable(f"{name} is not installed in .meltano/: run `make meltano-install`")
+    _, rows = fetch(
+        "SELECT tenant_id, sync_version, status, reason, finished_at, backup_last_day "
+        "FROM tenant_syncs"
+    )
+    # backup_last_day: text on DuckDB, a date or text on PostgreSQL.
+    return [
+        SyncRun(str(t), int(v), str(s), r, f, None if d is None else day(d))
+        for t, v, s, r, f, d in rows
+    ]
 
 
 def meltano_env(
-    tmp_path: Path, fleet: FleetEmulator, warehouse: Warehouse, keys: Mapping[str, str]
+    tmp_path: Path,
+    fleet: FleetEmulator,
+    warehouse: Warehouse,
+    keys: Mapping[str, str],
+    listed: Sequence[str],
 ) -> dict[str, str]:
-    """The tap (the fleet, each key in its tenant's entry), the loader and dbt, all private."""
+    """The tap (the `listed` tenants, each key in its entry), the loader and dbt, all private."""
     env = fleet_env(
         tmp_path,
         fleet,
-        [tenant.tenant_id for tenant in fleet.tenants],
+        listed,
         TAP_SPANNING_PAGE_SIZE=str(PAGE_SIZE),
-        TAP_SPANNING_SKIP_REFUSED_TENANTS="true",
+        TAP_SPANNING_FAILURE_MODE="isolate",
         **warehouse.loader_env,
     )
     entries = json.loads(env["TAP_SPANNING_TENANTS"])
@@ -584,26 +453,18 @@ def meltano_env(
         entry["api_key"] = keys[entry["tenant_id"]]
     env["TAP_SPANNING_TENANTS"] = json.dumps(entries)
     del env["TAP_SPANNING_TENANT_API_KEYS"]
-    for name in [name for name in env if name.startswith(DBT_ENV_PREFIX)]:
-        del env[name]
-    # The utility's settings (meltano.yml), each read from DBT_<ADAPTER>_<SETTING>.
-    prefix = f"DBT_{warehouse.name.upper()}_"
-    env[f"{prefix}TARGET_PATH"] = str(tmp_path / "dbt" / "target")
-    env[f"{prefix}LOG_PATH"] = str(tmp_path / "dbt" / "logs")
-    return env
+    return with_private_dbt(env, tmp_path, warehouse)
 
 
 def utc_today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
 
-def on_one_day(step: Callable[[], MeltanoRun]) -> tuple[MeltanoRun, dt.date]:
-    """Run a step that builds the marts; the UTC day it ran on (the marts' current_date)."""
-    before = utc_today()
-    run = step()
-    if utc_today() != before:
-        pytest.skip("the build ran across midnight UTC: yesterday moved under it")
-    return run, before
+def assert_build_row(fetch: Fetch, build: Step, syncs: Sequence[SyncRun], when: str) -> None:
+    """marts_build: built during the build (UTC), from the newest sync it could see."""
+    built_at, newest_sync_at = read_build(fetch)
+    assert build.started <= built_at <= build.ended, f"{when}: built_at {built_at}"
+    assert newest_sync_at == max(run.finished_at for run in syncs if run.finished_at), when
 
 
 @pytest.fixture
@@ -626,87 +487,106 @@ def test_marts_hold_the_contract_and_a_failed_tenant_stays_at_its_last_sync(
     require_plugin("loaders", warehouse.loader)
     require_utility(warehouse.dbt)
     tenant_ids = [tenant.tenant_id for tenant in fleet.tenants]
-    broken = tenant_ids[BROKEN]
+    broken, gone = tenant_ids[BROKEN], tenant_ids[OFFBOARDED]
     keys = {tenant.tenant_id: tenant.api_key for tenant in fleet.tenants}
     truths = {tenant_id: TenantTruth() for tenant_id in tenant_ids}
     started = time.monotonic()
 
     # Run 1: load and build in one command; dbt's tests pass, or it exits non-zero.
-    env = meltano_env(tmp_path, fleet, warehouse, keys)
-    run, first_day = on_one_day(
+    env = meltano_env(tmp_path, fleet, warehouse, keys, tenant_ids)
+    first_run = on_one_day(
         lambda: meltano(env, "run", "tap-spanning", warehouse.loader, f"{warehouse.dbt}:build")
     )
-    assert "Completed successfully" in run.output
+    assert "Completed successfully" in first_run.run.output
     for tenant in fleet.tenants:
         truths[tenant.tenant_id].synced(tenant, complete=True)
     with warehouse.tables() as fetch:
         syncs = read_syncs(fetch)
         first = read_marts(fetch)
+        assert_build_row(fetch, first_run, syncs, "run 1")
+        first_build = read_build(fetch)
     assert sorted(sync.tenant_id for sync in syncs) == sorted(tenant_ids)
     assert {sync.status for sync in syncs} == {"complete"}
-    wanted_first = expected_marts(truths, syncs, first_day)
+    # The tap's window ends today (UTC): the day failing_users ends its streaks on.
+    assert {sync.backup_last_day for sync in syncs} == {first_run.day}
+    wanted_first = expected_marts(truths, syncs, first_run.day)
     assert_marts_equal(first, wanted_first, "run 1")
     for mart in ("access_review", "backup_health_daily", "failing_users", "license_waste"):
         assert wanted_first[mart], f"run 1: {mart} is empty: the check would prove nothing"
+    for mart in ("access_review", "failing_users"):  # so that offboarding drops something
+        assert any(key[0] == gone for key in wanted_first[mart]), f"run 1: {gone}: no {mart}"
+    assert not any(row["is_offboarded"] for row in first["tenant_sync_health"].values())
 
-    # Run 2: users change everywhere, one tenant's key is refused. The tap fails, so
-    # `meltano run` stops there: dbt does not run and the marts still hold run 1.
+    # Run 2: users change everywhere, one tenant is no longer configured (offboarded), one
+    # tenant's key is refused. The tap fails, so `meltano run` stops there: dbt does not
+    # run, the marts still hold run 1, and marts_build shows them stale.
     for tenant in fleet.tenants:
         fleet.set_users(tenant.tenant_id, changed(tenant.users))
-    env = meltano_env(tmp_path, fleet, warehouse, {**keys, broken: WRONG_KEY})
-    failed = meltano(
-        env, "run", "tap-spanning", warehouse.loader, f"{warehouse.dbt}:build", succeed=False
+    listed = [tenant_id for tenant_id in tenant_ids if tenant_id != gone]
+    env = meltano_env(tmp_path, fleet, warehouse, {**keys, broken: WRONG_KEY}, listed)
+    failed = on_one_day(
+        lambda: meltano(
+            env, "run", "tap-spanning", warehouse.loader, f"{warehouse.dbt}:build", succeed=False
+        )
     )
-    assert f"1 of {FLEET_SIZE} tenants failed: {broken} (credentials refused)" in failed.output
-    assert "Running with dbt" not in failed.output
+    assert f"1 of {len(listed)} tenants failed: {broken} (credentials refused)" in (
+        failed.run.output
+    )
+    assert "Running with dbt" not in failed.run.output
     with warehouse.tables() as fetch:
         assert read_marts(fetch)["fleet_overview"] == first["fleet_overview"]
+        assert read_build(fetch) == first_build
+        newest_loaded = max(run.finished_at for run in read_syncs(fetch) if run.finished_at)
+    assert first_build[1] is not None
+    assert newest_loaded > first_build[1], "a load after the build: the marts are stale"
 
-    # The build alone: the failed tenant at its last complete sync, the others current.
-    build, second_day = on_one_day(lambda: meltano(env, "invoke", f"{warehouse.dbt}:build"))
-    assert "Completed successfully" in build.output
+    # The build alone: the failed tenant at its last complete sync, the offboarded one
+    # counted nowhere, the others current.
+    build = on_one_day(lambda: meltano(env, "invoke", f"{warehouse.dbt}:build"))
+    assert "Completed successfully" in build.run.output
     for tenant in fleet.tenants:
-        truths[tenant.tenant_id].synced(tenant, complete=tenant.tenant_id != broken)
+        if tenant.tenant_id != gone:
+            truths[tenant.tenant_id].synced(tenant, complete=tenant.tenant_id != broken)
     with warehouse.tables() as fetch:
         syncs = read_syncs(fetch)
         second = read_marts(fetch)
+        assert_build_row(fetch, build, syncs, "run 2")
     failures = [sync for sync in syncs if sync.status == "failed"]
     assert [sync.tenant_id for sync in failures] == [broken]
     assert "credentials" in str(failures[0].reason)
     assert "refused" in str(failures[0].reason)
-    wanted_second = expected_marts(truths, syncs, second_day)
+    newest_version = max(sync.sync_version for sync in syncs)
+    newest = [sync for sync in syncs if sync.sync_version == newest_version]
+    assert sorted(sync.tenant_id for sync in newest) == sorted(listed)
+    assert {s.backup_last_day for s in newest if s.status == "complete"} == {failed.day}
+    wanted_second = expected_marts(truths, syncs, build.day)
     assert_marts_equal(second, wanted_second, "run 2")
     assert wanted_second["license_waste"], "run 2 should leave licenses to reclaim"
 
     # The failed tenant, said plainly: as after run 1, one failed run, and why.
     kept = dict(first["fleet_overview"][(broken,)], failed_syncs_in_a_row=1)
-    if second_day == first_day:  # else yesterday's backups moved on
+    if build.day == first_run.day:  # else yesterday's backups moved on
         assert second["fleet_overview"][(broken,)] == kept
     health = second["tenant_sync_health"][(broken,)]
     assert health["consecutive_failed_runs"] == 1
-    assert health["is_current"] is False
+    assert (health["is_current"], health["is_offboarded"]) == (False, False)
     assert health["last_reason"] == failures[0].reason
+    # The offboarded tenant: its own row says so, no current figure counts it, its backup
+    # history stays.
+    assert [key for key, row in second["tenant_sync_health"].items() if row["is_offboarded"]] == [
+        (gone,)
+    ]
+    assert second["tenant_sync_health"][(gone,)]["is_current"] is False
+    overview = second["fleet_overview"][(gone,)]
+    assert (overview["is_offboarded"], overview["users"], overview["licenses"]) == (True, 0, None)
+    for mart in ("access_review", "license_waste", "failing_users"):
+        assert not any(key[0] == gone for key in second[mart]), f"{mart} counts {gone}"
+    assert {k for k in second["backup_health_daily"] if k[0] == gone} == {
+        k for k in first["backup_health_daily"] if k[0] == gone
+    }
     # Every other tenant moved on: its run-2 numbers, which differ from run 1's.
     for tenant in fleet.tenants:
         if tenant.tenant_id != broken and len(truths[tenant.tenant_id].users) >= 4:
             key = (tenant.tenant_id,)
             assert second["fleet_overview"][key] != first["fleet_overview"][key], tenant.tenant_id
     print(f"{warehouse.name}: {time.monotonic() - started:.1f}s")
-
-
-def test_every_model_and_column_is_documented() -> None:
-    """Every model of transform/ has a description, and so has each of its columns."""
-    yaml = pytest.importorskip("yaml")
-    models = PROJECT_DIR / "transform" / "models"
-    documented: dict[str, dict[str, Any]] = {}
-    for path in models.rglob("*.yml"):
-        for model in yaml.safe_load(path.read_text(encoding="utf-8")).get("models", []):
-            documented[model["name"]] = model
-    sql = sorted(path.stem for path in models.rglob("*.sql"))
-    assert sorted(documented) == sql
-    for name, model in documented.items():
-        assert model.get("description"), f"{name}: no description"
-        for column in model.get("columns", []):
-            assert column.get("description"), f"{name}.{column['name']}: no description"
-    for mart, (columns, _) in MART_COLUMNS.items():
-        assert [c["name"] for c in documented[mart]["columns"]] == list(columns), mart

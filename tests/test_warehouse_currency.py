@@ -756,7 +756,9 @@ def test_scenario_current_rows_follow_each_tenants_last_complete_run(
     if target.error is not None:
         raise target.error
     the_plan, base_urls = scenario.plan, scenario.base_urls
-    assert [run.returncode for run in target.runs] == [0, 1, 0], [
+    # Run 2 in prod (failure_mode nightly) is a normal night: a tenant completed.
+    failed_night = 0 if target.environment == "prod" else 1
+    assert [run.returncode for run in target.runs] == [0, failed_night, 0], [
         r.output[-2000:] for r in target.runs
     ]
     assert f"1 of {len(TENANT_IDS)} tenants failed: {BROKEN} (credentials refused)" in (

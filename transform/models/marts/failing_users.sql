@@ -1,15 +1,42 @@
 -- Users whose backup of one workload has been failed or partial for var('failing_days')
--- days running or more (a ticket each): the current streak, ending on the latest day held
--- for the tenant (its greatest date in user_backups). A day missing from the history ends a
+-- days running or more (a ticket each): the current streak, ending on the tenant's
+-- backup_last_day - the last day of the window the tap asked in the tenant's newest complete
+-- run that read backups (tenant_syncs) - never on the greatest date held, so that one stray
+-- row dated in the future cannot end every streak of its tenant on a day nobody failed.
+-- Days after it are left out. A tenant without such a run has no failing users, nor has an
+-- offboarded one (no ticket for a former client). A day missing from the history ends a
 -- streak like a good day.
-with backups as (
-    select * from {{ ref('stg_spanning__user_backups') }}
+with backup_runs as (
+    select tenant_id, sync_version, backup_last_day
+    from {{ ref('stg_spanning__tenant_syncs') }}
+    where status = 'complete'
+        and backup_last_day is not null
 ),
 
 latest_day as (
-    select tenant_id, max("date") as latest_day
-    from backups
-    group by tenant_id
+    select
+        backup_runs.tenant_id,
+        backup_runs.backup_last_day as latest_day
+    from backup_runs
+    inner join {{ ref('tenant_sync_health') }} as health
+        on health.tenant_id = backup_runs.tenant_id
+        and not health.is_offboarded
+    where not exists (
+        select 1
+        from backup_runs as newer
+        where newer.tenant_id = backup_runs.tenant_id
+            and newer.sync_version > backup_runs.sync_version
+    )
+),
+
+backups as (
+    select
+        held.*,
+        latest_day.latest_day
+    from {{ ref('stg_spanning__user_backups') }} as held
+    inner join latest_day
+        on latest_day.tenant_id = held.tenant_id
+        and held."date" <= latest_day.latest_day
 ),
 
 -- Consecutive bad days share day_number - row_number (gaps and islands).
@@ -19,6 +46,7 @@ bad_days as (
         ms_id,
         "type",
         "date",
+        latest_day,
         {{ dbt.datediff("cast('2000-01-01' as date)", '"date"', 'day') }}
             - row_number() over (
                 partition by tenant_id, ms_id, "type" order by "date"
@@ -34,7 +62,8 @@ streaks as (
         "type",
         count(*) as streak_days,
         min("date") as first_day,
-        max("date") as last_day
+        max("date") as last_day,
+        max(latest_day) as latest_day
     from bad_days
     group by tenant_id, ms_id, "type", island
 )
@@ -48,12 +77,10 @@ select
     streaks.first_day,
     streaks.last_day
 from streaks
-inner join latest_day
-    on latest_day.tenant_id = streaks.tenant_id
-    and latest_day.latest_day = streaks.last_day
 inner join backups
     on backups.tenant_id = streaks.tenant_id
     and backups.ms_id = streaks.ms_id
     and backups."type" = streaks."type"
     and backups."date" = streaks.last_day
-where streaks.streak_days >= {{ var('failing_days') }}
+where streaks.last_day = streaks.latest_day
+    and streaks.streak_days >= {{ var('failing_days') }}

@@ -1,7 +1,9 @@
 -- One row per tenant that appears in tenant_syncs: licenses and their use, admins, seats that
 -- could be reclaimed, users left unprotected, how its syncs and its backups are going.
 -- A tenant that never completed a sync has no current rows: its counts are 0, its license
--- columns null.
+-- columns null. So has an offboarded tenant (is_offboarded: a tenant of its newest run has
+-- run since without it), whose backup figures are null too: its row says when it was last
+-- synced, and no fleet figure counts it.
 with health as (
     select * from {{ ref('tenant_sync_health') }}
 ),
@@ -82,7 +84,8 @@ select
     case
         when backups.total_7d > 0
             then 100 * cast(backups.successful_7d as double precision) / backups.total_7d
-    end as backup_success_7d_pct
+    end as backup_success_7d_pct,
+    health.is_offboarded
 from health
 left join tenants
     on tenants.tenant_id = health.tenant_id
@@ -92,3 +95,4 @@ left join admins
     on admins.tenant_id = health.tenant_id
 left join backups
     on backups.tenant_id = health.tenant_id
+    and not health.is_offboarded

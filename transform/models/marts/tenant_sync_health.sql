@@ -1,5 +1,8 @@
--- One row per tenant in tenant_syncs: how its last run went, its last complete run, and how
--- many runs have failed since (README "Many tenants", "Which tenants are failing").
+-- One row per tenant in tenant_syncs: how its last run went, its last complete run, how
+-- many runs have failed since (README "Many tenants", "Which tenants are failing"), and
+-- whether it is offboarded: another tenant of its newest run has run since without it (no
+-- longer configured; the macro spanning_offboarded_tenants says why this rule), so its rows
+-- are not current.
 with syncs as (
     select * from {{ ref('stg_spanning__tenant_syncs') }}
 ),
@@ -25,6 +28,10 @@ last_complete as (
         where status = 'complete'
     ) as ranked
     where newest_first = 1
+),
+
+offboarded as (
+    {{ spanning_offboarded_tenants(ref('stg_spanning__tenant_syncs')) }}
 ),
 
 -- The runs after the last complete one (every run, for a tenant that never completed): all
@@ -61,8 +68,11 @@ select
     last_complete.finished_at as last_complete_at,
     coalesce(failures.consecutive_failed_runs, 0) as consecutive_failed_runs,
     failures.last_reason,
-    newest_run.status = 'complete' as is_current
+    (newest_run.status = 'complete' and offboarded.tenant_id is null) as is_current,
+    offboarded.tenant_id is not null as is_offboarded
 from newest_run
+left join offboarded
+    on offboarded.tenant_id = newest_run.tenant_id
 left join last_complete
     on last_complete.tenant_id = newest_run.tenant_id
 left join failures
