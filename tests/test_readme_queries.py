@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
 
-from tests.test_dbt import Warehouse, require_utility, warehouse_for, with_private_dbt
+from tests.test_dbt_by_hand import Warehouse, require_utility, warehouse_for, with_private_dbt
 from tests.test_first_hour import license_truth, parse_report, role_truth
 from tests.test_fleet_report import Written, load_report, parse
 from tests.test_warehouse import (

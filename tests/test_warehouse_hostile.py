@@ -42,15 +42,12 @@ from spanning_emulator import (
 )
 from spanning_emulator.fleetfiles import HOSTILE_FILE, TENANT_STREAMS, write_fleet
 
-from tests.test_dbt import (
-    TenantTruth,
+from tests.test_dbt import TenantTruth, expected_marts, meltano_env, read_syncs
+from tests.test_dbt_by_hand import (
     Warehouse,
     assert_marts_equal,
-    expected_marts,
-    meltano_env,
     on_one_day,
     read_marts,
-    read_syncs,
     require_utility,
     warehouse_for,
 )
