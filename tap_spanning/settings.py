@@ -332,14 +332,8 @@ class _Checker:
         self.errors.append(f"{self.where}{message}")
 
     def text(self, config: Mapping[str, Any], name: str, *, required: bool = True) -> str:
-        value = config.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required:
-                self.fail(f"{name} is required")
-            return ""
-        if not isinstance(value, str):
-            # Say the type, never the value: this may be the API key.
-            self.fail(f"{name} must be a string, not {type(value).__name__}")
+        value = self._string(config.get(name), name, required=required)
+        if value is None:
             return ""
         try:
             value.encode("latin-1")  # what Basic auth sends
@@ -351,20 +345,28 @@ class _Checker:
             return ""
         return value.strip()
 
+    def _string(self, value: object, name: str, *, required: bool) -> str | None:
+        """A non-blank string, else None (and a mistake, when it is required or not a
+        string). Says the type, never the value: it may be the API key."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.fail(f"{name} is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(f"{name} must be a string, not {type(value).__name__}")
+            return None
+        return value
+
     def api_key(self, config: Mapping[str, Any], *, required: bool = True) -> str:
         """An API key: printable ASCII, at most MAX_KEY_LENGTH characters. Never echoed:
         the message says what is wrong with it, not what it holds."""
         return self.key_text(config.get("api_key"), "api_key", required=required)
 
     def key_text(self, value: object, name: str, *, required: bool = True) -> str:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required:
-                self.fail(f"{name} is required")
+        text = self._string(value, name, required=required)
+        if text is None:
             return ""
-        if not isinstance(value, str):
-            self.fail(f"{name} must be a string, not {type(value).__name__}")
-            return ""
-        key = value.strip()
+        key = text.strip()
         if len(key) > MAX_KEY_LENGTH:
             self.fail(
                 f"{name} is {len(key)} characters long; an API key has at most "

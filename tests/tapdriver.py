@@ -674,6 +674,25 @@ def set_selected(catalog: dict[str, Any], stream: str, breadcrumb: list[str], on
 # ---------------------------------------------------------------- fleets
 
 
+def assert_tenants_exact(run: TapRun, tenants: Sequence[Any]) -> None:
+    """Every user and membership of each tenant, exactly, in the API's order (the
+    emulator's ground truth; sync_version aside)."""
+    for tenant in tenants:
+        truth = expected_output(tenant.users, tenant_id=tenant.tenant_id)
+        for stream in ("users", "role_memberships"):
+            assert run.of_tenant(stream, tenant.tenant_id) == [
+                {k: v for k, v in r.items() if k != "sync_version"} for r in truth[stream]
+            ], (tenant.tenant_id, stream)
+
+
+def catalog_with_backups() -> dict[str, Any]:
+    """The discovered catalog with the backup histories (off by default) selected too."""
+    found = discovered_catalog()
+    for stream in ("backup_summaries", "user_backups"):
+        set_selected(found, stream, [], True)
+    return found
+
+
 def fleet_config(emulator: Any, tenants: Sequence[Any], **overrides: Any) -> dict[str, Any]:
     """The config an MSP writes for a FleetEmulator's tenants: the list in the config, the
     keys in tenant_api_keys, activation on; `overrides` on top (page_size, ...)."""

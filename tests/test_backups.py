@@ -24,7 +24,7 @@ from spanning_emulator import (
     utc_today,
 )
 
-from tests.tapdriver import discovered_catalog, fleet_config, run_in_process, set_selected
+from tests.tapdriver import catalog_with_backups, fleet_config, run_in_process
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PAGE_SIZE = 40
@@ -34,10 +34,7 @@ BACKUP_STREAMS = ("backup_summaries", "user_backups")
 @pytest.fixture(scope="module")
 def catalog() -> dict[str, Any]:
     """Every stream selected, the backup histories (off by default) too."""
-    found = discovered_catalog()
-    for stream in BACKUP_STREAMS:
-        set_selected(found, stream, [], True)
-    return found
+    return catalog_with_backups()
 
 
 @pytest.fixture

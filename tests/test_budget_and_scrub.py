@@ -19,14 +19,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from spanning_emulator import FleetEmulator, expected_output, generate_fleet
+from spanning_emulator import FleetEmulator, generate_fleet
 
 from tap_spanning import budget as response_budget
 from tap_spanning.budget import BudgetClosed, ResponseBudget
 from tap_spanning.redaction import MASK, SecretIndex, secret_forms
 from tap_spanning.tap import TapSpanning
 from tests.hostile_server import HostileServer, Reply, Seen
-from tests.tapdriver import run_in_process
+from tests.tapdriver import assert_tenants_exact, fleet_config, run_in_process
 
 # ---------------------------------------------------------------- the budget
 
@@ -108,29 +108,12 @@ def test_a_fleet_within_a_small_budget_is_synced_exactly(
     limit = 24_000
     monkeypatch.setattr(response_budget, "RESPONSE_BUDGET_BYTES", limit)
     try:
-        config = {
-            "tenants": [
-                {
-                    "tenant_id": t.tenant_id,
-                    "admin_email": t.admin_email,
-                    "base_url": emulator.base_url(t.tenant_id),
-                }
-                for t in tenants
-            ],
-            "tenant_api_keys": {t.tenant_id: t.api_key for t in tenants},
-            "page_size": 20,
-            "max_concurrent_tenants": 8,
-        }
+        config = fleet_config(emulator, tenants, page_size=20, max_concurrent_tenants=8)
         run = run_in_process(config, tmp_path)
     finally:
         emulator.stop()
     assert run.returncode == 0, run.stderr[-2000:]
-    for tenant in tenants:
-        truth = expected_output(tenant.users, tenant_id=tenant.tenant_id)
-        for stream in ("users", "role_memberships"):
-            assert run.of_tenant(stream, tenant.tenant_id) == [
-                {k: v for k, v in r.items() if k != "sync_version"} for r in truth[stream]
-            ]
+    assert_tenants_exact(run, tenants)
     [sync_run] = TapSpanning.runs
     spent = sync_run.budget
     assert spent.used == 0  # every page's room was given back

@@ -24,7 +24,6 @@ from spanning_emulator import (
     HOSTILE_CASE_NAMES,
     EmulatedTenant,
     FleetEmulator,
-    expected_output,
     expected_tenant_record,
     generate_fleet,
     reason_names,
@@ -32,7 +31,13 @@ from spanning_emulator import (
 )
 
 from tap_spanning.backups import BackupError, BackupWindow, backup_summary_records
-from tests.tapdriver import TapRun, discovered_catalog, fleet_config, run_in_process, set_selected
+from tests.tapdriver import (
+    TapRun,
+    assert_tenants_exact,
+    catalog_with_backups,
+    fleet_config,
+    run_in_process,
+)
 
 BACKUP_STREAMS = ("backup_summaries", "user_backups")
 HONEST = 3
@@ -41,10 +46,7 @@ HOSTS = ("127.0.0.1", "127.0.0.2")
 
 @pytest.fixture(scope="module")
 def catalog() -> dict[str, Any]:
-    found = discovered_catalog()
-    for stream in BACKUP_STREAMS:
-        set_selected(found, stream, [], True)
-    return found
+    return catalog_with_backups()
 
 
 @pytest.fixture
@@ -116,10 +118,7 @@ def test_each_hostile_tenant_fails_alone_naming_what_is_wrong(
             continue
         assert row["status"] == "complete", (tenant.hostile, row["reason"])
         assert row["backup_last_day"] == today.isoformat()
-        truth = expected_output(tenant.users, tenant_id=tenant.tenant_id)
-        for stream in ("users", "role_memberships"):
-            expected = [{k: v for k, v in r.items() if k != "sync_version"} for r in truth[stream]]
-            assert _tenant_records(run, stream, tenant.tenant_id) == expected
+        assert_tenants_exact(run, [tenant])
         backups = tenant.expected_backups(today=today)
         for stream in BACKUP_STREAMS:
             assert run.of_tenant(stream, tenant.tenant_id) == backups[stream], stream
