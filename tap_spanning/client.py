@@ -38,7 +38,7 @@ from requests.auth import HTTPBasicAuth
 
 from tap_spanning.backups import BackupWindow, PageError
 from tap_spanning.budget import Hold, ResponseBudget
-from tap_spanning.records import UsersPage, parse_page, parse_tenant
+from tap_spanning.records import UsersPage, UsersPayload, parse_page, parse_tenant
 from tap_spanning.redaction import quote, scrub
 from tap_spanning.transport import DeadlineAdapter, ResponseTooLarge
 from tap_spanning.urls import (
@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     from tap_spanning.settings import Settings, Tenant
 
 T = TypeVar("T")
+
+# A users page is decoded into the fields the tap reads; any other body as it is.
+_USERS_PAGE = msgspec.json.Decoder(UsersPayload)
+_ANY_BODY = msgspec.json.Decoder()
 
 # How much of an error body goes into a message: enough to read, never a whole page.
 _BODY_EXCERPT = 300
@@ -194,7 +198,7 @@ class TenantClient:
         while True:
             hold = None if budget is None else budget.reserve()
             try:
-                page, page_url = self.get(url, USERS_PATH, parse_page)
+                page, page_url = self.get(url, USERS_PATH, parse_page, _USERS_PAGE)
             except BaseException:
                 if hold is not None:
                     hold.release()
@@ -243,8 +247,15 @@ class TenantClient:
         seen.add(url)
         return url
 
-    def get(self, url: str, endpoint: str, parse: Callable[[object], T]) -> tuple[T, str]:
-        """GET `url` and parse its JSON body, retrying what is worth retrying.
+    def get(
+        self,
+        url: str,
+        endpoint: str,
+        parse: Callable[[object], T],
+        decoder: msgspec.json.Decoder[Any] = _ANY_BODY,
+    ) -> tuple[T, str]:
+        """GET `url` and parse its JSON body (decoded by `decoder`), retrying what is
+        worth retrying.
 
         Returns the parsed body and the URL it came from (relative nextLinks resolve
         against it).
@@ -280,7 +291,7 @@ class TenantClient:
             logger=None,
         )(self._get_once)
         try:
-            return retrying(url, endpoint, parse)
+            return retrying(url, endpoint, parse, decoder)
         except RETRIABLE_ERRORS as exc:
             why, short = describe_failure(exc, self.settings.request_timeout)
             raise SpanningError(
@@ -289,7 +300,13 @@ class TenantClient:
                 f"{short} after {tries} {'try' if tries == 1 else 'tries'}",
             ) from exc
 
-    def _get_once(self, url: str, endpoint: str, parse: Callable[[object], T]) -> tuple[T, str]:
+    def _get_once(
+        self,
+        url: str,
+        endpoint: str,
+        parse: Callable[[object], T],
+        decoder: msgspec.json.Decoder[Any],
+    ) -> tuple[T, str]:
         self.requests_made += 1
         # A redirect could carry the Authorization header to another host.
         response = self.session.get(
@@ -300,7 +317,7 @@ class TenantClient:
         self.server_date = response.headers.get("Date")
         self.last_body_bytes = len(response.content)
         try:
-            return parse(msgspec.json.decode(response.content)), response.url
+            return _parsed(response.content, decoder, parse), response.url
         except msgspec.ValidationError:
             # A number beyond a double (1e400): a server bug that no retry changes.
             raise SpanningError(
@@ -381,6 +398,19 @@ class TenantClient:
     def _jitter(self, value: float) -> float:
         # Up to 10% longer, never shorter: a Retry-After is a floor, not a hint.
         return min(value * (1 + random.random() / 10), self.settings.max_retry_wait)
+
+
+def _parsed(body: bytes, decoder: msgspec.json.Decoder[Any], parse: Callable[[object], T]) -> T:
+    """The body decoded by `decoder` and parsed. A body of another shape than the decoder
+    expects, or that the parser refuses, is decoded again as it is, so that the parser's
+    message says what came (a user that is not an object, the keys of a page without
+    users): the slower path only for a body that fails anyway."""
+    if decoder is _ANY_BODY:
+        return parse(decoder.decode(body))
+    try:
+        return parse(decoder.decode(body))
+    except (msgspec.ValidationError, PageError):
+        return parse(_ANY_BODY.decode(body))
 
 
 class _NonJsonConstant(ValueError):

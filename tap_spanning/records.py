@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from tap_spanning.backups import (
     MAX_COUNT,
@@ -37,6 +37,31 @@ class PagesNotAdvancing(UserError):
 # How many of a tenant's latest users are remembered to catch a page that repeats an
 # earlier one: enough for several pages, the same whatever the tenant's size.
 REPEAT_WINDOW_USERS = 2_000
+
+
+class ApiUser(TypedDict, total=False):
+    """The fields of an API user the tap reads (README, "Streams and fields"). A page is
+    decoded into these alone: a field the tap never reads (a server may add any) is
+    skipped unread, not held in memory for every user of every page in flight."""
+
+    msId: Any
+    userPrincipalName: Any
+    email: Any
+    displayName: Any
+    userDisplayName: Any
+    assigned: Any
+    isAdmin: Any
+    isDeleted: Any
+    isArchive: Any
+    tags: Any
+    backupSummary: Any
+
+
+class UsersPayload(TypedDict, total=False):
+    """A users page as decoded (`ApiUser`); its shape is checked by `parse_page`."""
+
+    users: list[ApiUser]
+    nextLink: Any
 
 
 @dataclass(frozen=True)
