@@ -16,6 +16,10 @@ Prints Markdown tables (one per run, then the targets with PASS/FAIL) and, with
 asserted: the exit status is non-zero only when a program failed or its repeats
 disagree.
 
+Other modes replace these runs: `--fleet` (bench.fleet), `--dead-hosts` (a fleet whose
+every host refuses connections: bench.dead_hosts) and `--huge-pages` (peak memory over
+tenants of ~15 MiB pages: bench.huge_pages).
+
 To measure a modified copy of the tap, put it first on the path:
 `PYTHONPATH=/tmp/my-copy python -m bench` (the tap runs outside the repository, so
 the copy's `tap_spanning` is the one imported).
@@ -688,6 +692,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="tenants synced by `meltano run` each; 0 skips Meltano (default %(default)s)",
     )
+    modes = parser.add_argument_group(
+        "other modes", "each replaces the runs above: see bench.dead_hosts, bench.huge_pages"
+    )
+    modes.add_argument(
+        "--dead-hosts",
+        type=_user_counts,
+        metavar="N[,N...]",
+        help="tenant counts, e.g. 1000,10000: every tenant's host refuses connections (--hosts "
+        "of them, from 127.0.0.2); the tap's wall, CPU and peak RSS per count, and the growth",
+    )
+    modes.add_argument(
+        "--huge-pages",
+        type=_user_counts,
+        metavar="C[,C...]",
+        help="max_concurrent_tenants values, e.g. 4,16: the tap's peak RSS over tenants whose "
+        "every users page is ~15 MiB (hostile huge-pages), a tap process per run",
+    )
+    modes.add_argument(
+        "--huge-pages-tenants", type=int, default=16, help="--huge-pages: tenants (%(default)s)"
+    )
+    modes.add_argument(
+        "--huge-pages-users",
+        type=int,
+        default=2500,
+        help="--huge-pages: users a tenant (%(default)s)",
+    )
     return parser
 
 
@@ -699,8 +729,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--user-backups measures one tenant: not with --fleet")
     if not args.user_backups and (args.date_format != "iso" or args.text_numbers):
         parser.error("--date-format and --text-numbers go with --user-backups")
+    chosen = [name for name in ("fleet", "dead_hosts", "huge_pages") if getattr(args, name)]
+    if len(chosen) > 1 or (chosen and args.user_backups):
+        parser.error("--fleet, --dead-hosts, --huge-pages and --user-backups: one at a time")
     if args.fleet:
         return fleet_main(args, tap_command)
+    if args.dead_hosts or args.huge_pages:
+        return other_mode_main(args, tap_command)
     backups: dict[str, Any] = {}
     if args.user_backups:
         style = ["--date-format", args.date_format]
@@ -837,3 +872,15 @@ def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
         write_results(args, tap_command, host, measured, found, started)
     all_ran = all(scenario.tap and scenario.tap.consistent for scenario in fleets)
     return 0 if all_ran else 1
+
+
+def other_mode_main(args: argparse.Namespace, tap_command: list[str]) -> int:
+    """`--dead-hosts` (bench.dead_hosts) or `--huge-pages` (bench.huge_pages)."""
+    from bench import dead_hosts, huge_pages  # noqa: PLC0415  # they import this module
+
+    with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
+        if args.dead_hosts:
+            return dead_hosts.dead_hosts_main(args, tap_command, Path(tmp))
+        # The tap's own entry point with a probe of its budget, unless another is named.
+        chosen = tap_command if args.tap_command else None
+        return huge_pages.huge_pages_main(args, chosen, Path(tmp))

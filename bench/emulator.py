@@ -311,6 +311,10 @@ def serve(argv: list[str] | None = None) -> int:
 class Emulator:
     """A `python -m bench.emulator` child: `with Emulator(users=...) as emu: emu.base_url`."""
 
+    # The child's module: a subclass serves another fleet with the same protocol
+    # (bench.huge_pages).
+    module = "bench.emulator"
+
     def __init__(
         self,
         users: int,
@@ -348,7 +352,7 @@ class Emulator:
     def __enter__(self) -> Emulator:
         started = time.perf_counter()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.emulator", *self._args],
+            [sys.executable, "-m", self.module, *self._args],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -145,6 +145,7 @@ SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
                 "role_memberships": _INTEGER,
                 "requests": _INTEGER,
                 "retries": _INTEGER,
+                "backup_last_day": _STRING,
             },
         },
         ["tenant_id", "sync_version"],
@@ -417,9 +418,12 @@ def main(argv: list[str] | None = None) -> int:
 
     url: str | None = f"{base}/external/users"
     params: dict[str, Any] | None = {"size": config.get("page_size", 1000), "status": "false"}
+    last_day = None  # tenant_syncs.backup_last_day: the window's last day, if one was asked
     if args.user_backups:
         window = backup_window(response.headers.get("Date"))
         params = {"size": config.get("page_size", 1000), "status": "true", **window}
+        end = datetime.fromtimestamp(int(window["end"]) / 1000, timezone.utc)
+        last_day = end.date().isoformat()
     while url:
         response = session.get(url, params=params, timeout=timeout, allow_redirects=False)
         requests_made += 1
@@ -463,11 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         "role_memberships": memberships,
         "requests": requests_made,
         "retries": 0,
+        "backup_last_day": last_day,
     }
     lines.append(
-        dumps(
-            {"type": "RECORD", "stream": "tenant_syncs", "record": sync, "time_extracted": now()}
-        )
+        dumps({"type": "RECORD", "stream": "tenant_syncs", "record": sync, "time_extracted": now()})
     )
     bookmarks: dict[str, dict[str, Any]] = {name: {} for name in schemas}
     lines.append(dumps({"type": "STATE", "value": {"bookmarks": bookmarks}}))

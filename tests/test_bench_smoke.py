@@ -20,7 +20,7 @@ from spanning_emulator.backups import BackupStyle, user_items
 
 from bench import floor
 from bench.cli import main
-from tap_spanning.records import BackupWindow
+from tap_spanning.backups import BackupWindow
 
 # The benchmark is a program of its own: run as its users run it.
 pytestmark = pytest.mark.process
@@ -201,3 +201,70 @@ def test_bench_fleet_runs_at_a_tiny_size(
     assert fleet["verify"]["tenants_equal"] == 5
     assert fleet["per_tenant"]["ok"] is True
     assert fleet["floor"]["runs"][0]["counts"]["records"]["users"] == fleet["users"]
+
+
+def test_bench_dead_hosts_runs_at_a_tiny_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results_path = tmp_path / "dead.json"
+    code = main(["--dead-hosts", "3,12", "--repeat", "1", "--json", str(results_path)])
+    table = capsys.readouterr().out
+    assert code == 0
+
+    assert "### Dead hosts: every tenant's host (127.0.0.2, " in table
+    assert "| wall at 12 <= 4x wall at 3 (linear) |" in table
+    results = json.loads(results_path.read_text())
+    small, big = results["dead_hosts"]
+    assert (small["tenants"], big["tenants"]) == (3, 12)
+    for found in (small, big):
+        (run,) = found["runs"]
+        # Every tenant failed: no record at all, exit 1, each named in the last line.
+        assert run["returncode"] == 1
+        assert run["counts"]["total_records"] == 0
+        assert run["named_in_last_line"] == found["tenants"]
+        assert run["peak_rss_bytes"] > 0
+        assert found["ok"] is True
+    by_name = {target["name"]: target["result"] for target in results["targets"]}
+    assert [result for name, result in by_name.items() if "dead tenants" in name] == ["PASS"] * 2
+
+
+def test_bench_huge_pages_runs_at_a_tiny_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results_path = tmp_path / "huge.json"
+    code = main(
+        [
+            "--huge-pages",
+            "1,2",
+            "--huge-pages-tenants",
+            "2",
+            "--huge-pages-users",
+            "30",
+            "--page-size",
+            "20",  # two pages a tenant, the last one short
+            "--repeat",
+            "1",
+            "--json",
+            str(results_path),
+        ]
+    )
+    table = capsys.readouterr().out
+    assert code == 0
+
+    assert "### Huge pages: 2 tenants of 30 users" in table
+    assert "| peak RSS, 2 at once <= 1.2x 1 at once |" in table
+    results = json.loads(results_path.read_text())
+    one, two = results["huge_pages"]
+    assert (one["max_concurrent_tenants"], two["max_concurrent_tenants"]) == (1, 2)
+    for found in (one, two):
+        (run,) = found["runs"]
+        assert run["returncode"] == 0
+        assert run["counts"]["records"]["users"] == 60
+        assert run["counts"]["records"]["tenants"] == 2
+        # Two tenants of two pages and one GET /external/tenant each.
+        assert run["requests"] == 6
+        (budget,) = found["budgets"]
+        # 30 users padded to HUGE_USER_BYTES each: the first page of 20 is ~300 KB.
+        assert 250_000 < budget["largest_page"] < 400_000
+        assert budget["peak"] >= budget["largest_page"]
+        assert found["ok"] is True
