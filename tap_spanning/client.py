@@ -161,6 +161,8 @@ class TenantClient:
         self.retries = 0
         self.server_date: str | None = None  # the Date header of the last good answer
         self.last_body_bytes = 0  # the size of the last body read
+        # The room the last users page holds in the run's budget, for users_pages.
+        self.last_hold: Hold | None = None
         self.session = requests.Session()
         adapter = DeadlineAdapter(settings.request_timeout)
         self.session.mount("http://", adapter)
@@ -196,15 +198,8 @@ class TenantClient:
         seen = {url}  # a link back to the first page is a loop too
         pages = 0
         while True:
-            hold = None if budget is None else budget.reserve()
-            try:
-                page, page_url = self.get(url, USERS_PATH, parse_page, _USERS_PAGE)
-            except BaseException:
-                if hold is not None:
-                    hold.release()
-                raise
-            if hold is not None:
-                hold.resize(self.last_body_bytes)
+            page, page_url = self.get(url, USERS_PATH, parse_page, _USERS_PAGE, budget)
+            hold, self.last_hold = self.last_hold, None
             pages += 1
             yield page, datetime.now(timezone.utc), hold
             if page.next_link is None or (page_limit is not None and pages >= page_limit):
@@ -253,9 +248,12 @@ class TenantClient:
         endpoint: str,
         parse: Callable[[object], T],
         decoder: msgspec.json.Decoder[Any] = _ANY_BODY,
+        budget: ResponseBudget | None = None,
     ) -> tuple[T, str]:
         """GET `url` and parse its JSON body (decoded by `decoder`), retrying what is
-        worth retrying.
+        worth retrying. With a `budget`, each try waits for room first, and the good
+        answer's room is left in `last_hold` (a failed try gives its room back before
+        the wait for the next: a tenant retrying holds nothing).
 
         Returns the parsed body and the URL it came from (relative nextLinks resolve
         against it).
@@ -291,7 +289,7 @@ class TenantClient:
             logger=None,
         )(self._get_once)
         try:
-            return retrying(url, endpoint, parse, decoder)
+            return retrying(url, endpoint, parse, decoder, budget)
         except RETRIABLE_ERRORS as exc:
             why, short = describe_failure(exc, self.settings.request_timeout)
             raise SpanningError(
@@ -301,6 +299,26 @@ class TenantClient:
             ) from exc
 
     def _get_once(
+        self,
+        url: str,
+        endpoint: str,
+        parse: Callable[[object], T],
+        decoder: msgspec.json.Decoder[Any],
+        budget: ResponseBudget | None,
+    ) -> tuple[T, str]:
+        hold = None if budget is None else budget.reserve()
+        try:
+            parsed = self._try(url, endpoint, parse, decoder)
+        except BaseException:
+            if hold is not None:
+                hold.release()
+            raise
+        if hold is not None:
+            hold.resize(self.last_body_bytes)
+        self.last_hold = hold
+        return parsed
+
+    def _try(
         self,
         url: str,
         endpoint: str,

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from spanning_emulator import FleetEmulator, generate_fleet
+from spanning_emulator import FaultPlan, FleetEmulator, generate_fleet
 
 from tap_spanning import budget as response_budget
 from tap_spanning.budget import BudgetClosed, ResponseBudget
@@ -99,21 +100,28 @@ def test_closing_the_budget_wakes_a_waiting_tenant() -> None:
 def test_a_fleet_within_a_small_budget_is_synced_exactly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Twelve tenants, eight at once, and room for about three pages: every record exact.
-    Room is reserved before a request, at the largest page so far, so what is held passes
-    the budget only by bodies larger than every page before them (at most one a worker)."""
-    tenants = generate_fleet(12, seed=4)
+    """Twelve tenants, eight at once, and room for about three pages, every third request
+    a 503: every record exact. Room is reserved before each try, at the largest page so
+    far, and a failed try gives it back, so what is held passes the budget only by bodies
+    larger than every page before them (at most one a worker)."""
+    tenants = [
+        dataclasses.replace(tenant, faults=FaultPlan(every=3, kind="503"))
+        for tenant in generate_fleet(12, seed=4)
+    ]
     emulator = FleetEmulator(tenants)
     emulator.start()
     limit = 24_000
     monkeypatch.setattr(response_budget, "RESPONSE_BUDGET_BYTES", limit)
     try:
-        config = fleet_config(emulator, tenants, page_size=20, max_concurrent_tenants=8)
+        config = fleet_config(
+            emulator, tenants, page_size=20, max_concurrent_tenants=8, max_retry_wait=0.01
+        )
         run = run_in_process(config, tmp_path)
     finally:
         emulator.stop()
     assert run.returncode == 0, run.stderr[-2000:]
     assert_tenants_exact(run, tenants)
+    assert sum(row["retries"] for row in run.records("tenant_syncs")) > 0
     [sync_run] = TapSpanning.runs
     spent = sync_run.budget
     assert spent.used == 0  # every page's room was given back
