@@ -8,6 +8,7 @@ fresh-file refresh of scripts/duckdb_refresh.sh).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -222,3 +223,40 @@ def test_duckdb_refresh_holds_a_fleet_and_survives_a_failed_run(
             return landed(fetch)
 
     three_syncs(fleet, sync, fetch_rows)
+
+
+def test_a_second_refresh_refuses_at_once_naming_the_first(
+    fleet: FleetEmulator, tmp_path: Path
+) -> None:
+    """scripts/duckdb_refresh.sh holds a lock on <live>.lock: while another refresh holds
+    it, a second one exits 1 before it loads anything, naming the holder, and creates or
+    removes nothing (before, two overlapping runs lost the first one's sync to a raw mv)."""
+    require_plugin("loaders", "target-duckdb")
+    database = tmp_path / "warehouse" / "spanning.duckdb"
+    database.parent.mkdir()
+    database.write_bytes(b"a live file, not to be touched")
+    lock = database.parent / "spanning.duckdb.lock"
+    holder = "pid 4242, started 2026-12-04T02:00:00Z"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write_text(f"{holder}\n")
+        done = subprocess.run(
+            ["bash", "scripts/duckdb_refresh.sh"],
+            cwd=PROJECT_DIR,
+            env=fleet_env(tmp_path, fleet, ["acme"], TARGET_DUCKDB_PATH=str(database)),
+            capture_output=True,
+            text=True,
+            timeout=MELTANO_TIMEOUT,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"duckdb_refresh: another refresh of {database} is running ({holder}; lock {lock}): "
+        "not starting a second"
+    )
+    assert database.read_bytes() == b"a live file, not to be touched"
+    assert sorted(p.name for p in database.parent.iterdir()) == [
+        "spanning.duckdb",
+        "spanning.duckdb.lock",
+    ]
+    assert fleet.requests == []  # nothing was synced
