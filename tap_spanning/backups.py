@@ -32,7 +32,7 @@ _MONTH_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _EPOCH_MS_TEXT = re.compile(r"-?\d{1,15}")
 _WHOLE_TEXT = re.compile(r"\d{1,16}")
 # The largest count the tap emits: the largest integer every warehouse (and a JSON reader
-# using doubles) holds exactly. A larger one fails its tenant alone (README, "Output rules").
+# using doubles) holds exactly. A larger one fails its tenant alone (README, "Many tenants").
 MAX_COUNT = 2**53 - 1
 
 

@@ -35,7 +35,7 @@ def give_freed_memory_back() -> None:
     the size bound, the process held 2.4 times what it did with 4, though the response
     budget (budget.py) held the same bytes. At most two arenas, and every block of
     128 KiB or more mapped (and unmapped when freed), keep memory at what is in use
-    (README, "Performance"). Other C libraries are left as they are.
+    (README, "Many tenants"). Other C libraries are left as they are.
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

@@ -61,7 +61,7 @@ SYNC_VERSION = th.Property(
 )
 
 
-# Every count the tap emits: what every warehouse holds exactly (README, "Output rules").
+# Every count the tap emits: what every warehouse holds exactly (README, "Many tenants").
 COUNT = th.IntegerType(minimum=0, maximum=MAX_COUNT)
 
 

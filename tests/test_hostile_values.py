@@ -1,4 +1,4 @@
-"""Values no warehouse can hold fail their tenant alone, in-process (README, "Output rules").
+"""Values no warehouse can hold fail their tenant alone, in-process (README, "Many tenants").
 
 A fleet with one hostile tenant per case of the emulator's HOSTILE_CASES (a count of 10^20,
 10^40 or 1e300, a negative or null count, "backup": null, successful above total, a day
