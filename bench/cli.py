@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import resource
 import shlex
 import shutil
@@ -45,8 +43,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import dead_hosts, huge_pages
 from bench.emulator import REPO, Emulator
 from bench.measure import OPTIONAL_STREAMS, STREAMS, RunResult, record_digests, run_measured
+from bench.report import (
+    Repeats,
+    Target,
+    floor_command,
+    log,
+    machine,
+    mib,
+    targets_table,
+    write_results,
+)
 
 DEFAULT_USERS = (10_000, 100_000)
 WALL_RATIO_LIMIT = 2.0
@@ -62,12 +71,8 @@ def default_tap_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "tap_spanning"]
 
 
-def floor_command() -> list[str]:
-    return [sys.executable, "-m", "bench.floor"]
-
-
 @dataclass
-class Summary:
+class Summary(Repeats):
     """The repeats of one program in one scenario, reduced."""
 
     runs: list[RunResult]
@@ -75,18 +80,6 @@ class Summary:
     @property
     def last(self) -> RunResult:
         return self.runs[-1]
-
-    @property
-    def wall(self) -> float:
-        return statistics.median(run.wall_seconds for run in self.runs)
-
-    @property
-    def cpu(self) -> float:
-        return statistics.median(run.cpu_seconds for run in self.runs)
-
-    @property
-    def rss(self) -> int:
-        return max(run.peak_rss_bytes for run in self.runs)
 
     @property
     def first_output(self) -> float:
@@ -170,18 +163,6 @@ class Scenario:
                 "emulator_render_seconds": self.page_render_seconds,
             }
         return found
-
-
-@dataclass
-class Target:
-    name: str
-    measured: str
-    limit: str
-    ok: bool | None  # None: not measured in this run
-
-    @property
-    def result(self) -> str:
-        return "n/a" if self.ok is None else ("PASS" if self.ok else "FAIL")
 
 
 # ---------------------------------------------------------------- running
@@ -337,15 +318,7 @@ def compare_outputs(tap_path: Path, floor_path: Path) -> dict[str, Any]:
     return report
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------- reporting
-
-
-def _mib(value: int) -> str:
-    return f"{value / 2**20:.1f}"
 
 
 def _ratio(mine: float, theirs: float) -> str:
@@ -369,7 +342,7 @@ def program_row(name: str, summary: Summary, users: int) -> str:
         f"| {name}{consistent} | {summary.wall:.2f} | {summary.cpu:.2f} "
         f"| {summary.first_output:.2f} "
         f"| {users / summary.wall:,.0f} "
-        f"| {counts.total_records / summary.wall:,.0f} | {_mib(summary.rss)} "
+        f"| {counts.total_records / summary.wall:,.0f} | {mib(summary.rss)} "
         f"| {summary.requests} | {counts.schema_messages} "
         f"| {counts.state_messages} ({counts.state_bytes_max}) "
         f"| {summary.last.stderr_lines} | {counts.bytes / 1e6:.1f} | {records} |"
@@ -447,7 +420,7 @@ def targets(
         found.append(
             Target(
                 f"peak RSS at {biggest.users:,} <= {RSS_RATIO_LIMIT:g}x at {smallest.users:,}",
-                f"{_mib(biggest.tap.rss)} / {_mib(smallest.tap.rss)} MiB = {ratio:.2f}x",
+                f"{mib(biggest.tap.rss)} / {mib(smallest.tap.rss)} MiB = {ratio:.2f}x",
                 f"{RSS_RATIO_LIMIT:g}x",
                 ratio <= RSS_RATIO_LIMIT,
             )
@@ -539,23 +512,6 @@ def targets(
     return found
 
 
-def targets_table(found: Sequence[Target]) -> str:
-    rows = ["| target | measured | limit | result |", "|---|---|---|---|"]
-    rows += [f"| {t.name} | {t.measured} | {t.limit} | {t.result} |" for t in found]
-    return "\n".join(rows)
-
-
-def machine() -> dict[str, Any]:
-    """What the numbers depend on: CPUs, load when the bench started, stdout buffering."""
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average": [round(value, 2) for value in os.getloadavg()],
-        "PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED"),
-    }
-
-
 def render(
     scenarios: Sequence[Scenario],
     latency: Scenario | None,
@@ -584,7 +540,7 @@ def render(
             ]
     own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     parts += [
-        f"The bench's own peak RSS is {_mib(own_peak)} MiB: a child's peak RSS (wait4) "
+        f"The bench's own peak RSS is {mib(own_peak)} MiB: a child's peak RSS (wait4) "
         "includes its parent's at the moment it starts, so no child can read below that.",
         "",
     ]
@@ -791,31 +747,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all_ran else 1
 
 
-def write_results(
-    args: argparse.Namespace,
-    tap_command: list[str],
-    host: Any,
-    measured: dict[str, Any],
-    found: Sequence[Any],
-    started: float,
-) -> None:
-    """Every measurement, the command and the targets, as JSON at `--json`."""
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    results = {
-        "command": {"tap": tap_command, "floor": floor_command(), "argv": sys.argv[1:]},
-        "machine": host,
-        "repeat": args.repeat,
-        **measured,
-        "targets": [
-            {"name": t.name, "measured": t.measured, "limit": t.limit, "result": t.result}
-            for t in found
-        ],
-        "bench_seconds": time.perf_counter() - started,
-    }
-    args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    log(f"results written to {args.json}")
-
-
 def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
     """`--fleet`: fleet runs only (bench.fleet)."""
     from bench import fleet  # noqa: PLC0415  # bench.fleet imports this module
@@ -858,7 +789,7 @@ def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
         "waits for them one after another) + tenants x the sample's mean time beyond its "
         "requests' latency; CPU = tenants x the sample's mean.",
         "",
-        f"The bench's own peak RSS is {_mib(own_peak)} MiB: a child's peak RSS (wait4) "
+        f"The bench's own peak RSS is {mib(own_peak)} MiB: a child's peak RSS (wait4) "
         "includes its parent's at the moment it starts, so no child can read below that.",
         "",
         "### Targets",
@@ -876,8 +807,6 @@ def fleet_main(args: argparse.Namespace, tap_command: list[str]) -> int:
 
 def other_mode_main(args: argparse.Namespace, tap_command: list[str]) -> int:
     """`--dead-hosts` (bench.dead_hosts) or `--huge-pages` (bench.huge_pages)."""
-    from bench import dead_hosts, huge_pages  # noqa: PLC0415  # they import this module
-
     with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
         if args.dead_hosts:
             return dead_hosts.dead_hosts_main(args, tap_command, Path(tmp))

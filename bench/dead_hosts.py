@@ -19,7 +19,6 @@ import json
 import random
 import re
 import socket
-import statistics
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cli import Target, _mib, log, targets_table
 from bench.measure import RunResult, run_measured
+from bench.report import Repeats, Target, log, machine, mib, targets_table, write_results
 
 FAILURE_MODE = "nightly"
 MAX_RETRIES = 2
@@ -104,23 +103,11 @@ def named_in_last_line(run: RunResult) -> int:
 
 
 @dataclass
-class DeadRun:
+class DeadRun(Repeats):
     """The runs of one fleet size."""
 
     tenants: int
     runs: list[RunResult]
-
-    @property
-    def wall(self) -> float:
-        return statistics.median(run.wall_seconds for run in self.runs)
-
-    @property
-    def cpu(self) -> float:
-        return statistics.median(run.cpu_seconds for run in self.runs)
-
-    @property
-    def rss(self) -> int:
-        return max(run.peak_rss_bytes for run in self.runs)
 
     @property
     def ok(self) -> bool:
@@ -170,7 +157,7 @@ def run_dead(
         runs.append(run)
         log(
             f"   tap #{index + 1}: {run.wall_seconds:.2f} s wall, {run.cpu_seconds:.2f} s CPU, "
-            f"{_mib(run.peak_rss_bytes)} MiB, exit {run.returncode}, "
+            f"{mib(run.peak_rss_bytes)} MiB, exit {run.returncode}, "
             f"{run.stderr_lines:,} log lines"
         )
     return DeadRun(count, runs)
@@ -219,7 +206,7 @@ def render(found: Sequence[DeadRun], hosts: Sequence[str], concurrency: int) -> 
     for run in found:
         walls = ", ".join(f"{r.wall_seconds:.2f}" for r in run.runs)
         rows.append(
-            f"| {run.tenants:,} | {run.wall:.2f} | {run.cpu:.2f} | {_mib(run.rss)} "
+            f"| {run.tenants:,} | {run.wall:.2f} | {run.cpu:.2f} | {mib(run.rss)} "
             f"| {run.wall / small.wall:.2f}x | {run.tenants / small.tenants:g}x | {walls} "
             f"| {run.runs[-1].stderr_lines:,} |"
         )
@@ -228,7 +215,6 @@ def render(found: Sequence[DeadRun], hosts: Sequence[str], concurrency: int) -> 
 
 def dead_hosts_main(args: argparse.Namespace, tap_command: list[str], workdir: Path) -> int:
     """`--dead-hosts`: print the table and targets; non-zero when a run went wrong."""
-    from bench.cli import machine, write_results  # noqa: PLC0415  # bench.cli imports this
 
     started = time.perf_counter()
     host = machine()

@@ -41,15 +41,12 @@ from typing import Any
 from bench.cli import (
     PROGRAM_TABLE_HEADER,
     Summary,
-    Target,
-    _mib,
     _ratio,
-    floor_command,
-    log,
     program_row,
 )
 from bench.emulator import ADMIN_EMAIL, API_KEY, DEFAULT_FLEET_HOSTS, REPO, Emulator
 from bench.measure import STREAMS, RunResult, run_measured
+from bench.report import Target, floor_command, log, mib
 
 FLEET_WALL_RATIO_LIMIT = 1.3
 FLEET_RSS_RATIO_LIMIT = 1.25
@@ -580,7 +577,7 @@ def fleet_targets(fleets: Sequence[FleetScenario]) -> list[Target]:
             Target(
                 f"peak RSS at {biggest.tenants:,} tenants <= {FLEET_RSS_RATIO_LIMIT:g}x "
                 f"at {smallest.tenants:,}",
-                f"{_mib(biggest.tap.rss)} / {_mib(smallest.tap.rss)} MiB = {ratio:.2f}x",
+                f"{mib(biggest.tap.rss)} / {mib(smallest.tap.rss)} MiB = {ratio:.2f}x",
                 f"{FLEET_RSS_RATIO_LIMIT:g}x",
                 ratio <= FLEET_RSS_RATIO_LIMIT,
             )

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import random
-import statistics
 import sys
 import time
 import uuid
@@ -32,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cli import Target, _mib, log, targets_table
 from bench.emulator import REPO, Emulator, _stats
 from bench.measure import RunResult, run_measured
+from bench.report import Repeats, Target, log, machine, mib, targets_table, write_results
 from bench.tap_probe import PROBE_ENV
 
 HUGE_RSS_RATIO_LIMIT = 1.2
@@ -129,7 +128,7 @@ class HugeEmulator(Emulator):
 
 
 @dataclass
-class HugeRun:
+class HugeRun(Repeats):
     """The runs at one max_concurrent_tenants."""
 
     concurrency: int
@@ -138,18 +137,6 @@ class HugeRun:
     expected_users: int = 0
     expected_tenants: int = 0
     expected_requests: int = 0
-
-    @property
-    def rss(self) -> int:
-        return max(run.peak_rss_bytes for run in self.runs)
-
-    @property
-    def wall(self) -> float:
-        return statistics.median(run.wall_seconds for run in self.runs)
-
-    @property
-    def cpu(self) -> float:
-        return statistics.median(run.cpu_seconds for run in self.runs)
 
     @property
     def budget_peak(self) -> int | None:
@@ -244,8 +231,8 @@ def run_huge(
                 budget = scenario.budgets[-1]["peak"] if probe.exists() else None
                 log(
                     f"   {concurrency} at once #{index + 1}: {run.wall_seconds:.2f} s wall, "
-                    f"peak RSS {_mib(run.peak_rss_bytes)} MiB, budget peak "
-                    f"{'-' if budget is None else _mib(budget)} MiB, exit {run.returncode}"
+                    f"peak RSS {mib(run.peak_rss_bytes)} MiB, budget peak "
+                    f"{'-' if budget is None else mib(budget)} MiB, exit {run.returncode}"
                 )
                 if run.returncode != 0:
                     log(run.stderr_tail)
@@ -274,7 +261,7 @@ def huge_targets(found: Sequence[HugeRun]) -> list[Target]:
                 Target(
                     f"peak RSS, {many.concurrency} at once <= {HUGE_RSS_RATIO_LIMIT:g}x "
                     f"{few.concurrency} at once",
-                    f"{_mib(many.rss)} / {_mib(few.rss)} MiB = {ratio:.2f}x",
+                    f"{mib(many.rss)} / {mib(few.rss)} MiB = {ratio:.2f}x",
                     f"{HUGE_RSS_RATIO_LIMIT:g}x",
                     ratio <= HUGE_RSS_RATIO_LIMIT,
                 )
@@ -282,8 +269,8 @@ def huge_targets(found: Sequence[HugeRun]) -> list[Target]:
         targets.append(
             Target(
                 f"peak RSS, {many.concurrency} at once < 1 GiB",
-                f"{_mib(many.rss)} MiB",
-                f"{_mib(HUGE_RSS_LIMIT)} MiB",
+                f"{mib(many.rss)} MiB",
+                f"{mib(HUGE_RSS_LIMIT)} MiB",
                 many.rss < HUGE_RSS_LIMIT,
             )
         )
@@ -301,30 +288,29 @@ def render(found: Sequence[HugeRun], args: argparse.Namespace) -> str:
         "|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for run in found:
-        peaks = ", ".join(_mib(r.peak_rss_bytes) for r in run.runs)
+        peaks = ", ".join(mib(r.peak_rss_bytes) for r in run.runs)
         peak = run.budget_peak
         page = max((b["largest_page"] for b in run.budgets), default=None)
         rows.append(
-            f"| {run.concurrency} | {_mib(run.rss)} | {peaks} "
-            f"| {'-' if peak is None else _mib(peak)} | {'-' if page is None else _mib(page)} "
+            f"| {run.concurrency} | {mib(run.rss)} | {peaks} "
+            f"| {'-' if peak is None else mib(peak)} | {'-' if page is None else mib(page)} "
             f"| {run.wall:.2f} | {run.cpu:.2f} | {run.runs[-1].requests} |"
         )
     limits = {b["limit"] for run in found for b in run.budgets}
     if limits:
-        rows += ["", f"The response budget's limit: {', '.join(_mib(x) for x in limits)} MiB."]
+        rows += ["", f"The response budget's limit: {', '.join(mib(x) for x in limits)} MiB."]
     return "\n".join(rows)
 
 
 def huge_pages_main(args: argparse.Namespace, tap_command: list[str] | None, workdir: Path) -> int:
     """`--huge-pages`: print the table and targets; non-zero when a run went wrong."""
-    from bench.cli import machine, write_results  # noqa: PLC0415  # bench.cli imports this
 
     started = time.perf_counter()
     host = machine()
     found = run_huge(args, tap_command, workdir)
     targets = huge_targets(found)
     load = ", ".join(f"{value:.2f}" for value in host["load_average"])
-    own = _mib(_own_peak())
+    own = mib(_own_peak())
     print(
         f"{args.repeat} runs each; peak RSS is the tap process's own (wait4; the bench's "
         f"own peak, {own} MiB, is the floor of any child's). Python {host['python']}, "
