@@ -298,7 +298,7 @@ def parse_tenant(payload: object) -> dict[str, Any]:
         if isinstance(value, bool | str | list | dict):
             raise PageError(f"counter {name} is {quote(value)}, not a whole number")
         count = None if value is None else count_value(value)
-        if value is not None and (count is None or isinstance(value, float)):
+        if value is not None and count is None:
             raise CounterError(
                 f"counter {name} of GET /external/tenant is not a whole number from 0 to "
                 f"{MAX_COUNT}"
