@@ -557,7 +557,9 @@ def _parsed_keys_map(keys: object) -> object:
 _MALFORMED = object()
 
 
-def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, str] | None:
+def _tenant_api_keys(
+    config: Mapping[str, Any], check: _Checker, source: str
+) -> dict[str, str] | None:
     """The keys map, checked; None when it is not JSON at all (every key is then unknown)."""
     keys = _parsed_keys_map(config.get("tenant_api_keys"))
     if keys is None:
@@ -581,7 +583,6 @@ def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, st
                 "non-empty string"
             )
             continue
-        source = config.get(_SOURCE_OF["tenant_api_keys"], "tenant_api_keys")
         entry_check = _Checker(check.errors, f"{source}[{str(tenant_id)[:64]!r}]: ")
         checked = entry_check.key_text(key, "the key")
         if checked:
@@ -589,18 +590,22 @@ def _tenant_api_keys(config: Mapping[str, Any], check: _Checker) -> dict[str, st
     return good
 
 
-def _fleet(config: Mapping[str, Any], errors: list[str], notes: list[str]) -> list[Tenant]:
+def _fleet(
+    config: Mapping[str, Any], errors: list[str], notes: list[str], sources: Mapping[str, str]
+) -> list[Tenant]:
+    """The tenants list, checked; `sources` names where the list and the keys came from
+    (a setting, or the file a *_file setting named)."""
     entries = config.get("tenants")
     check = _Checker(errors, notes=notes)
     if not isinstance(entries, list) or not entries:
         check.fail("tenants must be a non-empty list of {tenant_id, admin_email, region|base_url}")
         return []
-    parsed_keys = _tenant_api_keys(config, check)
+    parsed_keys = _tenant_api_keys(config, check, sources["tenant_api_keys"])
     keys = parsed_keys or {}
     tenants: list[Tenant] = []
     folded_seen: dict[str, int] = {}  # tenant ids are compared without case
     credentials_seen: dict[tuple[str, str], str] = {}
-    source = config.get(_SOURCE_OF["tenants"], "tenants")
+    source = sources["tenants"]
     for index, entry in enumerate(entries):
         label = f"{source}[{index}]"
         if not isinstance(entry, Mapping):
@@ -698,15 +703,17 @@ def _all_keys(config: Mapping[str, Any]) -> list[str]:
 # Settings whose value may come from a JSON file instead (README, "Many tenants"): a fleet
 # never rides in one environment variable, which Linux caps at 128 KiB.
 FILE_SETTINGS = {"tenants_file": "tenants", "tenant_api_keys_file": "tenant_api_keys"}
-# Where a file's setting came from, for the messages about its entries (not a setting).
-_SOURCE_OF = {"tenants": " tenants source", "tenant_api_keys": " keys source"}
 # Each file is read once a process (the head start and the tap both check the settings),
 # again only if it changed.
 _read_files: dict[tuple[str, int, int], tuple[object, str | None]] = {}
 
 
-def _with_files(config: Mapping[str, Any], check: _Checker) -> Mapping[str, Any]:
-    """`config` with the settings that name a file replaced by that file's content."""
+def _with_files(
+    config: Mapping[str, Any], check: _Checker, sources: dict[str, str]
+) -> Mapping[str, Any]:
+    """`config` with the settings that name a file replaced by that file's content;
+    `sources` learns which setting came from which file, for the messages about its
+    entries."""
     if not any(config.get(name) not in (None, "") for name in FILE_SETTINGS):
         return config
     merged = dict(config)
@@ -730,7 +737,7 @@ def _with_files(config: Mapping[str, Any], check: _Checker) -> Mapping[str, Any]
             check.fail(error)
             continue
         merged[setting] = parsed
-        merged[_SOURCE_OF[setting]] = path
+        sources[setting] = path
     return merged
 
 
@@ -752,7 +759,8 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
     errors: list[str] = []
     notes: list[str] = []
     check = _Checker(errors, notes=notes)
-    config = _with_files(config, check)
+    sources = {setting: setting for setting in FILE_SETTINGS.values()}  # else the file
+    config = _with_files(config, check, sources)
     if errors:  # a file that cannot be read: whatever else it would say is noise
         raise SettingsError(errors)
     fleet = config.get("tenants") is not None
@@ -763,7 +771,7 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
                 f"tenants is set, and so is {', '.join(both)}: use either the one-tenant "
                 "settings or the tenants list, not both"
             )
-        tenants = _fleet(config, errors, notes)
+        tenants = _fleet(config, errors, notes, sources)
     else:
         if config.get("tenant_api_keys") is not None:
             check.fail("tenant_api_keys goes with tenants; one tenant's key is api_key")
