@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
-from spanning_emulator import SpanningEmulator, generate_users
+from spanning_emulator import EmulatedTenant, FleetEmulator, SpanningEmulator, generate_users
 
 from tests import tapdriver
 from tests.tapdriver import ADMIN_EMAIL, new_api_key
@@ -47,6 +47,22 @@ def start_emulator(api_key: str) -> Iterator[EmulatorFactory]:
         options.setdefault("admin_email", ADMIN_EMAIL)
         options.setdefault("api_key", api_key)
         emulator = SpanningEmulator(users, **options).start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def fleet_of() -> Iterator[Callable[[list[EmulatedTenant]], FleetEmulator]]:
+    """Start fleet emulators of the given tenants; every one is stopped at teardown."""
+    started: list[FleetEmulator] = []
+
+    def start(tenants: list[EmulatedTenant]) -> FleetEmulator:
+        emulator = FleetEmulator(tenants)
+        emulator.start()
         started.append(emulator)
         return emulator
 

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from spanning_emulator import SpanningEmulator, generate_users
 
 from tap_spanning.tap import TapSpanning
-from tests.tapdriver import ADMIN_EMAIL, discovered_catalog, new_api_key, run_tap
+from tests.tapdriver import ADMIN_EMAIL, discovered_catalog, new_api_key
 
 # The standard suite takes its config when the module is imported, so the emulator
 # starts here and stops when the test process exits.
@@ -55,25 +54,3 @@ def test_catalog_json_is_what_discover_prints() -> None:
     assert discovered_catalog() == json.loads((root / "catalog.json").read_text())
 
 
-@pytest.mark.process  # --about from the console script, as Meltano runs it
-def test_about_lists_the_settings() -> None:
-    about = run_tap(None, None, "--about", "--format=json")
-    assert about.returncode == 0, about.stderr[-2000:]
-    settings = json.loads(about.stdout)["settings"]["properties"]
-    assert {
-        "admin_email",
-        "api_key",
-        "base_url",
-        "region",
-        "tenant_id",
-        "tenants",
-        "tenant_api_keys",
-        "max_concurrent_tenants",
-        "page_size",
-        "request_timeout",
-        "max_retries",
-        "max_retry_wait",
-    } <= set(settings)
-    assert settings["api_key"].get("secret") is True
-    assert settings["tenant_api_keys"].get("secret") is True
-    assert settings["tenants"]["items"]["properties"]["api_key"].get("secret") is True

@@ -419,11 +419,14 @@ def test_a_host_that_hangs_for_every_tenant_costs_one_round_of_tries(tmp_path: P
         assert asked.count(tenant_id) == 0, tenant_id  # never asked: the circuit was open
         assert run.syncs()[tenant_id]["requests"] == 0
     for tenant_id in kinds["timeout"]:
-        # Its counters, tried twice. The tap counts its tries; the emulator logs a request
-        # only once a handler reads it, which a loaded machine may not reach before the
-        # 0.3 s deadline shuts the connection: at most two arrive, never more.
-        assert run.syncs()[tenant_id]["requests"] == 2, tenant_id
-        assert asked.count(tenant_id) <= 2, tenant_id
+        # Its counters, tried at most max_retries times: twice, or once when the circuit
+        # opened between its tries (other tenants of the host timed out meanwhile; on a
+        # loaded machine that happens). The tap counts its tries; the emulator logs a
+        # request only once a handler reads it, which a loaded machine may not reach before
+        # the 0.3 s deadline shuts the connection: never more than the tap's count.
+        tries = run.syncs()[tenant_id]["requests"]
+        assert 1 <= tries <= 2, (tenant_id, tries)
+        assert asked.count(tenant_id) <= tries, tenant_id
     last = run.last_stderr_line()
     assert "20 of 23 tenants failed: " in last
     assert last.endswith("and 10 more (each named in the log above)")
