@@ -6,6 +6,7 @@ backup status `expected_backup_summaries` and `expected_user_backups`). A tenant
 hostile (`HOSTILE_CASES`): it sends values a correct tap must refuse.
 """
 
+from .admission import PageHook, RequestRecord
 from .backups import (
     BACKUP_TYPES,
     BROKEN_DATE,
@@ -20,26 +21,15 @@ from .backups import (
     trailing_days,
     utc_today,
 )
-from .faults import FAULT_KINDS, RETRIED_FAULTS, FaultKind
+from .emulated import TENANT_ID_PATTERN, EmulatedTenant
+from .faults import FAULT_KINDS, RETRIED_FAULTS, Fault, FaultKind, FaultPlan, parse_fault
 from .fleet import generate_fleet, tenant_sizes
+from .fleet_server import FleetEmulator
 from .hostile import HOSTILE_CASE_NAMES, HOSTILE_CASES, HostileCase, hostile_case, reason_names
 from .hosts import REGIONS, is_loopback_host, split_location
-from .server import (
-    DEFAULT_ADMIN_EMAIL,
-    DEFAULT_API_KEY,
-    DEFAULT_PAGE_SIZE,
-    TENANT_ID_PATTERN,
-    EmulatedTenant,
-    Fault,
-    FaultPlan,
-    FleetEmulator,
-    LastLink,
-    LinkStyle,
-    PageHook,
-    RequestRecord,
-    SpanningEmulator,
-    parse_fault,
-)
+from .query import DEFAULT_PAGE_SIZE
+from .routes import LastLink, LinkStyle
+from .server import DEFAULT_ADMIN_EMAIL, DEFAULT_API_KEY, SpanningEmulator
 from .tenant import (
     DEFAULT_TENANT_ID,
     PROFILES,

@@ -15,20 +15,14 @@ from pathlib import Path
 from typing import Protocol
 
 from .backups import DATE_FORMATS, BackupHistory, expected_backup_summaries, expected_user_backups
-from .emulated import check_tenants
-from .faults import FAULT_KINDS_TEXT
+from .emulated import EmulatedTenant, check_tenants
+from .faults import FAULT_KINDS_TEXT, FaultPlan
 from .fleet import generate_fleet
+from .fleet_server import FleetEmulator
 from .fleetfiles import write_fleet, write_jsonl
 from .hostile import HOSTILE_CASE_NAMES, parse_hostile
 from .hosts import is_loopback_host
-from .server import (
-    DEFAULT_ADMIN_EMAIL,
-    DEFAULT_API_KEY,
-    EmulatedTenant,
-    FaultPlan,
-    FleetEmulator,
-    SpanningEmulator,
-)
+from .server import DEFAULT_ADMIN_EMAIL, DEFAULT_API_KEY, SpanningEmulator
 from .tenant import PROFILES, Profile, expected_output, generate_users, load_users
 
 API_KEY_ENV = "SPANNING_EMULATOR_API_KEY"

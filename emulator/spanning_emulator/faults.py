@@ -56,7 +56,7 @@ class Fault:
 class Exchange(Protocol):
     """One request being answered and its connection, as a fault serves it.
 
-    The server implements it (server._Exchange).
+    The listener implements it (listener._Exchange).
     """
 
     @property

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .backups import as_day, utc_today
+from .backup_history import as_day, utc_today
 from .emulated import EmulatedTenant
 from .hostile import hostile_case, reason_names
 from .tenant import expected_output, expected_roles_stream, expected_tenant_record

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 DEFAULT_PAGE_SIZE = 50
-# The API's read routes (server.py answers them; hostile.py changes some answers).
+# The API's read routes (routes.py answers them; hostile.py changes some answers).
 USERS_PATH = "/external/users"
 TENANT_PATH = "/external/tenant"
 SUMMARY_PATH = "/external/tenant/backups/summary"

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .backups import BackupHistory
+from .backup_history import BackupHistory
 from .tenant import DEFAULT_TENANT_ID, sort_key, tenant_summary
 from .wire import dumps
 
