@@ -111,8 +111,9 @@ class DeadRun(Repeats):
 
     @property
     def ok(self) -> bool:
-        """Every run failed every tenant (exit 1: none completed), wrote no record (README:
-        a run with no tenant answering writes none) and named them all last, no key there."""
+        """Every run failed every tenant (exit 1: none completed), wrote no record
+        (docs/many-tenants.md: a run with no tenant answering writes none) and named them all
+        last, no key there."""
         return all(
             run.returncode == 1
             and named_in_last_line(run) == self.tenants

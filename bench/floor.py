@@ -11,7 +11,7 @@ run's `sync_version`. Every users, role_memberships and tenants record carries t
 
 With `--user-backups` the users pages are asked with `status=true` and the 7 days ending
 the server's today (the `Date` header of `/external/tenant`), and each user's
-`backupSummary` items become `user_backups` records too (README, "Backup health").
+`backupSummary` items become `user_backups` records too (docs/backup-health.md).
 
 It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench`),
 so the bench compares the tap with an independent implementation. It has none of

@@ -3,7 +3,7 @@
 `GET /external/tenant/backups/summary` and each user's `backupSummary` hold one item per
 day and workload. An item the tap cannot trust (a count no warehouse holds, a part larger
 than its total, a day outside the window asked, a day listed twice) raises BackupError,
-which fails its tenant alone: asking again would not change it (README, "Backup health").
+which fails its tenant alone: asking again would not change it (docs/backup-health.md).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from tap_spanning.data_errors import TenantDataError
 from tap_spanning.redaction import quote
 
-# The workloads Spanning reports (README, "Backup health"); others are kept as sent.
+# The workloads Spanning reports (docs/backup-health.md); others are kept as sent.
 BACKUP_TYPES = ("MAIL", "CALENDAR", "CONTACT", "DRIVE", "SPSITE")
 BACKUP_COUNTS = ("total", "successful", "partial", "failed")
 # backup.data's item counts, and the record fields they fill.
@@ -32,7 +33,7 @@ _MONTH_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _EPOCH_MS_TEXT = re.compile(r"-?\d{1,15}")
 _WHOLE_TEXT = re.compile(r"\d{1,16}")
 # The largest count the tap emits: the largest integer every warehouse (and a JSON reader
-# using doubles) holds exactly. A larger one fails its tenant alone (README, "Many tenants").
+# using doubles) holds exactly. A larger one fails its tenant alone (docs/many-tenants.md).
 MAX_COUNT = 2**53 - 1
 
 
@@ -41,10 +42,12 @@ class PageError(ValueError):
     counters, an array of days): a proxy's page or a cut-off body, retried."""
 
 
-class BackupError(ValueError):
+class BackupError(TenantDataError):
     """A backup item whose shape the tap cannot read: it fails the tenant. The message
     names the field, never its content (a day's count says nothing, but a stray value
     might hold anything)."""
+
+    reason = "unreadable backup status"
 
 
 def backup_date(value: object) -> str | None:

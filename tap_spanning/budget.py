@@ -5,7 +5,7 @@ bytes and then as records, until the writer has written it. Tenants fetched side
 side would each hold several (one being read, one waiting for the hand-off, one in
 it), so 64 tenants sending pages near the bound could hold gigabytes. Here a tenant
 reserves room before it asks for a page and gives it back once the page is written;
-when the budget is spent it waits for room rather than failing (README, "Many tenants").
+when the budget is spent it waits for room rather than failing (docs/many-tenants.md).
 
 The reservation is an estimate (the largest page of the run so far, and before any
 page the bound itself) corrected to the body's real size once it is read; a body

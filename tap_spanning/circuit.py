@@ -14,7 +14,7 @@ class HostCircuit:
     timed out (after all their tries), with no tenant of that host answering in
     between, every other tenant of that host fails at once with "host unreachable",
     and the other hosts carry on. A regional outage then costs about one round of
-    tries (max_retries x request_timeout), not one per tenant (README, "Failure
+    tries (max_retries x request_timeout), not one per tenant (docs/operations.md, "Failure
     behaviour"). Called from worker threads.
     """
 

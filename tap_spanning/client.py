@@ -14,7 +14,7 @@ request headers, so the key cannot end up in one.
 
 The streams do not use the SDK's RESTStream: it holds one session, one authenticator
 and one base URL per stream, and a fleet needs one of each per tenant, used from
-worker threads (README, "Development").
+worker threads (docs/development.md).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class SpanningError(Exception):
 
     `reason` is the few words that the run's last line gives for the tenant
     ("credentials refused", "HTTP 503 after 5 tries"). Not one of the SDK's exception
-    types: the client runs before the SDK is loaded (head_start.py).
+    types: it ends one tenant, in a worker thread, never the sync.
     """
 
     def __init__(self, message: str, reason: str) -> None:

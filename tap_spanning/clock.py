@@ -4,7 +4,7 @@ The backup window ends on the day the server counts as today, so that a tenant w
 host runs a little ahead of or behind this machine is asked for the days it holds. A
 `Date` header more than a day from this machine's clock is a broken or lying clock,
 not a time zone: the window asked would be decades off, so this machine's clock is
-used instead (README, "Many tenants" and "Backup health").
+used instead (docs/many-tenants.md and docs/backup-health.md).
 """
 
 from __future__ import annotations

@@ -1,14 +1,13 @@
-"""The console script: signals are handled from the first instant, the run gets a head
-start, then the tap runs, and the process ends as soon as its output is out.
+"""The console script: signals are handled from the first instant, then the tap runs,
+and the process ends as soon as its output is out.
 
 A SIGTERM or SIGINT while the SDK is being imported would otherwise end the process with
 Python's defaults (-15 and nothing said, or a KeyboardInterrupt traceback); see signals.py.
-The SDK installs the tap's own handlers (sdk_seam.singer.SeamTap) once the tap is built.
+The SDK installs the tap's own handlers (sdk_seam.SeamTap) once the tap is built.
 
-While the SDK loads (about 0.45 s of CPU), a plain sync's credentials are already being
-asked (head_start.py). Once the tap is done, every stream is flushed and the process
-exits at once: the interpreter's teardown of a fleet run's objects and modules would
-add 0.1-0.2 s after the last line, for nothing.
+Once the tap is done, every stream is flushed and the process exits at once: the
+interpreter's teardown of a fleet run's objects and modules would add 0.1-0.2 s after
+the last line, for nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ def give_freed_memory_back() -> None:
     the size bound, the process held 2.4 times what it did with 4, though the response
     budget (budget.py) held the same bytes. At most two arenas, and every block of
     128 KiB or more mapped (and unmapped when freed), keep memory at what is in use
-    (README, "Many tenants"). Other C libraries are left as they are.
+    (docs/many-tenants.md). Other C libraries are left as they are.
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
@@ -46,14 +45,11 @@ def give_freed_memory_back() -> None:
 
 
 def main() -> None:
-    """Handle signals, give the run its head start, run the tap, exit."""
+    """Handle signals, run the tap, exit."""
     give_freed_memory_back()  # before any thread starts
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stopped_early)
-    from tap_spanning import head_start  # noqa: PLC0415  # after the handlers
-
-    head_start.begin(sys.argv[1:])
-    from tap_spanning.tap import main as run_tap  # noqa: PLC0415  # after the head start
+    from tap_spanning.tap import main as run_tap  # noqa: PLC0415  # after the handlers
 
     try:
         run_tap()

@@ -3,15 +3,13 @@ name a file (tenants_file, tenant_api_keys_file: settings.py).
 
 The SDK reads the command line's files before the tap starts, with a traceback that names
 no file; these checks run first and say in one line which file is wrong and how, never
-what it holds (a config file may hold a key). The head start (head_start.py) also reads a
-plain sync's config and catalog here, as the SDK will.
+what it holds (a config file may hold a key).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 
 def _option_values(argv: list[str], option: str) -> list[str]:
@@ -72,50 +70,6 @@ def argv_file_errors(argv: list[str]) -> list[str]:
             )
         errors += [error] if error else []
     return errors
-
-
-# The options of a plain sync: what Meltano passes to `meltano run` a tap.
-_SYNC_OPTIONS = ("--config", "--catalog", "--properties", "--state")
-
-
-def plain_sync_config(argv: list[str]) -> dict[str, Any] | None:
-    """The config of a plain sync, read as the SDK reads it (files merged in order), or None.
-
-    A plain sync is `--config FILE...` with `--catalog`/`--properties`/`--state` at most,
-    every config file a readable JSON object and none of them `ENV`. Anything else
-    (another option, a file with a mistake) is None: left to the SDK's own path, which
-    reports it.
-    """
-    index = 0
-    while index < len(argv):
-        name, given, _ = argv[index].partition("=")
-        if name not in _SYNC_OPTIONS:
-            return None
-        index += 1 if given else 2  # `--option=value`, or `--option value`
-    if index > len(argv):
-        return None  # an option without its value
-    paths = _option_values(argv, "--config")
-    if not paths or "ENV" in paths:
-        return None
-    config: dict[str, Any] = {}
-    for path in paths:
-        parsed, error = json_file(path, "config")
-        if error is not None or not isinstance(parsed, dict):
-            return None
-        config |= parsed
-    return config
-
-
-def catalog_path(argv: list[str]) -> str | None:
-    """The catalog a sync reads (`--catalog`, else the older `--properties`)."""
-    paths = _option_values(argv, "--catalog") or _option_values(argv, "--properties")
-    return paths[-1] if paths else None
-
-
-def read_json_file(path: str) -> object | None:
-    """A JSON file's content, or None when it cannot be read or parsed."""
-    parsed, error = json_file(path, "JSON")
-    return None if error is not None else parsed
 
 
 def _is_singer_state(state: object) -> bool:

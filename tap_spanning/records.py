@@ -22,16 +22,21 @@ from tap_spanning.backups import (
     count_value,
     user_backup_records,
 )
+from tap_spanning.data_errors import TenantDataError
 from tap_spanning.redaction import quote
 from tap_spanning.roles import is_disabled, roles_for_user
 
 
-class UserError(ValueError):
+class UserError(TenantDataError):
     """A user in a page cannot be turned into a record."""
+
+    reason = "unreadable users page"
 
 
 class PagesNotAdvancing(UserError):
     """A tenant's pages repeat users they already gave: pagination is not advancing."""
+
+    reason = "pagination not advancing"
 
 
 # How many of a tenant's latest users are remembered to catch a page that repeats an
@@ -40,7 +45,7 @@ REPEAT_WINDOW_USERS = 2_000
 
 
 class ApiUser(TypedDict, total=False):
-    """The fields of an API user the tap reads (README, "Streams and fields"). A page is
+    """The fields of an API user the tap reads (docs/streams.md). A page is
     decoded into these alone: a field the tap never reads (a server may add any) is
     skipped unread, not held in memory for every user of every page in flight."""
 
@@ -142,10 +147,10 @@ def _tags(user: Mapping[str, Any], msid: str) -> list[str] | None:
 
 
 def user_record(user: object, tenant_id: str, sync_version: int) -> UserRecord:
-    """Turn one API user into a `users` record and its roles (README, "Streams and fields").
+    """Turn one API user into a `users` record and its roles (docs/streams.md).
 
-    `sync_version` is the run's version, on every record of tenant data (README, "Many
-    tenants": the current-rows rule).
+    `sync_version` is the run's version, on every record of tenant data
+    (docs/many-tenants.md: the current-rows rule).
     """
     if not isinstance(user, dict):
         raise UserError(f"a user is {quote(user)}, not a JSON object")
@@ -207,7 +212,7 @@ class PageSequence:
     advancing (`PagesNotAdvancing`); a page listing one msId twice cannot be trusted
     (`UserError`). The earlier pages are remembered up to REPEAT_WINDOW_USERS users, so
     that memory stays flat whatever the tenant's size; the counters' page bound
-    (README, "Many tenants") catches a loop longer than that.
+    (docs/many-tenants.md) catches a loop longer than that.
     """
 
     def __init__(
@@ -283,9 +288,11 @@ TENANT_COUNTERS = {
 }
 
 
-class CounterError(ValueError):
+class CounterError(TenantDataError):
     """A license counter no warehouse can hold (negative, fractional, too large): the
     tenant fails, and asking again would not change it."""
+
+    reason = "unreadable tenant counters"
 
 
 def parse_tenant(payload: object) -> dict[str, Any]:

@@ -25,7 +25,7 @@ _QUOTE_SCRUBBED = _QUOTE_LIMIT + 1024
 
 class SecretIndex:
     """Every form of every tenant's key, found in a text at a cost that does not grow
-    with the fleet (README, "Many tenants"): each form is indexed by its last ANCHOR
+    with the fleet (docs/many-tenants.md): each form is indexed by its last ANCHOR
     characters, and a text is read once, looking each window of ANCHOR characters up.
 
     The end, not the start: the forms of one tenant that begin with its admin's email

@@ -1,16 +1,18 @@
 """One sync of the fleet: who is fetched, in which order, who failed, and what the run says.
 
-`SyncRun` is handed to every stream of one run. It starts each tenant's requests
-(`fleet.TwoPasses`, one `TenantClient` a tenant), consumes what the workers hand
-back, and gives the streams typed results for their tenant: pages of users
-(`TenantPage`) and license counters. The streams never see the fleet's events.
+`SyncRun` is handed to every stream of one run. It knows no stream: when it begins, it
+asks for the plan of the streams the catalog wants (tenant_pass.py), starts each
+tenant's requests in worker threads (`fleet.TwoPasses`, one `TenantClient` a tenant),
+and hands what the workers bring back to the one thread that writes: each tenant's
+answer to the credentials pass (`answers`), then the pages of the users pages pass
+(`pages`).
 
-The run has two passes over the fleet (README, "Many tenants"):
+The run has two passes over the fleet (docs/many-tenants.md):
 1. the credentials: every tenant's `GET /external/tenant`, side by side, before any
-   record is written. A refused tenant stops the run (`failure_mode` strict);
-   the counters feed the `tenants` stream and bound each tenant's pages;
-2. the users, largest tenant first, so that the biggest tenant does not start last
-   and leave the other workers idle at the end. It starts in the same workers as
+   record is written, with what the streams riding it fetch. A refused tenant stops the
+   run (`failure_mode` strict);
+2. the users pages, the largest tenant first, so that the biggest tenant does not start
+   last and leave the other workers idle at the end. It starts in the same workers as
    soon as no credentials request is left to start: no wait for the slowest answer
    between the passes (its pages are written once every tenant has answered).
 A failed tenant is not asked again in the same run: its other streams would fail the
@@ -20,31 +22,24 @@ same way and cost the others time.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any
 
 from tap_spanning import budget as response_budget
-from tap_spanning.backups import BackupError, BackupWindow, backup_summary_records
 from tap_spanning.budget import Hold, ResponseBudget
 from tap_spanning.circuit import HostCircuit
 from tap_spanning.client import SpanningError, TenantClient
-from tap_spanning.clock import backup_today
+from tap_spanning.config_schema import NIGHTLY, STRICT
+from tap_spanning.data_errors import TenantDataError
 from tap_spanning.fleet import TenantFailed, TenantItem, TwoPasses
-from tap_spanning.records import (
-    CounterError,
-    PageSequence,
-    PagesNotAdvancing,
-    TenantPage,
-    UserError,
-)
 from tap_spanning.redaction import scrub
-from tap_spanning.settings import NIGHTLY, STRICT, Settings, Tenant
+from tap_spanning.settings import Settings, Tenant
+from tap_spanning.tenant_pass import CredentialsHook, PagesFetch, Pass, RunPlan, TenantAnswer
 from tap_spanning.transport import MAX_RESPONSE_BYTES
 
 # A long sync logs a progress line at most this often.
@@ -54,18 +49,8 @@ PROGRESS_EVERY_SECONDS = 10.0
 NAMED_IN_LAST_LINE = 10
 # The reason a refused tenant fails with (client.py): it may stop the whole run.
 REFUSED = "credentials refused"
-
-
-def page_bound(users: object, page_size: int) -> int | None:
-    """The most pages a tenant may send: twice what its `users` counter needs, plus 2.
-
-    Counters move while a sync runs (users are added), hence the slack; a tenant past it
-    is sending pages that never end (README, "Many tenants"). None when the counter is
-    missing: the checks on the pages themselves still hold.
-    """
-    if not isinstance(users, int) or isinstance(users, bool) or users < 0:
-        return None
-    return 2 * max(1, math.ceil(users / page_size)) + 2
+# The plan of a run that is given none: the credentials pass alone.
+CREDENTIALS_ONLY = RunPlan(with_credentials=(), pages=None, failed_in={})
 
 
 class RunFailed(RuntimeError):
@@ -84,14 +69,8 @@ class TenantFailure:
 def _failure_of(tenant: Tenant, error: BaseException) -> TenantFailure:
     if isinstance(error, SpanningError):
         return TenantFailure(tenant.tenant_id, str(error), error.reason)
-    if isinstance(error, BackupError):
-        return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable backup status")
-    if isinstance(error, CounterError):
-        return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable tenant counters")
-    if isinstance(error, PagesNotAdvancing):
-        return TenantFailure(tenant.tenant_id, scrub(str(error)), "pagination not advancing")
-    if isinstance(error, UserError):
-        return TenantFailure(tenant.tenant_id, scrub(str(error)), "unreadable users page")
+    if isinstance(error, TenantDataError):
+        return TenantFailure(tenant.tenant_id, scrub(str(error)), error.reason)
     # Not one of ours: a bug, or the machine. Its type, and a scrubbed message.
     text = scrub(f"{type(error).__name__}: {error}")
     return TenantFailure(tenant.tenant_id, text, type(error).__name__)
@@ -104,52 +83,27 @@ class TenantSync:
     tenant: Tenant
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    counters: dict[str, Any] | None = None
-    # The days the backup streams read, from the tenant's own clock (its Date header).
-    backup_window: BackupWindow | None = None
-    backup_summaries: list[dict[str, Any]] | None = None
-    users: int = 0
-    memberships: int = 0
+    # Its answer to the credentials pass, once its credentials answered.
+    answer: TenantAnswer | None = None
+    # The records written of it, by stream.
+    written: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     retries: int = 0
     failure: TenantFailure | None = None
     answered: bool = False
-    users_done: bool = False  # its users pass ran to the end
+    pages_done: bool = False  # its users pages pass ran to the end
 
 
 @dataclass(frozen=True)
 class _HeldPage:
     """A page on its way to the writer, and the room it holds in the run's budget."""
 
-    page: TenantPage
+    page: object
     hold: Hold | None
 
     def release(self) -> None:
         if self.hold is not None:
             self.hold.release()
-
-
-@dataclass(frozen=True)
-class _Parts:
-    """What one start of the passes writes to from its workers: the tenants' parts and
-    the host circuit (a run begun again gives its new workers new ones)."""
-
-    tenants: dict[str, TenantSync]
-    circuit: HostCircuit
-    budget: ResponseBudget
-
-    def of(self, tenant: Tenant) -> TenantSync:
-        return self.tenants[tenant.tenant_id]
-
-    def users_counter(self, tenant: Tenant) -> float:
-        """A tenant's `users` counter, for the largest first; missing counts as large."""
-        users = (self.of(tenant).counters or {}).get("users")
-        return users if isinstance(users, int) else math.inf
-
-    def failed(self, tenant: Tenant, error: Exception) -> None:
-        """The host circuit learns of a failure in the worker, before the worker takes its
-        next tenant: the main thread may hear of it only later."""
-        self.circuit.failed(str(tenant.origin), _failure_of(tenant, error).reason)
 
 
 class SyncRun:
@@ -162,32 +116,32 @@ class SyncRun:
         user_agent: str,
         *,
         version: int,
-        wanted: Callable[[str], bool] | None = None,
+        plan: Callable[[], RunPlan] | None = None,
+        tallies: Mapping[str, str] | None = None,
     ) -> None:
-        # Settings are read when the run begins: `--discover` builds streams without them.
+        # Settings and plan are read when the run begins: `--discover` builds streams
+        # without settings, and the catalog says which streams are wanted after they are.
         self._settings_of = settings
-        # Is this stream selected (or a child of it)? Requests only for what is wanted.
-        self.wanted = wanted or _every_stream
+        self._plan_of = plan or (lambda: CREDENTIALS_ONLY)
+        self.plan = CREDENTIALS_ONLY
+        # The streams the closing line counts (stream name: what its records are), the
+        # first also in the progress lines.
+        self.tallies = dict(tallies or {})
         self.logger = logger
         self.user_agent = user_agent
         self.version = version
         self.begun = False
         self.started = time.monotonic()
-        self.pages = 0  # users pages written
+        self.pages_written = 0
         self._lock = threading.Lock()  # the tenants' request counts, added from workers
         self._fleet: TwoPasses[_HeldPage] | None = None
         # The response bytes the run's tenants hold, all of them together (budget.py).
-        self.budget = self._new_budget()
-        self._fleet_plan: tuple[object, ...] = ()
+        # The module's constant read now, not at import: the tests run with a small one.
+        self.budget = ResponseBudget(response_budget.RESPONSE_BUDGET_BYTES, MAX_RESPONSE_BYTES)
         self._refused: list[str] = []
-        self._distrusted_hosts: set[str] = set()  # hosts whose clock was named once
+        self._warned: set[str] = set()  # what warn_once said already
         self.circuit = HostCircuit()
         self._last_progress = self.started
-
-    @staticmethod
-    def _new_budget() -> ResponseBudget:
-        # The module's constant read now, not at import: the tests run with a small one.
-        return ResponseBudget(response_budget.RESPONSE_BUDGET_BYTES, MAX_RESPONSE_BYTES)
 
     @cached_property
     def settings(self) -> Settings:
@@ -204,89 +158,79 @@ class SyncRun:
         """The failed tenants, in configured order."""
         return {tid: s.failure for tid, s in self.tenants.items() if s.failure is not None}
 
+    def warn_once(self, key: str, message: str, *args: object) -> None:
+        """Log a warning the first time `key` is met in the run (from any worker)."""
+        with self._lock:
+            first = key not in self._warned
+            self._warned.add(key)
+        if first:
+            self.logger.warning(message, *args)
+
     # -- fetching
 
-    def _client(self, tenant: Tenant, parts: _Parts) -> TenantClient:
-        parts.circuit.check(str(tenant.origin))
-        part = parts.of(tenant)
+    def _client(self, tenant: Tenant) -> TenantClient:
+        self.circuit.check(str(tenant.origin))
+        part = self.tenants[tenant.tenant_id]
         if part.started_at is None:
             part.started_at = datetime.now(timezone.utc)
         return TenantClient(tenant, self.settings, self.logger, self.user_agent)
 
-    def _close(self, tenant: Tenant, client: TenantClient, parts: _Parts) -> None:
+    def _close(self, tenant: Tenant, client: TenantClient) -> None:
         client.close()
-        part = parts.of(tenant)
+        part = self.tenants[tenant.tenant_id]
         with self._lock:
             part.finished_at = datetime.now(timezone.utc)
             part.requests += client.requests_made
             part.retries += client.retries
 
-    def _plan(self, users_page_limit: int | None) -> tuple[object, ...]:
-        """What the passes fetch: which streams are wanted, how many users pages."""
-        users = self.wanted("users")
-        return (
-            users,
-            self.wanted("backup_summaries"),
-            self.wanted("user_backups"),
-            users_page_limit if users else None,
-        )
+    def _failed_in_worker(self, tenant: Tenant, error: Exception) -> None:
+        """The host circuit learns of a failure in the worker, before the worker takes its
+        next tenant: the main thread may hear of it only later."""
+        self.circuit.failed(str(tenant.origin), _failure_of(tenant, error).reason)
 
-    def start(self, *, users_page_limit: int | None = None) -> None:
-        """Start both passes in their workers (`fleet.TwoPasses`) and return at once.
+    def _answer_of(self, tenant: Tenant) -> TenantAnswer:
+        answer = self.tenants[tenant.tenant_id].answer
+        assert answer is not None  # its credentials pass succeeded
+        return answer
 
-        A run begun before the tap knew its catalog (head_start.py) that
-        turns out to fetch other streams than the tap syncs is dropped and begun again:
-        its workers go on with the parts and the circuit they were given, which the run
-        no longer reads.
-        """
-        plan = self._plan(users_page_limit)
-        if self._fleet is not None:
-            if plan == self._fleet_plan:
-                return
-            self._fleet.close()
-            self.__dict__.pop("tenants", None)  # fresh parts (a cached_property)
-            self.circuit = HostCircuit()
-        self._fleet_plan = plan
-        if self._fleet is not None:
-            self.budget.close()  # the dropped start's workers stop waiting for room
-        self.budget = self._new_budget()
-        parts = _Parts(self.tenants, self.circuit, self.budget)
-        self._fleet = TwoPasses(
+    def _start(self, page_limit: int | None) -> TwoPasses[_HeldPage]:
+        """Start both passes in their workers (`fleet.TwoPasses`) and return at once."""
+        self.plan = plan = self._plan_of()
+        pages = plan.pages
+        return TwoPasses(
             self.settings.tenants,
-            self._credentials_job(parts),
-            second=self._users_job(parts, users_page_limit)
-            if self.wanted("users")
-            else None,
-            priority=parts.users_counter,
+            self._credentials_job(plan.with_credentials),
+            second=None if pages is None else self._pages_job(pages, page_limit),
+            priority=_no_priority
+            if pages is None
+            else lambda tenant: pages.priority(self._answer_of(tenant)),
             max_concurrent=self.settings.max_concurrent_tenants,
             name="spanning",
         )
 
     def close(self) -> None:
-        """Stop the workers at their next item (a run dropped, or ended early)."""
+        """Stop the workers at their next item (a run ended early)."""
         if self._fleet is not None:
             self.budget.close()
             self._fleet.close()
 
-    def preflight(self, *, users_page_limit: int | None = None) -> None:
+    def preflight(self, *, page_limit: int | None = None) -> None:
         """Every tenant's credentials, proven before any record: `GET /external/tenant`.
 
-        Once per run, whichever stream asks first (the users stream, when it is wanted:
-        it is synced first, and says how many pages `--test` reads). The users pass
-        starts in the same workers as soon as no credentials request is left to start
-        (`fleet.TwoPasses`); its pages wait until every tenant has answered. Raises
-        RunFailed when a tenant is refused (failure_mode strict) or when no
-        tenant answered.
+        Once per run, whichever stream asks first (the first stream synced, which says
+        how many pages `--test` reads). The users pages pass starts in the same workers
+        as soon as no credentials request is left to start (`fleet.TwoPasses`); its
+        pages wait until every tenant has answered. Raises RunFailed when a tenant is
+        refused (failure_mode strict) or when no tenant answered.
         """
         if self.begun:
             return
-        self.start(users_page_limit=users_page_limit)
+        self._fleet = fleet = self._start(page_limit)
         self.begun = True
-        fleet = self._fleet
-        assert fleet is not None  # start() began it
+        failed_in = self.plan.failed_in.get(Pass.CREDENTIALS, Pass.CREDENTIALS.value)
         for event in fleet.first_results():
             if isinstance(event, TenantFailed):
-                self.fail(event.tenant, "tenants", event.error)
+                self.fail(event.tenant, failed_in, event.error)
             else:
                 self.tenants[event.tenant.tenant_id].answered = True
         self._refused = [
@@ -302,109 +246,52 @@ class SyncRun:
             fleet.close()
             raise
 
-    def _credentials_job(self, parts: _Parts) -> Callable[[Tenant], None]:
-        summaries = self.wanted("backup_summaries")
-        backups = summaries or self.wanted("user_backups")
-        days = self.settings.backup_days
-
+    def _credentials_job(self, hooks: Sequence[CredentialsHook]) -> Callable[[Tenant], None]:
         def job(tenant: Tenant) -> None:
             try:
-                client = self._client(tenant, parts)
-                part = parts.of(tenant)
+                client = self._client(tenant)
                 try:
-                    part.counters = client.tenant_counters()
-                    if backups:
-                        part.backup_window = window = BackupWindow.ending(
-                            self._today(tenant, client.server_date), days
-                        )
-                        if summaries:
-                            part.backup_summaries = client.backup_summary(
-                                window,
-                                lambda payload: backup_summary_records(
-                                    payload, tenant.tenant_id, self.version, window
-                                ),
-                            )
+                    counters = client.tenant_counters()
+                    answer = TenantAnswer(tenant, counters, client.server_date)
+                    self.tenants[tenant.tenant_id].answer = answer
+                    for hook in hooks:
+                        hook(client, answer)
                 finally:
-                    self._close(tenant, client, parts)
+                    self._close(tenant, client)
             except Exception as exc:
-                parts.failed(tenant, exc)
+                self._failed_in_worker(tenant, exc)
                 raise
-            parts.circuit.answered(str(tenant.origin))
+            self.circuit.answered(str(tenant.origin))
 
         return job
 
-    def _today(self, tenant: Tenant, server_date: str | None) -> date:
-        """The day a tenant's backup window ends; a host whose clock is more than a day
-        off is named once a run, and this machine's clock is used."""
-        today = backup_today(server_date, datetime.now(timezone.utc))
-        if today.distrusted is not None:
-            host = str(tenant.origin)
-            with self._lock:
-                first = host not in self._distrusted_hosts
-                self._distrusted_hosts.add(host)
-            if first:
-                self.logger.warning(
-                    "Host %s sent a Date header of %s, more than a day from this machine's "
-                    "clock: the backup window ends on this machine's today (%s) instead",
-                    host,
-                    today.distrusted.isoformat(),
-                    today.day.isoformat(),
-                )
-        return today.day
-
-    def _users_job(
-        self, parts: _Parts, page_limit: int | None
+    def _pages_job(
+        self, fetch: PagesFetch, page_limit: int | None
     ) -> Callable[[Tenant], Iterator[_HeldPage]]:
-        page_size = self.settings.page_size
-        with_backups = self.wanted("user_backups")
-
         def job(tenant: Tenant) -> Iterator[_HeldPage]:
             try:
-                client = self._client(tenant, parts)
-                part = parts.of(tenant)
-                bound = page_bound((part.counters or {}).get("users"), page_size)
-                window = part.backup_window if with_backups else None
-                sequence = PageSequence(tenant.tenant_id, self.version, backups=window)
-                pages = client.users_pages(
-                    page_limit=page_limit, max_pages=bound, backups=window, budget=parts.budget
-                )
+                client = self._client(tenant)
+                pages = fetch.pages(client, self._answer_of(tenant), page_limit, self.budget)
                 try:
-                    for index, (page, fetched_at, hold) in enumerate(pages):
+                    for index, (page, hold) in enumerate(pages):
                         if index == 0:
-                            parts.circuit.answered(str(tenant.origin))
-                        try:
-                            users = sequence.users_of(page)
-                        except BaseException:
-                            if hold is not None:
-                                hold.release()
-                            raise
-                        if sequence.repeats_dropped:
-                            self.logger.warning(
-                                "Tenant %s: page %d of users repeats %d users of the previous "
-                                "page; they are emitted once",
-                                tenant.tenant_id,
-                                sequence.page_number,
-                                sequence.repeats_dropped,
-                            )
-                        yield _HeldPage(TenantPage(tenant.tenant_id, users, fetched_at), hold)
+                            self.circuit.answered(str(tenant.origin))
+                        yield _HeldPage(page, hold)
                 finally:
-                    self._close(tenant, client, parts)
+                    self._close(tenant, client)
             except Exception as exc:
-                parts.failed(tenant, exc)
+                self._failed_in_worker(tenant, exc)
                 raise
 
         return job
 
-    def users_pages(self, *, page_limit: int | None = None) -> Iterator[TenantPage]:
-        """Every tenant's users, a checked page at a time, tenants side by side.
-
-        The largest tenants (by their `users` counter) start first; a tenant whose
-        counter is missing counts as large. Each tenant's pages are bounded by its
-        counter (`page_bound`).
-        """
-        self.preflight(users_page_limit=page_limit)
+    def pages(self, *, page_limit: int | None = None) -> Iterator[object]:
+        """Every tenant's pages of the users pages pass, tenants side by side, each as
+        the plan's `PagesFetch` made it, in the tenant's order."""
+        self.preflight(page_limit=page_limit)
         fleet = self._fleet
         assert fleet is not None  # preflight started it
+        failed_in = self.plan.failed_in.get(Pass.USERS_PAGES, Pass.USERS_PAGES.value)
         for event in fleet.second_events():
             tenant_id = event.tenant.tenant_id
             if isinstance(event, TenantItem):
@@ -414,27 +301,21 @@ class SyncRun:
                 finally:  # written (or the sync stopped): its room is free again
                     event.item.release()
             elif isinstance(event, TenantFailed):
-                self.fail(event.tenant, "users", event.error)
+                self.fail(event.tenant, failed_in, event.error)
             else:
-                self.tenants[tenant_id].users_done = True
+                self.tenants[tenant_id].pages_done = True
 
-    def backup_summaries(self) -> Iterator[list[dict[str, Any]]]:
-        """Each tenant's backup_summaries records, from the credentials pass (no request)."""
+    def answers(self) -> Iterator[TenantAnswer]:
+        """Each tenant's answer to the credentials pass, in configured order, but for the
+        tenants that failed (no request: the pass ran before any record)."""
         self.preflight()
         for part in self.tenants.values():
-            if part.failure is None and part.backup_summaries is not None:
-                yield part.backup_summaries
-
-    def tenant_counters(self) -> Iterator[tuple[Tenant, dict[str, Any]]]:
-        """Each tenant's license counters, from the credentials pass (no request)."""
-        self.preflight()
-        for part in self.tenants.values():
-            if part.failure is None and part.counters is not None:
-                yield part.tenant, part.counters
+            if part.failure is None and part.answer is not None:
+                yield part.answer
 
     # -- outcomes
 
-    def fail(self, tenant: Tenant, stream: str, error: BaseException) -> None:
+    def fail(self, tenant: Tenant, where: str, error: BaseException) -> None:
         """Record a tenant's failure, in one log line (the last line names it again)."""
         part = self.tenants[tenant.tenant_id]
         if part.failure is not None:
@@ -442,7 +323,7 @@ class SyncRun:
         part.failure = _failure_of(tenant, error)
         if not self.settings.one_tenant_form:
             self.logger.error(
-                "Tenant %s failed in %s: %s", tenant.tenant_id, stream, part.failure.message
+                "Tenant %s failed in %s: %s", tenant.tenant_id, where, part.failure.message
             )
 
     def complete(self) -> bool:
@@ -451,8 +332,9 @@ class SyncRun:
 
     def exits_failed(self) -> bool:
         """Does the run end with exit 1? When a tenant failed, except in the nightly mode,
-        where a night with at least one complete tenant is a normal night (README, "Many
-        tenants"): the loader and dbt still run, and tenant_syncs records the failures."""
+        where a night with at least one complete tenant is a normal night
+        (docs/many-tenants.md): the loader and dbt still run, and tenant_syncs records the
+        failures."""
         failures = self.failures
         if not failures:
             return False
@@ -467,45 +349,54 @@ class SyncRun:
 
     # -- what the run says
 
-    def note_page(self, tenant_id: str, users: int) -> None:
+    def note_written(self, stream: str, tenant_id: str, count: int) -> None:
+        """Count `count` records of `stream` written for a tenant."""
+        self.tenants[tenant_id].written[stream] += count
+
+    def note_page(self) -> None:
         """Count a page written; log progress at most every PROGRESS_EVERY_SECONDS."""
-        self.tenants[tenant_id].users += users
-        self.pages += 1
+        self.pages_written += 1
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
             self._last_progress = now
             elapsed = now - self.started
-            written = self._total("users")
+            stream, noun = next(iter(self.tallies.items()), ("", "records"))
+            written = self._written(stream)
             failed = len(self.failures)
-            done = sum(1 for part in self.tenants.values() if part.users_done)
+            done = sum(1 for part in self.tenants.values() if part.pages_done)
             self.logger.info(
-                "Progress: %d users in %d pages so far, %.0f users/s, %d retries; "
+                "Progress: %d %s in %d pages so far, %.0f %s/s, %d retries; "
                 "tenants: %d done, %d failed, %d left",
                 written,
-                self.pages,
+                noun,
+                self.pages_written,
                 written / elapsed if elapsed else 0.0,
-                self._total("retries"),
+                noun,
+                self._total_retries(),
                 done,
                 failed,
                 len(self.tenants) - done - failed,
             )
 
-    def note_memberships(self, tenant_id: str, memberships: int) -> None:
-        """Count the memberships written for a tenant."""
-        self.tenants[tenant_id].memberships += memberships
+    def _written(self, stream: str) -> int:
+        """The records of `stream` written, every tenant's added up."""
+        return sum(part.written[stream] for part in self.tenants.values())
 
-    def _total(self, counter: str) -> int:
-        """A counter of every tenant's part of the run, added up."""
+    def _total_retries(self) -> int:
         with self._lock:
-            return sum(getattr(part, counter) for part in self.tenants.values())
+            return sum(part.retries for part in self.tenants.values())
 
     def summary_line(self) -> str:
         """One line for the end of every run."""
         count = len(self.tenants)
+        with self._lock:
+            requests = sum(part.requests for part in self.tenants.values())
+        counted = " and ".join(
+            f"{self._written(stream)} {noun}" for stream, noun in self.tallies.items()
+        )
         return (
-            f"Synced {self._total('users')} users and {self._total('memberships')} role "
-            f"memberships of {count - len(self.failures)} of {count} tenants: "
-            f"{self._total('requests')} requests, {self._total('retries')} retries, "
+            f"Synced {counted or 'nothing'} of {count - len(self.failures)} of {count} "
+            f"tenants: {requests} requests, {self._total_retries()} retries, "
             f"{time.monotonic() - self.started:.1f}s"
         )
 
@@ -531,5 +422,5 @@ def _first_few(names: list[str]) -> str:
     return f"{shown} and {more} more (each named in the log above)" if more > 0 else shown
 
 
-def _every_stream(_stream: str) -> bool:
-    return True
+def _no_priority(_tenant: Tenant) -> float:
+    return 0.0

@@ -1,7 +1,7 @@
 """What the tap says and does when SIGTERM or SIGINT stops it before the tap is built.
 
 Importing the SDK takes most of a second; entry.py installs `stopped_early` first, so a
-signal in that time ends as it does later in the run (sdk_seam.singer.SeamTap): the reason as the
+signal in that time ends as it does later in the run (sdk_seam.SeamTap): the reason as the
 last line, exit 128 + signal. Stdlib only, so that it costs nothing to import.
 """
 

@@ -12,13 +12,12 @@ from typing import Any, ClassVar
 from singer_sdk import Stream
 from typing_extensions import override
 
-from tap_spanning import head_start, redaction
+from tap_spanning import redaction
+from tap_spanning.config_schema import CONFIG_SCHEMA, ENV_PREFIX
 from tap_spanning.json_files import argv_file_errors, without_state
 from tap_spanning.run import RunFailed, SyncRun
-from tap_spanning.sdk_seam.singer import SeamTap
+from tap_spanning.sdk_seam import SeamTap
 from tap_spanning.settings import (
-    CONFIG_SCHEMA,
-    ENV_PREFIX,
     Settings,
     SettingsError,
     check_config,
@@ -26,14 +25,14 @@ from tap_spanning.settings import (
     settings_from_environment,
 )
 from tap_spanning.signals import STOPPED
-from tap_spanning.streams import STREAM_TYPES, sync_order
+from tap_spanning.streams import STREAM_TYPES, run_plan, sync_order, tallies
 from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
 
 
 class TapSpanning(SeamTap):
     """Singer tap for Kaseya Spanning Backup for Office 365."""
 
-    name = head_start.TAP_NAME
+    name = "tap-spanning"
     message_writer_class = BufferedMsgSpecWriter
     # A copy: the SDK adds its own settings to the tap's schema in place.
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
@@ -48,25 +47,17 @@ class TapSpanning(SeamTap):
     @cached_property
     def sync_run(self) -> SyncRun:
         """This run: its tenants, failures and counters, handed to every stream."""
-        agent = head_start.user_agent(self.plugin_version)
-        run = head_start.adopt(lambda: self.settings, agent)
-        if run is None:
-            run = SyncRun(
-                lambda: self.settings,
-                self.logger,
-                agent,
-                version=self.initialized_at,
-                wanted=self.wanted,
-            )
-        else:
-            run.wanted = self.wanted  # the catalog's, checked when the first stream syncs
+        run = SyncRun(
+            lambda: self.settings,
+            self.logger,
+            f"{self.name}/{self.plugin_version}",  # the User-Agent of every request
+            version=self.initialized_at,
+            # Read when the run begins: by then the catalog has said what is wanted.
+            plan=lambda: run_plan(self.streams.values()),
+            tallies=tallies(),
+        )
         TapSpanning.runs.append(run)
         return run
-
-    def wanted(self, stream_name: str) -> bool:
-        """Does the catalog ask for this stream (or one of its children)?"""
-        stream = self.streams.get(stream_name)
-        return stream is not None and (stream.selected or stream.has_selected_descendents)
 
     @override
     def check_settings(self, config: dict[str, Any]) -> list[str]:
@@ -100,7 +91,7 @@ class TapSpanning(SeamTap):
     @override
     def streams(self) -> dict[str, Stream]:
         # The SDK syncs streams in name order, so `roles` would write its records before
-        # any request: the streams' own order instead (README, "Output rules").
+        # any request: the streams' own order instead (docs/streams.md, "What a sync emits").
         return sync_order(super().streams)
 
 
@@ -109,7 +100,7 @@ def main() -> None:
     logger = logging.getLogger(TapSpanning.name)
     # One process may call main() more than once (the tests): nothing from a run before.
     TapSpanning.runs.clear()
-    redaction.install(head_start.secret_forms())
+    redaction.install([])  # none from a run before (the tests run many)
     mistakes = argv_file_errors(sys.argv[1:])
     if mistakes:
         for mistake in mistakes:
@@ -131,7 +122,6 @@ def main() -> None:
         logger.error("Sync failed: %s", exc)
         sys.exit(1)
     finally:
-        head_start.drop()  # a run begun for a sync that stopped before it
         for run in TapSpanning.runs:
             run.close()  # workers of a sync that stopped early stop at their next item
     runs = [run for run in TapSpanning.runs if run.begun]

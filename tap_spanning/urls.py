@@ -120,7 +120,7 @@ def with_query_defaults(url: str, defaults: dict[str, str]) -> str:
     """`url` with each of `defaults` appended to its query if it lacks that parameter.
 
     A nextLink is followed as given, but whether it keeps `status`, `start` and `end` is
-    unknown (README, "Backup health"): the ones it lacks are added, the rest untouched.
+    unknown (docs/backup-health.md): the ones it lacks are added, the rest untouched.
     """
     query = urlsplit(url).query
     present = {pair.partition("=")[0] for pair in query.split("&") if pair}

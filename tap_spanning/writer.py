@@ -6,7 +6,7 @@ msgspec into one buffer that is written every 64 KiB; any other message (SCHEMA,
 ACTIVATE_VERSION, BATCH) flushes the buffer first, so a STATE never overtakes the records
 it covers, and whatever is buffered is written when the process exits, on failure too.
 
-A signal may stop the tap in the middle of a write: the signal handler in sdk_seam/singer.py
+A signal may stop the tap in the middle of a write: the signal handler in sdk_seam/__init__.py
 calls `flush_at_exit`, which first finishes the line the write had begun (a loader would
 otherwise read half a message, and report a parse error that hides the reason), then
 hands over what is buffered, whole lines only, for at most EXIT_WRITE_SECONDS (a reader
@@ -33,7 +33,7 @@ from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
 
 FLUSH_AT = 64 * 1024
-# The signals that stop the tap mid-run (the seam's termination handler, sdk_seam/singer.py).
+# The signals that stop the tap mid-run (the seam's termination handler, sdk_seam/__init__.py).
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # At exit, how long the tap waits for a slow reader to take what is left.
 EXIT_WRITE_SECONDS = 5.0

@@ -254,9 +254,9 @@ class TapRun:
     def records(self, stream: str) -> list[dict[str, Any]]:
         """The records of `stream` without `sync_version`, after checking it.
 
-        Every record of the run carries the one version of the run (README, "Many
-        tenants"): the same in every record, the version of the RECORD message when it
-        has one, and a time in milliseconds within the run.
+        Every record of the run carries the one version of the run
+        (docs/many-tenants.md): the same in every record, the version of the RECORD
+        message when it has one, and a time in milliseconds within the run.
         """
         if stream not in self._stripped:
             records = self.raw_records(stream)
@@ -461,15 +461,12 @@ def run_in_process(
     catalog: dict[str, Any] | None = None,
     label: str = "",
     key_may_be_record_data: bool = False,
-    head_start: bool | Sequence[str] = False,
 ) -> TapRun:
     """`run_tap` in the test process: `tap_spanning.tap.main()` with the same argv.
 
     Everything it writes (stdout, the log on stderr, BATCH files) goes through the same
-    leak check, and the exit code is main()'s. `head_start` runs the console script's
-    head start first (entry.py), with the same argv or (a list) with another.
+    leak check, and the exit code is main()'s.
     """
-    from tap_spanning import head_start as early  # noqa: PLC0415
     from tap_spanning.tap import main  # noqa: PLC0415  # only the fast tier imports the tap
 
     argv = _command(config, tmp_path, args, catalog)[len(tap_executable()) :]
@@ -477,8 +474,6 @@ def run_in_process(
     started = time.monotonic()
     code: int | str | None = 0
     with _as_a_process(["tap-spanning", *argv], env or {}) as (out, err):
-        if head_start:
-            early.begin(list(argv) if head_start is True else list(head_start))
         try:
             main()
         except SystemExit as done:

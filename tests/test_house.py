@@ -1,16 +1,10 @@
-"""The house's rules (README, "Development"): no import cycle, no stream left out of a sync."""
+"""The house's rules (docs/development.md): no import cycle, no stream left out of a sync."""
 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from tap_spanning import head_start
-from tap_spanning import streams as streams_module
 from tap_spanning.streams import STREAM_TYPES, sync_order
 from tests.tapdriver import discovered_catalog
 
@@ -55,13 +49,12 @@ def test_no_module_of_the_tap_imports_one_that_imports_it_back() -> None:
     cycles = [cycle for module in graph if (cycle := cycle_from(module))]
     assert not cycles, f"import cycles: {cycles[:3]}"
     # The guard itself sees imports made only for type checking.
-    assert "tap_spanning.run" in graph["tap_spanning.streams"]
+    assert "tap_spanning.run" in graph["tap_spanning.streams.base"]
 
 
 def test_the_streams_import_nothing_of_the_fleet_or_the_tap() -> None:
-    assert not {"tap_spanning.fleet", "tap_spanning.tap"} & imports_of(
-        Path(streams_module.__file__)
-    )
+    for path in (PACKAGE / "streams").glob("*.py"):
+        assert not {"tap_spanning.fleet", "tap_spanning.tap"} & imports_of(path), path
 
 
 def test_every_discovered_stream_is_synced_and_the_order_drops_none() -> None:
@@ -70,34 +63,3 @@ def test_every_discovered_stream_is_synced_and_the_order_drops_none() -> None:
     # sync_order reorders: given every stream, it hands every stream back.
     fake = {name: object() for name in reversed(discovered)}
     assert sorted(sync_order(fake)) == sorted(discovered)  # type: ignore[arg-type]
-
-
-@pytest.mark.process
-def test_the_head_start_loads_without_the_sdk() -> None:
-    """head_start.py, and all it imports, start the run before singer_sdk is loaded:
-    importing any part of singer_sdk loads all of it (about 0.45 s of CPU). A fresh
-    interpreter is the point."""
-    probe = "import sys, tap_spanning.head_start; print(sorted(sys.modules))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    loaded = set(ast.literal_eval(done.stdout))
-    assert "tap_spanning.run" in loaded
-    assert not {name for name in loaded if name.split(".")[0] == "singer_sdk"}
-
-
-def test_the_head_start_knows_which_streams_are_children_or_off_by_default() -> None:
-    """head_start.py cannot import streams.py (it loads the SDK): its copies agree."""
-    defaults = {
-        entry["tap_stream_id"]: next(
-            m["metadata"]["selected-by-default"] for m in entry["metadata"] if m["breadcrumb"] == []
-        )
-        for entry in discovered_catalog()["streams"]
-    }
-    assert {name for name, on in defaults.items() if not on} == head_start.OFF_BY_DEFAULT
-    children: dict[str, set[str]] = {}
-    for stream_type in STREAM_TYPES:
-        parent = stream_type.parent_stream_type
-        if parent is not None:
-            children.setdefault(vars(parent)["name"], set()).add(vars(stream_type)["name"])
-    assert {k: set(v) for k, v in head_start.CHILDREN.items()} == children

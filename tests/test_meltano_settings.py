@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tap_spanning.settings import TAP_SETTINGS
+from tap_spanning.config_schema import TAP_SETTINGS
 from tests.tapdriver import run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ def test_the_readme_shows_what_about_prints() -> None:
     done = run_in_process(None, None, "--about", "--format=markdown")
     assert done.returncode == 0, done.stderr[-2000:]
     about = done.stdout.strip().splitlines()[1:]  # without its "# `tap-spanning`" title
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "settings.md").read_text()
     shown = readme.split("What `tap-spanning --about --format=markdown` prints:", 1)[1]
     assert "\n".join(line for line in about).strip() == shown.strip()
 

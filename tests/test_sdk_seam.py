@@ -2,7 +2,7 @@
 pinned by name.
 
 If an upgrade renames one of these, changes its parameters, or stops calling it where
-the tap expects, a test here fails (README, "Development").
+the tap expects, a test here fails (docs/development.md).
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def test_the_seam_lists_each_member_with_a_reason() -> None:
 
 
 def test_the_readme_table_is_the_seams_table() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "development.md").read_text()
     assert seam_table_markdown() in readme
     rows = [line for line in readme.splitlines() if line.startswith("| `") and "._" in line]
-    assert len(rows) == len(PRIVATE_MEMBERS), "the README lists a member the seam does not"
+    assert len(rows) == len(PRIVATE_MEMBERS), "the docs list a member the seam does not"
 
 
 def test_plugin_validate_config() -> None:

@@ -1,5 +1,5 @@
 """A fleet of any size from files, keys checked before any request, a retired client's
-key (README, "Settings", "Many tenants"), in-process over real HTTP.
+key (docs/settings.md; docs/many-tenants.md), in-process over real HTTP.
 
 tenants_file and tenant_api_keys_file hold the list and the keys map: Meltano hands every
 setting to the tap as one environment variable, which Linux caps at 128 KiB. A mistake in a

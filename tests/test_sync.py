@@ -48,7 +48,7 @@ def users_requests(emulator: SpanningEmulator) -> list[str]:
 
 def expected_paths(users_pages: int) -> list[str]:
     """The contract's requests of one tenant: its credentials (GET /external/tenant)
-    first, then `users_pages` users pages (README, "What a sync emits")."""
+    first, then `users_pages` users pages (docs/streams.md, "What a sync emits")."""
     return [TENANT_PATH] + [USERS_PATH] * users_pages
 
 
