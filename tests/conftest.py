@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import settings
 from spanning_emulator import EmulatedTenant, FleetEmulator, SpanningEmulator, generate_users
 
 from tests import tapdriver
+from tests.emulator_helpers import AUTH, TENANT
+from tests.failure_fixtures import healthy_tenants
 from tests.tapdriver import ADMIN_EMAIL, new_api_key
 
 EmulatorFactory = Callable[..., SpanningEmulator]
@@ -56,6 +59,21 @@ def start_emulator(api_key: str) -> Iterator[EmulatorFactory]:
 
 
 @pytest.fixture
+def emulator() -> Iterator[SpanningEmulator]:
+    """The emulator's tests' tenant (tests/emulator_helpers.py), default credentials."""
+    with SpanningEmulator(TENANT) as emu:
+        yield emu
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    """An HTTP session holding the emulator's default credentials."""
+    with requests.Session() as http:
+        http.auth = AUTH
+        yield http
+
+
+@pytest.fixture
 def fleet_of() -> Iterator[Callable[[list[EmulatedTenant]], FleetEmulator]]:
     """Start fleet emulators of the given tenants; every one is stopped at teardown."""
     started: list[FleetEmulator] = []
@@ -69,6 +87,16 @@ def fleet_of() -> Iterator[Callable[[list[EmulatedTenant]], FleetEmulator]]:
     yield start
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture
+def healthy(
+    fleet_of: Callable[[list[EmulatedTenant]], FleetEmulator],
+) -> tuple[FleetEmulator, list[EmulatedTenant]]:
+    """Four healthy tenants (120, 0, 75 and 5 users) on two hosts, for a failure test to add
+    a bad tenant to: each healthy one must still complete, exactly."""
+    tenants = healthy_tenants([120, 0, 75, 5], hosts=("127.0.0.1", "127.0.0.3"))
+    return fleet_of(tenants), tenants
 
 
 @pytest.fixture
@@ -108,7 +136,9 @@ LONGEST_FIRST = (
     "test_first_hour",
     "test_readme_queries",
     "test_nightly",
-    "test_warehouse",
+    "test_warehouse_postgres",
+    "test_warehouse_duckdb",
+    "test_warehouse_config_test",
     "test_warehouse_fleet",
     "test_warehouse_backups",
 )

@@ -1,4 +1,5 @@
-"""Secrets (issue 5): no form of the API key in any output, at DEBUG, on any path.
+"""The key never appears: no form of the API key in any output, at DEBUG, on any path
+(docs/operations.md, "Exit codes": the paragraph on the key).
 
 The forms (tests/tapdriver.py `key_forms`): the key, `email:key`, `base64(email:key)`
 (the Basic token), `base64(key)` and the URL-quoted key, of every key a run is given in
@@ -8,14 +9,16 @@ catalog, --about), stderr (every log line and traceback) and BATCH files.
 Coverage of the other paths: every run of the tap in the tests goes through
 tests/tapdriver.py, which fails the test if any form appears (`run_in_process` and
 `run_tap` when the run ends; a `start_tap` process when its output is read, and
-tests/conftest.py fails a test whose started tap was never checked). The fault matrix
+tests/conftest.py fails a test whose started tap was never checked). The fault kinds
 and hostile pages run at DEBUG. The runs here are in-process (`tap_spanning.tap.main`
 with the same argv, config file and environment); one failing sync at DEBUG also runs
-as a `tap-spanning` process, whose real stderr and exit status are checked the same way.
-This file adds the paths where a hostile server hands the key back
-(tests/hostile_server.py echoes the Authorization header and the decoded key into
-bodies, headers, links and user data), config mistakes around the key, and the
-commands that print no records (--about, --discover).
+as a `tap-spanning` process (tests/test_process_secrets.py), whose real stderr and exit
+status are checked the same way. This file adds the paths where a hostile server hands
+the key back (tests/key_echoes.py echoes the Authorization header and the decoded key
+into bodies, headers, links and user data), config mistakes around the key, the
+commands that print no records (--about, --discover), and the scrubbing itself: every
+form of every tenant's key is masked, found by its last characters, so a message costs
+the same at 10 tenants and at 100,000 (the bench measures it).
 
 Record data: a server that puts the key into a user's displayName, email or tags gets
 it back in that RECORD, unchanged. That is the tenant's data; rewriting it would
@@ -29,15 +32,30 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from spanning_emulator import FaultPlan, generate_users
 
+from tap_spanning.redaction import MASK as REDACTION_MASK
+from tap_spanning.redaction import SecretIndex, secret_forms
 from tap_spanning.settings import SettingsError, resolve_settings
-from tests.hostile_server import HostileServer, Reply, Seen, free_port
+from tests.conftest import EmulatorFactory
+from tests.hostile_server import TENANT_PATH, HostileServer, Reply, Seen, free_port
+from tests.key_echoes import (
+    COUNTERS,
+    ECHOES,
+    HTML,
+    MASK,
+    Responder,
+    assert_echo_handled,
+    config_for,
+    hostile_users_pages,
+    user,
+    users_requests,
+)
 from tests.tapdriver import (
     ADMIN_EMAIL,
     DEBUG_ENV,
@@ -48,36 +66,7 @@ from tests.tapdriver import (
     leaks,
     new_api_key,
     run_in_process,
-    run_tap,
 )
-
-MASK = "[redacted]"
-HTML = "text/html; charset=utf-8"
-
-
-def user(**fields: Any) -> dict[str, Any]:
-    return {
-        "msId": str(uuid.uuid4()),
-        "userPrincipalName": f"u{uuid.uuid4().hex[:6]}@contoso.example",
-        "displayName": "A User",
-        "assigned": True,
-        "isAdmin": False,
-        "isDeleted": False,
-        "isArchive": False,
-        "tags": ["User"],
-        **fields,
-    }
-
-
-def echo(seen: Seen) -> str:
-    """Everything secret the request carried, spelled out."""
-    return (
-        f"Authorization: {seen.authorization} | credentials {seen.credentials} "
-        f"| key {seen.key} | token {base64.b64encode(seen.credentials.encode()).decode()}"
-    )
-
-
-Responder = Callable[[HostileServer, Seen], Reply]
 
 
 def run_checked(config: dict[str, Any], tmp_path: Path, *args: str, **options: Any) -> TapRun:
@@ -86,214 +75,7 @@ def run_checked(config: dict[str, Any], tmp_path: Path, *args: str, **options: A
     return run_in_process(config, tmp_path, *args, env=DEBUG_ENV, **options)
 
 
-TENANT_PATH = "/external/tenant"
-USERS_PATH = "/external/users"
-# GET /external/tenant's answer where a test's hostility is in the users pages. Its
-# `users` counter bounds the pages at 2 x ceil(26 / 10) + 2 = 8 (README, "Many tenants"),
-# more than any server here sends before its case is decided.
-COUNTERS = {
-    "licenses": 15,
-    "archivedLicenses": 5,
-    "users": 26,
-    "assigned": 11,
-    "assignedStandard": 9,
-    "assignedArchive": 2,
-    "status": "paid",
-}
-
-
-def users_requests(server: HostileServer) -> list[Seen]:
-    return [seen for seen in server.requests if seen.path == USERS_PATH]
-
-
-def hostile_users_pages(responder: Responder) -> Responder:
-    """`responder` for the users pages, behind a good GET /external/tenant.
-
-    Every sync proves the credentials with GET /external/tenant before its first users
-    page: a server that answered that with its users page or error would fail the
-    credentials, and the hostile users page would never be read.
-    """
-
-    def respond(server: HostileServer, seen: Seen) -> Reply:
-        if seen.path == TENANT_PATH:
-            return Reply(200, COUNTERS)
-        return responder(server, seen)
-
-    return respond
-
-
-def config_for(server: HostileServer, api_key: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "base_url": server.base_url,
-        "admin_email": ADMIN_EMAIL,
-        "api_key": api_key,
-        "max_retries": 2,
-        "max_retry_wait": 0.02,
-        "page_size": 10,
-        **overrides,
-    }
-
-
-# ---------------------------------------------------------------- the echoing server
-
-ECHOES: dict[str, tuple[Responder, str, str]] = {}
-# The cases whose hostility is in GET /external/tenant (the others': the users pages).
-TENANT_ECHOES: set[str] = set()
-
-
-def echo_case(case_id: str, outcome: str, phrase: str) -> Callable[[Responder], Responder]:
-    """Register a responder of the users pages (behind a good GET /external/tenant) with
-    the outcome it must lead to ("fail"/"accept" + phrase)."""
-
-    def register(responder: Responder) -> Responder:
-        ECHOES[case_id] = (hostile_users_pages(responder), outcome, phrase)
-        return responder
-
-    return register
-
-
-@echo_case("400-json-message", "fail", "HTTP 400")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    body = {"statusCode": 400, "code": "FST_ERR_VALIDATION", "error": "Bad Request"}
-    return Reply(400, {**body, "message": echo(seen)})
-
-
-@echo_case("401-body", "fail", "HTTP 401")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(401, {"code": "Unauthorized", "message": echo(seen)})
-
-
-@echo_case("404-body", "fail", "404")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(404, f"Cannot GET {seen.path} ({echo(seen)})", HTML)
-
-
-@echo_case("503-html-body-persistently", "fail", "giving up: HTTP 503")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    page = f"<html><body><h1>503 Service Unavailable</h1><p>{echo(seen)}</p></body></html>"
-    return Reply(503, page, HTML)
-
-
-@echo_case("302-location-and-body", "fail", "Unexpected HTTP 302")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    location = f"http://127.0.0.1:{free_port()}/steal?auth={seen.authorization}"
-    return Reply(302, echo(seen), HTML, (("Location", location),))
-
-
-@echo_case("page-keys-hold-the-key", "fail", "has no 'users'")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(200, {seen.key: 1})
-
-
-@echo_case("upn-of-a-user-without-msid", "fail", "has no msId")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(200, {"users": [{"userPrincipalName": seen.credentials}], "nextLink": ""})
-
-
-@echo_case("nextlink-query-holds-the-key", "accept", "")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    if "key=" in seen.query:
-        return Reply(200, {"users": [user()], "nextLink": ""})
-    token = base64.b64encode(seen.credentials.encode()).decode()
-    link = (
-        f"{server.base_url}/external/users?key={seen.key}&pair={seen.credentials}"
-        f"&token={token}&size=10"
-    )
-    return Reply(200, {"users": [user()], "nextLink": link})
-
-
-@echo_case("nextlink-loop-holds-the-key", "fail", "already followed")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(200, {"users": [user()], "nextLink": f"/external/users?k={seen.key}"})
-
-
-@echo_case("nextlink-host-holds-the-key", "fail", "nextLink points to")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(200, {"users": [user()], "nextLink": f"https://{seen.key}.example/external/users"})
-
-
-def tenant_echo_case(case_id: str, phrase: str) -> Callable[[Responder], Responder]:
-    """A server whose one users page is good and whose GET /external/tenant echoes."""
-
-    def register(answer: Responder) -> Responder:
-        def respond(server: HostileServer, seen: Seen) -> Reply:
-            if seen.path == TENANT_PATH:
-                return answer(server, seen)
-            return Reply(200, {"users": [user()], "nextLink": ""})
-
-        ECHOES[case_id] = (respond, "fail", phrase)
-        TENANT_ECHOES.add(case_id)
-        return answer
-
-    return register
-
-
-@tenant_echo_case(
-    "tenant-401-body", "Spanning refused the credentials (HTTP 401 from /external/tenant)"
-)
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(401, {"code": "Unauthorized", "message": echo(seen)})
-
-
-@tenant_echo_case(
-    "tenant-503-html-body", "GET /external/tenant failed 2 times, giving up: HTTP 503"
-)
-def _(server: HostileServer, seen: Seen) -> Reply:
-    page = f"<html><body><h1>503 Service Unavailable</h1><p>{echo(seen)}</p></body></html>"
-    return Reply(503, page, HTML)
-
-
-@tenant_echo_case("tenant-counter-holds-the-key", "counter licenses is '[redacted]'")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(200, {**COUNTERS, "licenses": seen.key})
-
-
-@tenant_echo_case("tenant-400-json-message", "rejected the request to /external/tenant (HTTP 400)")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    body = {"statusCode": 400, "code": "FST_ERR_VALIDATION", "error": "Bad Request"}
-    return Reply(400, {**body, "message": echo(seen)})
-
-
-@tenant_echo_case("tenant-404-body", "answered 404 for /external/tenant")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    return Reply(404, f"Cannot GET {seen.path} ({echo(seen)})", HTML)
-
-
-@tenant_echo_case("tenant-302-location-and-body", "Unexpected HTTP 302 from /external/tenant")
-def _(server: HostileServer, seen: Seen) -> Reply:
-    location = f"http://127.0.0.1:{free_port()}/steal?auth={seen.authorization}"
-    return Reply(302, echo(seen), HTML, (("Location", location),))
-
-
-def assert_echo_handled(
-    run: TapRun, server: HostileServer, seen: list[Seen], api_key: str, case_id: str
-) -> None:
-    """What a run against the echoing server `case_id` must show (its leak check passed)."""
-    _, outcome, phrase = ECHOES[case_id]
-    # The server did get (and echo) the real key: the leak check was not vacuous.
-    assert seen
-    assert seen[0].credentials == f"{ADMIN_EMAIL}:{api_key}"
-    assert "| DEBUG" in run.stderr
-    # The credentials first; then the users pages, where the hostility is, or, when it is
-    # in GET /external/tenant, nothing more (a failed tenant is not asked again).
-    paths = [s.path for s in seen]
-    assert paths[0] == TENANT_PATH
-    if case_id in TENANT_ECHOES:
-        assert set(paths) == {TENANT_PATH}, paths
-    else:
-        assert paths.count(TENANT_PATH) == 1, paths
-        assert USERS_PATH in paths, paths
-    if outcome == "fail":
-        assert run.returncode != 0
-        last = run.last_stderr_line()
-        assert "Sync failed: " in last, run.stderr[-2000:]
-        assert phrase in last
-    else:
-        assert run.returncode == 0, run.stderr[-2000:]
-        assert run.count("RECORD", "users") == len(users_requests(server))
-    if not case_id.endswith("401-body"):  # the 401 message says what to fix, not the body
-        assert MASK in run.stderr, "the echo never reached a log line: not a test of redaction"
-    assert "Traceback" not in run.stderr
+# ---------------------------------------------------------------- servers that hand it back
 
 
 @pytest.mark.parametrize("case_id", list(ECHOES))
@@ -303,21 +85,6 @@ def test_a_server_echoing_the_key_never_gets_it_printed(
     responder, _, _ = ECHOES[case_id]
     with HostileServer(responder) as server:
         run = run_checked(config_for(server, api_key), tmp_path, label=f"echo {case_id}")
-        seen = server.requests
-    assert_echo_handled(run, server, seen, api_key, case_id)
-
-
-@pytest.mark.process
-def test_a_failing_sync_at_debug_as_a_process_prints_no_key(api_key: str, tmp_path: Path) -> None:
-    """The console script itself, at DEBUG, against a server that echoes the key into a
-    503 page until the tap gives up: no form of the key in its real stdout or stderr
-    (run_tap checks), the real exit status non-zero, the reason the last line."""
-    case_id = "503-html-body-persistently"
-    responder, _, _ = ECHOES[case_id]
-    with HostileServer(responder) as server:
-        run = run_tap(
-            config_for(server, api_key), tmp_path, env=DEBUG_ENV, label=f"process echo {case_id}"
-        )
         seen = server.requests
     assert_echo_handled(run, server, seen, api_key, case_id)
 
@@ -353,6 +120,17 @@ def test_key_in_record_data_is_emitted_as_data_and_logged_nowhere(
     assert not leaks(json.dumps(memberships), forms)
     (tenant,) = run.records("tenants")
     assert tenant["status"] == forms["email:key"]
+
+
+def test_debug_output_of_a_good_sync_holds_no_key(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path
+) -> None:
+    """A sync that succeeds through a 429 every other request, at DEBUG (the leak check
+    of run_in_process is the assertion that matters)."""
+    emulator = start_emulator(generate_users(40), faults=FaultPlan(every=2, kind="429"))
+    run = run_checked(tap_config(emulator, page_size=10), tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "DEBUG" in run.stderr
 
 
 # ---------------------------------------------------------------- truncation
@@ -555,3 +333,36 @@ def test_a_tenants_key_pasted_into_its_entry_is_not_echoed(name: str, key_in: st
         resolve_settings(config)
     assert f"tenants[0] (contoso): {name}" in str(caught.value)
     assert PASTED_KEY not in str(caught.value)
+
+
+# ---------------------------------------------------------------- the scrubbing itself
+
+
+def test_every_form_of_every_key_is_masked_among_many_tenants() -> None:
+    """100,000 tenants, three of them sharing one admin email: each form of one key is
+    masked wherever it stands, and nothing else is."""
+    keys = [str(uuid.uuid4()) for _ in range(100_000)]
+    forms = [form for key in keys for form in secret_forms("msp-admin@msp.example", key)]
+    index = SecretIndex(forms)
+    key = keys[77_777]
+    pair = f"msp-admin@msp.example:{key}"
+    spelled = [
+        key,
+        pair,
+        quote(key, safe=""),
+        base64.b64encode(pair.encode()).decode(),
+        base64.b64encode(key.encode()).decode(),
+    ]
+    for form in spelled:
+        text = f"before {form} after; again:{form}."
+        assert index.redact(text) == f"before {REDACTION_MASK} after; again:{REDACTION_MASK}."
+    untouched = "Tenant t00042: retrying GET /external/users in 1.0s (HTTP 503)"
+    assert index.redact(untouched) == untouched
+
+
+def test_overlapping_forms_and_short_keys_are_masked_whole() -> None:
+    index = SecretIndex([*secret_forms("a@b.example", "k3y!"), *secret_forms("", "abcdefghij")])
+    assert index.redact("Basic YUBiLmV4YW1wbGU6azN5IQ== and k3y! and xxabcdefghijyy") == (
+        f"Basic {REDACTION_MASK} and {REDACTION_MASK} and xx{REDACTION_MASK}yy"
+    )
+    assert index.redact("a@b.example:k3y!") == REDACTION_MASK

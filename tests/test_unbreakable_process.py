@@ -23,8 +23,7 @@ from spanning_emulator import EmulatedTenant, FleetEmulator, generate_users
 
 from tests import tapdriver
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import TapRun, parse_messages, start_tap
-from tests.test_unbreakable import (
+from tests.failure_fixtures import (
     HugeBodyServer,
     assert_healthy_complete,
     entries_of,
@@ -33,6 +32,7 @@ from tests.test_unbreakable import (
     healthy_tenants,
     log_message,
 )
+from tests.tapdriver import TapRun, parse_messages, start_tap
 
 pytestmark = pytest.mark.process
 

@@ -1,10 +1,10 @@
-"""Hostile responses (issue 5): what the tap accepts, what it refuses, and how.
+"""Hostile pages: what the tap accepts, what it refuses, and how.
 
 `CASES` below is the contract for hostile pages, written as data: each case says
 whether the sync must accept it (exit 0, output equal to the tenant's ground truth)
 or fail (exit non-zero, the phrase in the last stderr line), and how many requests
 the emulator may see. Every sync first asks GET /external/tenant once (the tenant's
-credentials and counters, README "What a sync emits"), then the users pages. Unless a
+credentials and counters, docs/streams.md, "What a sync emits"), then the users pages. Unless a
 case says otherwise the hostile content is on page 2 of a 3-page tenant (6 users,
 page_size 2; the page hooks are numbered by users request), so "fails at once" means
 exactly 3 requests (the tenant, pages 1 and 2), and a retried page means the tenant,
@@ -12,14 +12,15 @@ page 1 and max_retries (2) tries of page 2 = 4 requests. A page is checked befor
 next one is asked for, so a page whose *content* fails also ends at 3. An accepted
 sync asks the tenant and every page; a failed tenant is not asked again.
 
-Every run is at DEBUG; like every run of the tap, it is grepped for every form of the
-key (tests/tapdriver.py).
+`assert_hostile_case_handled` runs one case and checks it: tests/test_bad_responses.py
+runs the cases in-process, tests/test_process_bad_responses.py those of PROCESS_CASES as
+the console script. Every run is at DEBUG; like every run of the tap, it is grepped for
+every form of the key (tests/tapdriver.py).
 """
 
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,16 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spanning_emulator import (
-    TAG_SPELLINGS,
-    SpanningEmulator,
-    expected_output,
-    generate_users,
-)
+from spanning_emulator import SpanningEmulator, expected_output, generate_users
 
-from tests.conftest import EmulatorFactory
 from tests.hostile_server import TENANT_PATH, USERS_PATH, HostileServer, by_users_request
-from tests.tapdriver import ADMIN_EMAIL, DEBUG_ENV, assert_output_is, run_in_process, run_tap
+from tests.odd_tenants import ODD_TENANTS, OddTenant, expected_of
+from tests.tapdriver import (
+    ADMIN_EMAIL,
+    DEBUG_ENV,
+    assert_output_is,
+    paths_of,
+    run_in_process,
+    run_tap,
+)
 
 ACCEPT, FAIL = "accept", "fail"
 TENANT = generate_users(6, seed=31)
@@ -323,63 +326,40 @@ def next_link(ctx: Context, link: str) -> list[dict[str, Any]]:
     return hostile(ctx, on_page_2(lambda p: {**p, "nextLink": link}))
 
 
-@setup("nextlink-other-loopback-host")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    port = ctx.emulator.server_port
-    trap = ctx.trap("127.0.0.2", port)
-    return next_link(ctx, f"{trap.base_url}/external/users?size=2")
+def _other_loopback_host(ctx: Context) -> str:
+    trap = ctx.trap("127.0.0.2", ctx.emulator.server_port)
+    return f"{trap.base_url}/external/users?size=2"
 
 
-@setup("nextlink-other-port")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    trap = ctx.trap()
-    return next_link(ctx, f"{trap.base_url}/external/users?size=2")
-
-
-@setup("nextlink-lookalike-https-host")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, "https://o365-api-us.spanningbackup.com.evil.example/external/users")
-
-
-@setup("nextlink-http-public-host")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, "http://203.0.113.5/external/users?size=2")
-
-
-@setup("nextlink-protocol-relative")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, "//evil.example/external/users?size=2")
-
-
-@setup("nextlink-with-userinfo")
-def _(ctx: Context) -> list[dict[str, Any]]:
+def _with_userinfo(ctx: Context) -> str:
     origin = ctx.emulator.base_url.removeprefix("http://")
-    return next_link(ctx, f"http://someone:secret@{origin}/external/users?size=2")
+    return f"http://someone:secret@{origin}/external/users?size=2"
 
 
-@setup("nextlink-file-url")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, "file:///etc/passwd")
+# The nextLink each case puts on page 2, made from what the setup may use.
+NEXT_LINKS: dict[str, Callable[[Context], str]] = {
+    "nextlink-other-loopback-host": _other_loopback_host,
+    "nextlink-other-port": lambda ctx: f"{ctx.trap().base_url}/external/users?size=2",
+    "nextlink-lookalike-https-host": lambda ctx: (
+        "https://o365-api-us.spanningbackup.com.evil.example/external/users"
+    ),
+    "nextlink-http-public-host": lambda ctx: "http://203.0.113.5/external/users?size=2",
+    "nextlink-protocol-relative": lambda ctx: "//evil.example/external/users?size=2",
+    "nextlink-with-userinfo": _with_userinfo,
+    "nextlink-file-url": lambda ctx: "file:///etc/passwd",
+    "nextlink-javascript-url": lambda ctx: "javascript:fetch('/external/users')",
+    "nextlink-data-url": lambda ctx: 'data:application/json,{"users":[]}',
+    "nextlink-other-path": lambda ctx: f"{ctx.emulator.base_url}/external/tenant",
+    "nextlink-dot-segments": lambda ctx: "/external/users/../tenant?size=2",
+}
 
 
-@setup("nextlink-javascript-url")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, "javascript:fetch('/external/users')")
+def next_link_setup(make_link: Callable[[Context], str]) -> Setup:
+    return lambda ctx: next_link(ctx, make_link(ctx))
 
 
-@setup("nextlink-data-url")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, 'data:application/json,{"users":[]}')
-
-
-@setup("nextlink-other-path")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, f"{ctx.emulator.base_url}/external/tenant")
-
-
-@setup("nextlink-dot-segments")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    return next_link(ctx, "/external/users/../tenant?size=2")
+for _case_id, _make_link in NEXT_LINKS.items():
+    SETUPS[_case_id] = next_link_setup(_make_link)
 
 
 @setup("nextlink-first-page-url")
@@ -397,165 +377,47 @@ def _(ctx: Context) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- setups: odd but valid
 
 
-def guid() -> str:
-    return str(uuid.uuid4())
+def odd_tenant_setup(make: OddTenant) -> Setup:
+    return lambda ctx: make(ctx.emulator, TENANT)
 
 
-def tenant_of(ctx: Context, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ctx.emulator.set_users(users)
-    return users
-
-
-# Hand-written: the spellings the tap accepts for a boolean, and what they mean.
-BOOLEAN_SPELLINGS: dict[object, bool] = {
-    "true": True,
-    "TRUE": True,
-    "True": True,
-    "1": True,
-    "yes": True,
-    "false": False,
-    "FALSE": False,
-    "0": False,
-    "no": False,
-    "No": False,
-}
-
-
-@setup("booleans-as-strings")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    spellings = list(BOOLEAN_SPELLINGS)
-    flags = ("assigned", "isAdmin", "isDeleted", "isArchive")
-    sent, meant = [], []
-    for index, user in enumerate(copy.deepcopy(TENANT)):
-        user["tags"] = ["Shared Mailbox"]
-        for offset, flag in enumerate(flags):
-            user[flag] = spellings[(index * len(flags) + offset) % len(spellings)]
-        sent.append(user)
-        meant.append({**user, **{flag: BOOLEAN_SPELLINGS[user[flag]] for flag in flags}})
-    ctx.emulator.set_users(sent)
-    # Every spelling is used, and both values reach every flag somewhere.
-    assert {u[f] for u in sent for f in flags} == set(spellings)
-    for flag in flags:
-        assert {u[flag] for u in meant} == {True, False}
-    return meant
-
-
-@setup("nulls-everywhere")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    nulls = dict.fromkeys(
-        (
-            "userPrincipalName",
-            "email",
-            "displayName",
-            "assigned",
-            "isAdmin",
-            "isDeleted",
-            "isArchive",
-            "tags",
-        )
-    )
-    users: list[dict[str, Any]] = [
-        {**nulls, "msId": guid()},  # everything null: a plain `user`
-        {"msId": guid()},  # everything absent: the same
-        {**nulls, "msId": guid(), "isArchive": True},  # user + archived, disabled
-        {**nulls, "msId": guid(), "tags": []},  # no role at all
-        {**nulls, "msId": guid(), "userDisplayName": None, "tags": ["Global Admin"]},
-        *copy.deepcopy(TENANT[:1]),
-    ]
-    return tenant_of(ctx, users)
-
-
-@setup("display-name-of-5-mb")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    users = copy.deepcopy(TENANT)
-    unit = "Zoë 𠮷 🚀 "
-    users[3]["displayName"] = (unit * (5 * 2**20 // len(unit.encode())))[: 5 * 2**20]
-    return tenant_of(ctx, users)
-
-
-CONTROL_TEXT = "nul\u0000 esc\u001b[31mred\u001b[0m ls\u2028 nel\u0085 fs\u001c emoji😀👩‍💻 ext𠮷"
-
-
-@setup("control-and-astral-text")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    users = copy.deepcopy(TENANT)
-    for index, user in enumerate(users):
-        user["displayName"] = f"{index} {CONTROL_TEXT}"
-        user["email"] = f"{index}\u2028😀@contoso.example"
-        user["userPrincipalName"] = f"{index}.𠮷😀\u2028{user['userPrincipalName']}"
-        user["tags"] = ["Global Admin", f"team {CONTROL_TEXT}", "𠮷野家 😀"]
-    return tenant_of(ctx, users)
-
-
-@setup("unknown-extra-fields")
-def _(ctx: Context) -> list[dict[str, Any]]:
-    def decorate(number: int, page: Page) -> Page:
-        for user in page["users"]:
-            user["department"] = "Finance"
-            user["backupSummary"] = [{"type": "mail", "status": "success"}]
-            user["nested"] = {"deep": [1, {"x": None}], "msId": "not-this-one"}
-            user["isArchived"] = True  # a misspelling: not isArchive, so it means nothing
-            if user.get("displayName") is not None:
-                user["userDisplayName"] = "ignored while displayName is set"
-        return {"@odata.context": "x", "total": 6, "meta": {"users": "no"}, **page}
-
-    return hostile(ctx, decorate)
+for _case_id, _make in ODD_TENANTS.items():
+    SETUPS[_case_id] = odd_tenant_setup(_make)
 
 
 # ---------------------------------------------------------------- the test
 
 
-def expected_of(users: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The emulator's ground truth, also for tags its hand-written table does not list.
-
-    A tag outside TAG_SPELLINGS is computed as "VIP" (a tag naming no role) and put
-    back in the `users` record, where it must appear as sent.
-    """
-    stand_ins = copy.deepcopy(users)
-    for user in stand_ins:
-        if isinstance(user.get("tags"), list):
-            user["tags"] = [tag if tag in TAG_SPELLINGS else "VIP" for tag in user["tags"]]
-    expected = expected_output(stand_ins)
-    by_msid = {user["msId"]: user for user in users}
-    for record in expected["users"]:
-        tags = by_msid[record["msId"]].get("tags")
-        record["tags"] = list(tags) if isinstance(tags, list) else None
-    return expected
-
-
-# These cases run the console script as a process, for its real exit status and last
-# stderr line (a page retried, then refused; a nextLink refused at once); the others run
-# in the test process (tests/tapdriver.py).
+# These cases run the console script as a process (tests/test_process_bad_responses.py),
+# for its real exit status and last stderr line (a page retried, then refused; a nextLink
+# refused at once); the others run in the test process (tests/test_bad_responses.py).
 PROCESS_CASES = ("page-users-is-a-string", "nextlink-other-port")
 
 
-def case_params() -> list[Any]:
+def case_params(*, process: bool) -> list[Any]:
+    """The cases of one tier, each a pytest param named by its id."""
     return [
         pytest.param(
             case,
             id=case.id,
-            marks=[
-                *([pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else []),
-                *([pytest.mark.process] if case.id in PROCESS_CASES else []),
-            ],
+            marks=[pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else [],
         )
         for case in CASES
+        if (case.id in PROCESS_CASES) is process
     ]
 
 
-def test_every_case_has_a_setup() -> None:
-    assert sorted(SETUPS) == sorted(case.id for case in CASES)
-    assert set(PROCESS_CASES) <= set(SETUPS)
-
-
-@pytest.mark.parametrize("case", case_params())
-def test_hostile_response(
-    start_emulator: EmulatorFactory,
+def assert_hostile_case_handled(
+    start_emulator: Callable[..., SpanningEmulator],
     api_key: str,
     tmp_path: Path,
     case: Case,
-    request: pytest.FixtureRequest,
+    *,
+    as_process: bool,
 ) -> None:
+    """Run the tap on `case`'s hostile pages (the console script if `as_process`): it
+    accepts or fails as the case says, asks no more than it says, and sends nothing where
+    a refused nextLink points."""
     emulator = start_emulator(TENANT)
     config = {
         "base_url": emulator.base_url,
@@ -568,7 +430,7 @@ def test_hostile_response(
     with ExitStack() as stack:
         ctx = Context(emulator, stack)
         users = SETUPS[case.id](ctx)
-        run_the_tap = run_tap if request.node.get_closest_marker("process") else run_in_process
+        run_the_tap = run_tap if as_process else run_in_process
         run = run_the_tap(config, tmp_path, env=DEBUG_ENV, label=f"hostile {case.id}")
         for trap in ctx.traps:
             assert trap.requests == [], "a request went where the nextLink pointed"
@@ -589,8 +451,9 @@ def test_hostile_response(
         assert case.phrase in last
     assert len(emulator.requests) == case.requests
     # The tenant's credentials and counters first, then only users pages.
-    paths = [r.path.partition("?")[0] for r in emulator.requests]
-    assert paths == [TENANT_PATH] * TENANT_REQUESTS + [USERS_PATH] * (case.requests - 1)
+    assert paths_of(emulator.requests) == [TENANT_PATH] * TENANT_REQUESTS + [USERS_PATH] * (
+        case.requests - 1
+    )
     # Whatever happens, no user is emitted twice.
     msids = [record["msId"] for record in run.records("users")]
     assert len(msids) == len(set(msids)), "a user was emitted twice"
