@@ -6,7 +6,8 @@
 # apart: yesterday's sync into DuckDB, then today's, into JSONL files and, with the nightly job
 # (`meltano run nightly-duckdb`: tap-spanning target-duckdb dbt-duckdb:build
 # fleet-report:duckdb), into DuckDB, where dbt builds the marts of transform/ and the fleet
-# report (scripts/fleet_report.py) is written from them: one HTML file, whose path ends the demo.
+# report (reports/: python -m spanning_reports) is written from them: one HTML file, whose
+# path ends the demo.
 #
 # Everything it writes is under output/demo/ (its DuckDB file, JSONL, logs, dbt's files,
 # Meltano's system database and run files, the report), through the `demo` environment of
@@ -82,7 +83,7 @@ YESTERDAY=$(python -c 'import datetime as d; print(d.datetime.now(d.timezone.utc
 PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # The fleet's tap config (tenant ids, admin emails, base URLs) and its keys, as an MSP keeps
-# them: the tenants in the config, the keys in the environment (README, "Many tenants"), never
+# them: the tenants in the config, the keys in the environment (docs/many-tenants.md), never
 # on a command line. meltano.yml's one-tenant settings (a bare emulator's) are blanked.
 spanning-emulator --tenants "$TENANTS" --seed "$SEED" --port "$PORT" --write-fleet "$workdir/fleet" >/dev/null
 TAP_SPANNING_TENANTS=$(python -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["tenants"]))' \

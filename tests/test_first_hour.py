@@ -1,9 +1,9 @@
-"""The first hour with the tap, as README.md tells it: its commands, run as written.
+"""The first hour with the tap, as the documents tell it: their commands, run as written.
 
-A new user reads "Configure a real tenant" and "Load into a warehouse" and types what they
-show. Every fenced ```sh and ```bash block of those two sections is extracted from README.md
-and run by bash with `set -euo pipefail` (a command that fails fails the block) in a scratch
-Meltano project made for the test:
+A new user reads README.md's "Configure a real tenant" and docs/warehouse.md's "Load into a
+warehouse" and types what they show. Every fenced ```sh and ```bash block of those two
+sections is extracted (tests/documented.py) and run by bash with `set -euo pipefail` (a
+command that fails fails the block) in a scratch Meltano project made for the test:
 
 - a copy of meltano.yml, so `meltano config set` changes the copy only;
 - `.meltano/<kind>/<plugin>` symlinked to this project's installed plugins, with
@@ -11,10 +11,10 @@ Meltano project made for the test:
   unchanged afterwards). Meltano's system database and run files stay in the scratch project;
 - `scripts/` and `.venv` symlinked, for `bash scripts/...` and `. .venv/bin/activate`;
 - the tap pointed at an in-process emulator through the environment (TAP_SPANNING_BASE_URL,
-  and the admin email and key where the README expects them in the environment).
+  and the admin email and key where the documents expect them in the environment).
 
 The key of "Configure a real tenant" comes on stdin, as a person pastes it after `read -rs`.
-A command that cannot run in a test is marked in README.md with a visible trailing comment,
+A command that cannot run in a test is marked with a visible trailing comment,
 `# not run by tests: <reason>`; it is replaced by `true` here, and the marked set must be
 exactly NOT_RUN, which names each one (at most MAX_NOT_RUN).
 
@@ -58,22 +58,22 @@ from spanning_emulator import (
     tenant_summary,
 )
 
+from tests.documented import Block, all_shell_blocks, blocks_at
+
 pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parent.parent
-README = PROJECT / "README.md"
 IN_CI = os.environ.get("CI") == "true"
 VENV = Path(sys.prefix)  # the project's .venv when run by `make test`
 VENV_BIN = Path(sys.executable).parent
 
-CONFIGURE = "Configure a real tenant"
-LOAD = "Load into a warehouse"
+CONFIGURE = ("README.md", "Configure a real tenant")
+LOAD = ("docs/warehouse.md", "Load into a warehouse")
 SECTIONS = (CONFIGURE, LOAD)
-SHELL_FENCES = ("sh", "bash")
-# Where in those sections a shell block may sit, each run by one test below.
-RUN_PLACES = {(CONFIGURE, None), (LOAD, "DuckDB"), (LOAD, "PostgreSQL")}
-NOT_RUN_MARK = re.compile(r"\s#\s*not run by tests:\s*(?P<reason>\S.*?)\s*$")
-# Commands of those sections that no test runs, each with the README's reason.
+# Where in those sections a shell block may sit, each run by one test below
+# (tests/test_documented_commands.py names them).
+RUN_PLACES = {(*CONFIGURE, None), (*LOAD, "DuckDB"), (*LOAD, "PostgreSQL")}
+# Commands of those sections that no test runs, each with the document's reason.
 NOT_RUN: dict[str, str] = {}
 MAX_NOT_RUN = 2
 
@@ -81,7 +81,7 @@ MAX_NOT_RUN = 2
 FOREIGN_ENV_PREFIXES = ("TAP_SPANNING_", "TARGET_", "MELTANO_", "SPANNING_")
 KEPT_ENV = ("TAP_SPANNING_PG_PORT",)  # which local cluster scripts/postgres.sh manages
 STEP_TIMEOUT = 120  # seconds: a guard for one block or command, not the expected time
-PG_DEFAULT_DB = "spanning"  # target-postgres' database in meltano.yml; the README's psql URL
+PG_DEFAULT_DB = "spanning"  # target-postgres' database in meltano.yml; docs/warehouse.md's psql URL
 
 
 def unavailable(reason: str) -> None:
@@ -95,86 +95,7 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
-# ----------------------------------------------------------------------------- the README
-
-
-@dataclass(frozen=True)
-class Block:
-    section: str
-    subsection: str | None
-    line: int  # of the opening fence, 1-based
-    body: str
-
-    @property
-    def place(self) -> tuple[str, str | None]:
-        return (self.section, self.subsection)
-
-    def commands(self) -> list[str]:
-        """The block's commands: lines that are neither blank nor comments, joined at `\\`."""
-        commands: list[str] = []
-        pending = ""
-        for raw in self.body.splitlines():
-            line = raw.rstrip()
-            if not pending and (not line.strip() or line.lstrip().startswith("#")):
-                continue
-            if line.endswith("\\"):
-                pending += line[:-1] + " "
-                continue
-            commands.append((pending + line).strip())
-            pending = ""
-        if pending:
-            commands.append(pending.strip())
-        return commands
-
-    def marked(self) -> dict[str, str]:
-        """Its commands marked `# not run by tests: <reason>`, command -> reason."""
-        found: dict[str, str] = {}
-        for command in self.commands():
-            match = NOT_RUN_MARK.search(command)
-            if match:
-                found[command[: match.start()].strip()] = match["reason"]
-        return found
-
-    def script(self) -> str:
-        """The block for bash: marked commands replaced by `true`."""
-        lines = []
-        for raw in self.body.splitlines():
-            match = NOT_RUN_MARK.search(raw)
-            lines.append(f"true  # {raw.strip()}" if match and raw.strip()[:1] != "#" else raw)
-        return "\n".join(lines) + "\n"
-
-
-def readme_blocks() -> list[Block]:
-    """Every fenced ```sh / ```bash block of README.md, with the headings it sits under."""
-    blocks: list[Block] = []
-    section: str | None = None
-    subsection: str | None = None
-    fence: tuple[str, int, list[str]] | None = None
-    for number, line in enumerate(README.read_text(encoding="utf-8").splitlines(), start=1):
-        if fence is not None:
-            if line.strip() == "```":
-                language, start, body = fence
-                if language in SHELL_FENCES and section is not None:
-                    blocks.append(Block(section, subsection, start, "\n".join(body)))
-                fence = None
-            else:
-                fence[2].append(line)
-            continue
-        opening = re.fullmatch(r"```(\S*)\s*", line)
-        if opening:
-            fence = (opening[1], number, [])
-        elif line.startswith("## "):
-            section, subsection = line[3:].strip(), None
-        elif line.startswith("### "):
-            subsection = line[4:].strip()
-    assert fence is None, f"README.md: the fence opened at line {fence[1]} is never closed"
-    return blocks
-
-
-def blocks_at(section: str, subsection: str | None) -> list[Block]:
-    blocks = [block for block in readme_blocks() if block.place == (section, subsection)]
-    assert blocks, f"README.md has no ```sh/```bash block in {section!r} / {subsection!r}"
-    return blocks
+# ----------------------------------------------------------------------------- the documents
 
 
 def configured(blocks: Sequence[Block], setting: str) -> str:
@@ -186,17 +107,17 @@ def configured(blocks: Sequence[Block], setting: str) -> str:
 
 
 def test_the_readme_sections_hold_only_blocks_these_tests_run() -> None:
-    blocks = [block for block in readme_blocks() if block.section in SECTIONS]
+    blocks = [block for block in all_shell_blocks() if block.place[:2] in SECTIONS]
     places = {block.place for block in blocks}
     assert places <= RUN_PLACES, (
-        f"README.md has shell blocks that no test runs: {sorted(places - RUN_PLACES, key=str)}"
+        f"shell blocks that no test runs: {sorted(places - RUN_PLACES, key=str)}"
         " (add them to a test of tests/test_first_hour.py)"
     )
-    assert places == RUN_PLACES, f"README.md lost the blocks of {RUN_PLACES - places}"
+    assert places == RUN_PLACES, f"the documents lost the blocks of {RUN_PLACES - places}"
     marked: dict[str, str] = {}
     for block in blocks:
         marked.update(block.marked())
-    assert marked == NOT_RUN, f"commands marked 'not run by tests' in README.md: {marked}"
+    assert marked == NOT_RUN, f"commands marked 'not run by tests': {marked}"
     assert len(NOT_RUN) <= MAX_NOT_RUN
     commands = [command for block in blocks for command in block.commands()]
     assert commands, "no command found"
@@ -318,9 +239,10 @@ def run(what: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], stdin
 
 
 def run_block(block: Block, cwd: Path, env: Mapping[str, str], stdin: str = "") -> Ran:
-    script = cwd.parent / f"readme-block-{block.line}.sh"  # outside the project
+    name = block.document.replace("/", "-").removesuffix(".md")
+    script = cwd.parent / f"{name}-block-{block.line}.sh"  # outside the project
     script.write_text(block.script())
-    what = f"README.md line {block.line} ({block.subsection or block.section})"
+    what = block.where()
     return run(what, ["bash", "-euo", "pipefail", str(script)], cwd, env, stdin)
 
 
@@ -434,7 +356,7 @@ def landed_msids(database: Path) -> set[str]:
 
 def test_configure_a_real_tenant_as_the_readme_shows(scratch: Path) -> None:
     """The block runs as written: the key pasted on stdin lands in .env only, and the data."""
-    blocks = blocks_at(CONFIGURE, None)
+    blocks = blocks_at(*CONFIGURE, None)
     admin_email = configured(blocks, "admin_email")
     region = configured(blocks, "region")
     key = new_key()
@@ -481,8 +403,8 @@ def test_configure_a_real_tenant_as_the_readme_shows(scratch: Path) -> None:
 
 def test_load_into_duckdb_as_the_readme_shows(scratch: Path) -> None:
     """Load, report, refresh after removals; TARGET_DUCKDB_PATH followed by every step."""
-    first, *refresh = blocks_at(LOAD, "DuckDB")
-    assert refresh, "README.md's DuckDB section should show the refresh"
+    first, *refresh = blocks_at(*LOAD, "DuckDB")
+    assert refresh, "docs/warehouse.md's DuckDB section should show the refresh"
     key = new_key()
     users = generate_users(300, seed=32, profile="realistic")
     with serving(users, "admin@contoso.example", key) as emulator:
@@ -499,7 +421,7 @@ def test_load_into_duckdb_as_the_readme_shows(scratch: Path) -> None:
         assert re.search(rf"│\s*default\s*│\s*{len(users)}\s*│", ran.stdout), ran.stdout
         # The report reads the landed tenants table: it sends no request of its own.
         requests = len(emulator.requests)
-        again = run("role_report", ["python", "scripts/role_report.py"], scratch, env).ok()
+        again = run("role_report", ["python", "-m", "spanning_reports", "roles"], scratch, env).ok()
         assert len(emulator.requests) == requests
         assert parse_report(again.stdout) == report
 
@@ -510,7 +432,9 @@ def test_load_into_duckdb_as_the_readme_shows(scratch: Path) -> None:
         live = scratch / "output" / "spanning.duckdb"
         assert landed_msids(live) == {str(u["msId"]) for u in later}
         report = parse_report(
-            run("role_report", ["python", "scripts/role_report.py"], scratch, env).ok().stdout
+            run("role_report", ["python", "-m", "spanning_reports", "roles"], scratch, env)
+            .ok()
+            .stdout
         )
         assert report.roles == {None: role_truth(later)}
         assert report.licenses == {"default": license_truth(tenant_summary(later))}
@@ -521,7 +445,9 @@ def test_load_into_duckdb_as_the_readme_shows(scratch: Path) -> None:
         elsewhere = scratch / "elsewhere" / "copy.duckdb"
         moved = {**env, "TARGET_DUCKDB_PATH": str(elsewhere)}
         outputs += [run_block(block, scratch, moved).ok().output for block in refresh]
-        shown = run("role_report", ["python", "scripts/role_report.py"], scratch, moved).ok()
+        shown = run(
+            "role_report", ["python", "-m", "spanning_reports", "roles"], scratch, moved
+        ).ok()
         report = parse_report(shown.stdout)
         assert str(elsewhere) in report.title
         assert report.roles == {None: role_truth(third)}
@@ -562,7 +488,7 @@ def test_the_role_report_groups_a_fleet_by_tenant(scratch: Path) -> None:
         (scratch / "output").mkdir()
         # The role report reads dbt's current-row views: the load, then the build.
         meltano(scratch, env, "run", "tap-spanning", "target-duckdb", "dbt-duckdb:build").ok()
-    shown = run("role_report", ["python", "scripts/role_report.py"], scratch, env).ok()
+    shown = run("role_report", ["python", "-m", "spanning_reports", "roles"], scratch, env).ok()
     report = parse_report(shown.stdout)
     assert report.roles == {
         "acme": role_truth(acme, "acme"),
@@ -606,7 +532,7 @@ FROM tenants;
 
 def test_load_into_postgres_as_the_readme_shows(scratch: Path) -> None:
     """The PostgreSQL block: start the cluster, load, and psql reads the tables (on stdin)."""
-    (block,) = blocks_at(LOAD, "PostgreSQL")
+    (block,) = blocks_at(*LOAD, "PostgreSQL")
     cluster = project_postgres()
     key = new_key()
     users = generate_users(250, seed=33, profile="realistic")

@@ -1,21 +1,22 @@
-"""scripts/fleet_report.py: marts in a warehouse -> the command -> one HTML file -> headless
-Chromium (end to end), and what the page says of freshness, offboarded tenants and names that
-hide characters (in process, the fast tier).
+"""The reports package (reports/, spanning_reports): marts in a warehouse -> the page or the
+role report.
 
-The six marts of transform/models/contract.md are written here with known rows (a fleet of
-28 tenants, three of them hand-made: one in trouble everywhere, one healthy, one that never
-synced; the others drawn from a seeded generator), into a DuckDB file and, for the PostgreSQL
-path, into a fresh database. The report is written by the command as a user runs it, then
-opened in Chromium (bash scripts/chromium.sh installs Debian's package when it is missing):
-it must render without a console message or page error, the screenshot must be a real image,
-and the numbers the page shows for three tenants must be the marts' numbers. A fleet of 1,000
-tenants must give a page that stays small, charts of the worst 20 and tables of 500 rows.
+The marts are written here with known rows into a DuckDB file (and, for the PostgreSQL path,
+into a fresh database): a fleet of 28 tenants, three of them hand-made (one in trouble
+everywhere, one healthy, one that never synced), the others drawn from a seeded generator. The
+columns are those transform/models/marts/marts.yml declares (`mart_columns()`, the one list),
+each given a type here; fleet_overview's flags and attention_score are set from each tenant's
+shape, as dbt's rules would set them, so that the page can be checked to draw them and never to
+decide them (a flag set against its number is shown as set).
 
-The fast tests run the command in process on a DuckDB file of the same fixture marts, with
-marts_build and tenant_syncs as transform/ and the tap leave them, and dbt run results written
-here: marts older than the newest sync, or a failed build, are said at the top of the page in
-red with both times; a warehouse without marts_build is of unknown freshness; offboarded
-tenants are labelled and counted in no figure; a name holding U+202E or U+200B shows them.
+The fast tier renders the page in process from that fixture warehouse and reads its DOM: the
+freshness alert (stale marts, a failed dbt build, no marts_build), offboarded tenants, names
+that hide characters, a tenant named `<script>`, the order by attention_score, the bands of
+attention_thresholds, the reader selecting exactly marts.yml's columns, the CSP's hashes, the
+pure chart and table geometry, and the role report's text. The e2e tier runs the command as a
+process, opens the page in headless Chromium (bash scripts/chromium.sh installs Debian's
+package when it is missing: no console message, no page error, a real screenshot, the marts'
+numbers in the DOM, headers that sort), reads PostgreSQL, and a fleet of 1,000 tenants.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -42,15 +42,18 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
-import yaml
+from spanning_reports import charts, freshness, marts, page, roles, tables, tenant_charts
+from spanning_reports import fleet as fleet_report
+from spanning_reports.tenants import Thresholds, build_tenants
 from typing_extensions import override
+
+from tap_spanning.roles import ROLES
+from tests.test_first_hour import parse_report
 
 e2e = pytest.mark.e2e  # the Chromium, PostgreSQL and process tests; the rest is fast
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "scripts" / "fleet_report.py"
 CHROMIUM_SH = ROOT / "scripts" / "chromium.sh"
-MARTS_YML = ROOT / "transform" / "models" / "marts" / "marts.yml"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:54329/postgres"
 BROWSER_TIMEOUT = 90
 TOP = 20  # the report's default: bars per chart
@@ -67,63 +70,96 @@ REASON_WITH_URL = (
     "Spanning refused the credentials (HTTP 401 from https://o365-api-us.spanningbackup.com)"
 )
 
-# The marts' columns and their types (the same DDL on DuckDB and PostgreSQL, but DOUBLE).
-MART_COLUMNS: dict[str, dict[str, str]] = {
+# attention_thresholds as dbt_project.yml's vars set it.
+THRESHOLDS: dict[str, Any] = {
+    "backup_target_pct": 95.0,
+    "backup_bad_pct": 80.0,
+    "global_admin_min": 2,
+    "global_admin_max": 4,
+    "global_admin_flag_at": 5,
+    "seat_use_max_pct": 100.0,
+    "failing_users_pattern_at": 10,
+}
+FLAGS = (
+    "is_never_synced",
+    "is_sync_failing",
+    "is_backup_below_target",
+    "is_backup_bad",
+    "has_failing_users",
+    "has_too_many_global_admins",
+    "has_too_few_global_admins",
+    "has_disabled_admins",
+    "is_over_licensed",
+    "has_unprotected_users",
+    "has_wasted_seats",
+    "needs_attention",
+)
+# The type of each column the fixture writes (the same DDL on DuckDB and PostgreSQL, but
+# DOUBLE); the columns, and their order, are marts.yml's.
+TYPES: dict[str, dict[str, str]] = {
     "fleet_overview": {
         "tenant_id": "VARCHAR",
         "license_status": "VARCHAR",
-        "users": "BIGINT",
-        "licensed_users": "BIGINT",
-        "licenses": "BIGINT",
-        "archived_licenses": "BIGINT",
-        "assigned_standard": "BIGINT",
-        "assigned_archive": "BIGINT",
-        "seat_use_pct": "DOUBLE",
-        "archive_seat_use_pct": "DOUBLE",
-        "global_admins": "BIGINT",
-        "spanning_admins": "BIGINT",
-        "disabled_admins": "BIGINT",
-        "wasted_seats": "BIGINT",
-        "unprotected_active_users": "BIGINT",
+        **dict.fromkeys(
+            (
+                "users",
+                "licensed_users",
+                "licenses",
+                "archived_licenses",
+                "assigned_standard",
+                "assigned_archive",
+                "global_admins",
+                "spanning_admins",
+                "disabled_admins",
+                "wasted_seats",
+                "unprotected_active_users",
+                "failed_syncs_in_a_row",
+                "failing_users",
+                "longest_failing_streak_days",
+                "attention_score",
+            ),
+            "BIGINT",
+        ),
+        **dict.fromkeys(
+            (
+                "seat_use_pct",
+                "archive_seat_use_pct",
+                "backup_success_yesterday_pct",
+                "backup_success_7d_pct",
+            ),
+            "DOUBLE",
+        ),
         "last_complete_sync_at": "TIMESTAMP",
-        "failed_syncs_in_a_row": "BIGINT",
-        "backup_success_yesterday_pct": "DOUBLE",
-        "backup_success_7d_pct": "DOUBLE",
         "is_offboarded": "BOOLEAN",
+        **dict.fromkeys(FLAGS, "BOOLEAN"),
     },
     "access_review": {
-        "tenant_id": "VARCHAR",
-        "ms_id": "VARCHAR",
-        "user_principal_name": "VARCHAR",
-        "display_name": "VARCHAR",
-        "role_id": "VARCHAR",
-        "is_disabled": "BOOLEAN",
-        "is_deleted_from_microsoft": "BOOLEAN",
-        "has_no_microsoft_license": "BOOLEAN",
-        "is_archived": "BOOLEAN",
-        "needs_review": "BOOLEAN",
+        **dict.fromkeys(
+            ("tenant_id", "ms_id", "user_principal_name", "display_name", "role_id"), "VARCHAR"
+        ),
+        **dict.fromkeys(
+            (
+                "is_disabled",
+                "is_deleted_from_microsoft",
+                "has_no_microsoft_license",
+                "is_archived",
+                "needs_review",
+            ),
+            "BOOLEAN",
+        ),
     },
-    "license_waste": {
-        "tenant_id": "VARCHAR",
-        "ms_id": "VARCHAR",
-        "user_principal_name": "VARCHAR",
-        "reason": "VARCHAR",
-    },
+    "license_waste": dict.fromkeys(
+        ("tenant_id", "ms_id", "user_principal_name", "reason"), "VARCHAR"
+    ),
     "backup_health_daily": {
         "tenant_id": "VARCHAR",
         "date": "DATE",
         "type": "VARCHAR",
-        "total": "BIGINT",
-        "successful": "BIGINT",
-        "partial": "BIGINT",
-        "failed": "BIGINT",
+        **dict.fromkeys(("total", "successful", "partial", "failed"), "BIGINT"),
         "success_rate": "DOUBLE",
     },
     "failing_users": {
-        "tenant_id": "VARCHAR",
-        "ms_id": "VARCHAR",
-        "user_principal_name": "VARCHAR",
-        "type": "VARCHAR",
+        **dict.fromkeys(("tenant_id", "ms_id", "user_principal_name", "type"), "VARCHAR"),
         "streak_days": "BIGINT",
         "first_day": "DATE",
         "last_day": "DATE",
@@ -140,20 +176,35 @@ MART_COLUMNS: dict[str, dict[str, str]] = {
         "is_current": "BOOLEAN",
         "is_offboarded": "BOOLEAN",
     },
-    # Not marts: transform/'s one-row marts_build, and the tap's own tenant_syncs (the
-    # columns the report reads), beside the marts as dbt and the loaders leave them.
-    "marts_build": {"built_at": "TIMESTAMP", "newest_sync_at": "TIMESTAMP"},
-    "tenant_syncs": {
-        "tenant_id": "VARCHAR",
-        "sync_version": "BIGINT",
-        "status": "VARCHAR",
-        "finished_at": "TIMESTAMP",
+    "attention_thresholds": {
+        name: "DOUBLE" if isinstance(value, float) else "BIGINT"
+        for name, value in THRESHOLDS.items()
     },
+    "tenant_roles": {
+        **dict.fromkeys(("tenant_id", "role_id", "role_name"), "VARCHAR"),
+        **dict.fromkeys(("members", "disabled_members"), "BIGINT"),
+    },
+    "marts_build": {"built_at": "TIMESTAMP", "newest_sync_at": "TIMESTAMP"},
+}
+# Not a mart: the tap's own tenant_syncs (the columns freshness reads), beside the marts as
+# the loaders leave it.
+TENANT_SYNCS = {
+    "tenant_id": "VARCHAR",
+    "sync_version": "BIGINT",
+    "status": "VARCHAR",
+    "finished_at": "TIMESTAMP",
 }
 BUILD_DELAY = dt.timedelta(minutes=20)  # marts built this long after the newest sync
-TYPES = ("CALENDAR", "CONTACT", "DRIVE", "MAIL", "SPSITE")
-USER_TYPES = ("CALENDAR", "CONTACT", "DRIVE", "MAIL")
+KINDS = ("CALENDAR", "CONTACT", "DRIVE", "MAIL", "SPSITE")
+USER_KINDS = ("CALENDAR", "CONTACT", "DRIVE", "MAIL")
 Rows = dict[str, list[dict[str, Any]]]
+
+
+def columns_of() -> dict[str, dict[str, str]]:
+    """Each table the fixture writes -> its columns (marts.yml's, in its order) and types."""
+    declared = marts.mart_columns()
+    tables = {mart: {c: TYPES[mart][c] for c in declared[mart]} for mart in TYPES}
+    return {**tables, "tenant_syncs": TENANT_SYNCS}
 
 
 # ----------------------------------------------------------------------------- fixture marts
@@ -251,8 +302,55 @@ def generated(count: int, seed: int) -> list[Shape]:
     return shapes
 
 
+def attention(overview: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    """fleet_overview's flags and attention_score for this shape, as dbt sets them (marts.yml
+    describes each): the fixture's known values, which the page must show, not recompute."""
+    limits = THRESHOLDS
+    backup = overview["backup_success_yesterday_pct"]
+    seat = overview["seat_use_pct"]
+    failing = len(shape.failing)
+    many = shape.global_admins >= limits["global_admin_flag_at"]
+    flags = {
+        "is_never_synced": shape.never_completed,
+        "is_sync_failing": shape.failed_runs > 0 and not shape.never_completed,
+        "is_backup_below_target": backup is not None and backup < limits["backup_target_pct"],
+        "is_backup_bad": backup is not None and backup < limits["backup_bad_pct"],
+        "has_failing_users": failing > 0,
+        "has_too_many_global_admins": many,
+        "has_too_few_global_admins": not many
+        and shape.users > 0
+        and shape.global_admins < limits["global_admin_min"],
+        "has_disabled_admins": shape.disabled_admins > 0,
+        "is_over_licensed": seat is not None and seat > limits["seat_use_max_pct"],
+        "has_unprotected_users": shape.unprotected > 0,
+        "has_wasted_seats": shape.wasted_seats > 0,
+    }
+    weights = {
+        "is_never_synced": 10,
+        "is_sync_failing": 8,
+        "is_backup_below_target": 6 if flags["is_backup_bad"] else 3,
+        "has_failing_users": 6 if failing >= limits["failing_users_pattern_at"] else 4,
+        "has_too_many_global_admins": 3,
+        "has_too_few_global_admins": 1,
+        "has_disabled_admins": 3,
+        "is_over_licensed": 3,
+        "has_unprotected_users": 2,
+        "has_wasted_seats": 1,
+    }
+    if shape.offboarded:  # it needs nothing
+        flags = dict.fromkeys(flags, False)
+    score = sum(weights[name] for name, holds in flags.items() if holds and name in weights)
+    return {
+        **flags,
+        "failing_users": failing,
+        "longest_failing_streak_days": max(shape.failing, default=0),
+        "attention_score": score,
+        "needs_attention": score > 0,
+    }
+
+
 def mart_rows(shapes: list[Shape]) -> Rows:
-    rows: Rows = {mart: [] for mart in MART_COLUMNS}
+    rows: Rows = {table: [] for table in [*TYPES, "tenant_syncs"]}
     base = dt.datetime.combine(TODAY, dt.time(2, 0))
     for number, shape in enumerate(shapes):
         tenant = shape.tenant_id
@@ -291,7 +389,7 @@ def mart_rows(shapes: list[Shape]) -> Rows:
         ok_yesterday = total_yesterday = ok_week = total_week = 0
         for back in range(DAYS_HELD, 0, -1):
             when = TODAY - dt.timedelta(days=back)
-            for kind in TYPES if shape.users else ():
+            for kind in KINDS if shape.users else ():
                 total = shape.users if kind != "SPSITE" else shape.users // 10 + 1
                 failed = round(total * shape.failure_rate * rng.uniform(0.5, 1.5))
                 failed = min(total, failed)
@@ -358,7 +456,7 @@ def mart_rows(shapes: list[Shape]) -> Rows:
             )
         # failing_users: each failing user on one or two workloads.
         for index, streak in enumerate(shape.failing):
-            for kind in USER_TYPES[: 1 + index % 2]:
+            for kind in USER_KINDS[: 1 + index % 2]:
                 rows["failing_users"].append(
                     {
                         "tenant_id": tenant,
@@ -399,6 +497,24 @@ def mart_rows(shapes: list[Shape]) -> Rows:
                 "is_offboarded": shape.offboarded,
             }
         )
+        overview = rows["fleet_overview"][-1]
+        overview.update(attention(overview, shape))
+        if not shape.never_completed and not shape.offboarded:
+            held = {"global_admin": shape.global_admins, "spanning_admin": shape.spanning_admins}
+            for tier in ROLES:
+                role_id, role_name = tier.id, tier.name
+                rows["tenant_roles"].append(
+                    {
+                        "tenant_id": tenant,
+                        "role_id": role_id,
+                        "role_name": role_name,
+                        "members": held.get(role_id, 0),
+                        "disabled_members": shape.disabled_admins
+                        if role_id == "global_admin"
+                        else 0,
+                    }
+                )
+    rows["attention_thresholds"].append(dict(THRESHOLDS))
     newest = max((row["finished_at"] for row in rows["tenant_syncs"]), default=None)
     if newest is not None:
         rows["marts_build"].append({"built_at": newest + BUILD_DELAY, "newest_sync_at": newest})
@@ -409,12 +525,11 @@ def fleet(tenants: int) -> Rows:
     return mart_rows(hand_made() + generated(tenants - len(hand_made()), seed=tenants))
 
 
-def ddl(mart: str, schema: str, double: str = "DOUBLE") -> str:
-    columns = ", ".join(
-        f'"{name}" {double if kind == "DOUBLE" else kind}'
-        for name, kind in MART_COLUMNS[mart].items()
+def ddl(table: str, columns: dict[str, str], schema: str, double: str = "DOUBLE") -> str:
+    listed = ", ".join(
+        f'"{name}" {double if kind == "DOUBLE" else kind}' for name, kind in columns.items()
     )
-    return f'CREATE TABLE "{schema}"."{mart}" ({columns})'
+    return f'CREATE TABLE "{schema}"."{table}" ({listed})'
 
 
 def jsonable(value: Any) -> Any:
@@ -424,28 +539,27 @@ def jsonable(value: Any) -> Any:
 def write_duckdb(
     path: Path, rows: Rows, schema: str = "main", without: tuple[str, ...] = ()
 ) -> None:
-    """The marts as dbt-duckdb would leave them: tables in `schema` of the file (but the
-    tables named in `without`)."""
+    """The marts as dbt-duckdb would leave them: tables in `schema` of the file, with
+    marts.yml's columns (but the tables named in `without`)."""
     connection = duckdb.connect(str(path))
     try:
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        for mart, columns in MART_COLUMNS.items():
-            if mart in without:
+        for table, columns in columns_of().items():
+            if table in without:
                 continue
-            connection.execute(ddl(mart, schema))
-            if not rows[mart]:
+            connection.execute(ddl(table, columns, schema))
+            if not rows[table]:
                 continue
-            source = path.with_name(f"{path.stem}-{mart}.jsonl")
+            source = path.with_name(f"{path.stem}-{table}.jsonl")
             source.write_text(
                 "".join(
-                    json.dumps({k: jsonable(v) for k, v in row.items()}) + "\n"
-                    for row in rows[mart]
+                    json.dumps({k: jsonable(row[k]) for k in columns}) + "\n" for row in rows[table]
                 ),
                 encoding="utf-8",
             )
             types = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
             connection.execute(
-                f'INSERT INTO "{schema}"."{mart}" SELECT * FROM read_json(?, '
+                f'INSERT INTO "{schema}"."{table}" SELECT * FROM read_json(?, '
                 f"format = 'newline_delimited', columns = {{{types}}})",
                 [str(source)],
             )
@@ -454,7 +568,7 @@ def write_duckdb(
         connection.close()
 
 
-def read_duckdb(path: Path, mart: str) -> dict[str, dict[str, Any]]:
+def read_back(path: Path, mart: str) -> dict[str, dict[str, Any]]:
     """A mart's rows by tenant_id (the first row of each), as the warehouse returns them."""
     connection = duckdb.connect(str(path), read_only=True)
     try:
@@ -516,29 +630,13 @@ def write_results(
     return path
 
 
-def load_report(name: str = "fleet_report") -> Any:
-    """scripts/<name>.py as a module, its folder on sys.path as when it runs."""
-    scripts = str(REPORT.parent)
-    sys.path.insert(0, scripts)
-    spec = importlib.util.spec_from_file_location(name, REPORT.parent / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-        sys.path.remove(scripts)
-    return module
-
-
 # ----------------------------------------------------------------------------- the command
 
 
 def run_report(*args: str, output: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m spanning_reports fleet`, as a user runs it."""
     return subprocess.run(
-        [sys.executable, str(REPORT), *args, "-o", str(output)],
+        [sys.executable, "-m", "spanning_reports", "fleet", *args, "-o", str(output)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -783,7 +881,7 @@ def rendered(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Rendere
     assert "script-src " in page
     clicks = work / "fleet_report_clicks.html"
     clicks.write_text(
-        page.replace("script-src ", f"script-src &#x27;sha256-{digest}&#x27; ", 1).replace(
+        page.replace("script-src ", f"script-src &#39;sha256-{digest}&#39; ", 1).replace(
             "</body>", f"<script>{CLICKS}</script></body>"
         ),
         encoding="utf-8",
@@ -824,7 +922,7 @@ def test_the_screenshot_is_a_real_image(rendered: Rendered) -> None:
 
 @e2e
 def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
-    overview = read_duckdb(rendered.db, "fleet_overview")
+    overview = read_back(rendered.db, "fleet_overview")
     dom = rendered.dom
     rows = {row.attrs["data-tenant"]: row for row in table_rows(dom, "fleet_overview")}
     assert set(rows) == set(overview)
@@ -885,8 +983,8 @@ def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
 
 @e2e
 def test_the_charts_show_the_marts_numbers(rendered: Rendered) -> None:
-    overview = read_duckdb(rendered.db, "fleet_overview")
-    syncs = read_duckdb(rendered.db, "tenant_sync_health")
+    overview = read_back(rendered.db, "fleet_overview")
+    syncs = read_back(rendered.db, "tenant_sync_health")
     dom = rendered.dom
     seat = {bar.attrs["data-tenant"]: bar for bar in bars(dom, "seat-use")}
     assert float(seat[TROUBLED].attrs["data-seat-use-pct"]) == pytest.approx(115.0)
@@ -921,7 +1019,7 @@ def test_the_charts_show_the_marts_numbers(rendered: Rendered) -> None:
     # Fleet-wide success per workload and day: one series per type, a point per day held.
     line = dom.find(lambda n: n.tag == "svg" and n.attrs.get("data-chart") == "backup-success")
     series = line.find_all(lambda n: n.tag == "g" and "data-type" in n.attrs)
-    assert sorted(s.attrs["data-type"] for s in series) == sorted(TYPES)
+    assert sorted(s.attrs["data-type"] for s in series) == sorted(KINDS)
     mail = next(s for s in series if s.attrs["data-type"] == "MAIL")
     points = mail.find_all(lambda n: n.tag == "circle")
     assert len(points) == DAYS_HELD
@@ -940,14 +1038,15 @@ def test_the_charts_show_the_marts_numbers(rendered: Rendered) -> None:
 
 
 @e2e
-def test_the_lists_are_in_order_of_severity(rendered: Rendered) -> None:
+def test_the_lists_are_in_order_of_attention(rendered: Rendered) -> None:
     dom = parse(rendered.page)
     tenants = table_rows(dom, "fleet_overview")
     body = rendered.dom.find(lambda n: n.tag == "body")
     opened = body.attrs["data-opened-with"].split("|")
     assert opened == [row.attrs["data-tenant"] for row in tenants], "the page reorders on load"
-    severities = [int(row.attrs["data-severity"]) for row in tenants]
-    assert severities == sorted(severities, reverse=True)
+    scores = [int(row.attrs["data-attention-score"]) for row in tenants]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > 0
     assert tenants[0].attrs["data-tenant"] in {NEVER, TROUBLED}
     review = [row.attrs["data-needs-review"] for row in table_rows(dom, "access_review")]
     assert review == sorted(review, key=lambda flag: flag != "true")
@@ -998,7 +1097,7 @@ def test_the_page_requests_nothing(rendered: Rendered) -> None:
     assert not re.search(r"url\(|@import|<link|<iframe|<object|<embed|<img", page, re.I)
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)"', page)
     assert csp is not None
-    assert "default-src &#x27;none&#x27;" in csp.group(1)
+    assert "default-src &#39;none&#39;" in csp.group(1)
     # Warehouse text is text: the hostile name and UPN are escaped, never markup.
     assert "&lt;img src=x onerror=&quot;document.title=1&quot;&gt;" in page
     assert "&quot;&gt;&lt;script&gt;document.title=2&lt;/script&gt;@evil.example" in page
@@ -1019,18 +1118,18 @@ def test_the_report_reads_postgresql_too(
         connection = duckdb.connect(str(rendered.db), read_only=True)
         try:
             tables = {}
-            for mart in MART_COLUMNS:
-                tables[mart] = connection.execute(f'SELECT * FROM main."{mart}"').fetchall()
+            for table in columns_of():
+                tables[table] = connection.execute(f'SELECT * FROM main."{table}"').fetchall()
         finally:
             connection.close()
         with psycopg.connect(url, autocommit=True) as target:
             target.execute('CREATE SCHEMA "spanning"')
-            for mart, columns in MART_COLUMNS.items():
-                target.execute(ddl(mart, "spanning", "double precision"))
+            for table, columns in columns_of().items():
+                target.execute(ddl(table, columns, "spanning", "double precision"))
                 marks = ", ".join(["%s"] * len(columns))
                 with target.cursor() as inserting:
                     inserting.executemany(
-                        f'INSERT INTO "spanning"."{mart}" VALUES ({marks})', tables[mart]
+                        f'INSERT INTO "spanning"."{table}" VALUES ({marks})', tables[table]
                     )
         output = tmp_path / "fleet_report_pg.html"
         results = write_results(tmp_path / "run_results.json", ["success"], built_at(rendered.db))
@@ -1097,41 +1196,6 @@ def test_a_thousand_tenants_stay_small(tmp_path: Path) -> None:
     assert body.attrs["data-tenants"] == "1000"
 
 
-@e2e
-def test_missing_marts_are_named_with_the_command_that_builds_them(tmp_path: Path) -> None:
-    db = tmp_path / "tap_only.duckdb"
-    connection = duckdb.connect(str(db))
-    connection.execute("CREATE TABLE users (tenant_id VARCHAR)")
-    connection.close()
-    done = run_report("--duckdb", str(db), output=tmp_path / "r.html")
-    assert done.returncode == 1
-    assert "fleet_overview" in done.stderr
-    assert "dbt-duckdb:build" in done.stderr
-    assert not (tmp_path / "r.html").exists()
-    missing = run_report("--duckdb", str(tmp_path / "none.duckdb"), output=tmp_path / "r.html")
-    assert missing.returncode == 1
-    assert "does not exist" in missing.stderr
-
-
-@e2e
-def test_the_report_reads_only_columns_the_dbt_marts_declare() -> None:
-    """The columns the report selects are the marts' columns of transform/ (the models' .yml
-    files of models/marts): a renamed column fails here, not on a user's warehouse."""
-    module = load_report()
-    models = {
-        model["name"]: {column["name"] for column in model.get("columns", [])}
-        for path in MARTS_YML.parent.glob("*.yml")
-        for model in yaml.safe_load(path.read_text(encoding="utf-8")).get("models", [])
-    }
-    for mart, columns in module.MARTS.items():
-        optional = set(module.OPTIONAL_COLUMNS.get(mart, ()))
-        assert mart in models, f"{MARTS_YML} has no model {mart}"
-        assert set(columns) | optional <= models[mart], (mart, set(columns) - models[mart])
-        assert set(columns) | optional == set(MART_COLUMNS[mart]), f"this test's fixture of {mart}"
-    # marts_build, read for freshness (scripts/fleet_freshness.py).
-    assert {"built_at", "newest_sync_at"} <= models.get("marts_build", set())
-
-
 # ----------------------------------------------------------------------------- in process
 
 UTC_SHOWN = "%Y-%m-%d %H:%M:%S UTC"  # how the page shows a time
@@ -1161,7 +1225,6 @@ def report(
 ) -> Callable[..., Written]:
     """Write the marts into a DuckDB file and run the command on it, in process. dbt's
     default results are looked for in this test's folder, never in the developer's tree."""
-    module = load_report()
     monkeypatch.setenv("DBT_DUCKDB_TARGET_PATH", str(tmp_path / "dbt-target"))
 
     def run(rows: Rows, *args: str, without: tuple[str, ...] = ()) -> Written:
@@ -1169,7 +1232,7 @@ def report(
         write_duckdb(db, rows, without=without)
         output = tmp_path / "fleet_report.html"
         output.unlink(missing_ok=True)
-        code = module.main(["--duckdb", str(db), "-o", str(output), *args])
+        code = fleet_report.main(["--duckdb", str(db), "-o", str(output), *args])
         captured = capsys.readouterr()
         page = output.read_text(encoding="utf-8") if output.exists() else ""
         return Written(code, page, captured.out, captured.err)
@@ -1291,7 +1354,6 @@ def test_the_default_dbt_results_are_the_warehouses_own(
     assert alert.text.startswith(f"The last dbt run failed at {built:{UTC_SHOWN}}")
     assert str(results) in alert.text
 
-    freshness = sys.modules["fleet_freshness"]
     transform = ROOT / "transform" / "target"
     assert freshness.default_results("duckdb", {}) == transform / "duckdb" / "run_results.json"
     assert freshness.default_results("postgres", {}) == transform / "postgres" / "run_results.json"
@@ -1460,3 +1522,339 @@ def test_names_show_their_hidden_characters_isolated(report: Callable[..., Writt
     assert cells_by_header(dom, "failing_users", failing[0])["Workload"] == "MA\u27e8U+202B\u27e9IL"
     runs = {bar.attrs["data-tenant"]: bar for bar in bars(dom, "failed-runs")}
     assert "HTTP 401 \u27e8U+202E\u27e9rof\u27e8U+061C\u27e9 deifitnedi" in runs[TROUBLED].text
+
+
+# ----------------------------------------------------------------------------- the marts read
+
+
+def test_the_fixture_writes_every_column_marts_yml_declares() -> None:
+    """The fixture's types cover marts.yml's columns exactly: a column added to a mart is
+    added here, so every test below runs on the marts as dbt builds them."""
+    declared = marts.mart_columns()
+    for table, types in TYPES.items():
+        assert table in declared, f"marts.yml has no model {table}"
+        assert set(types) == set(declared[table]), (table, set(declared[table]) ^ set(types))
+    for mart in (*marts.FLEET_MARTS, *marts.ROLE_MARTS):
+        assert mart in TYPES, mart
+
+
+def test_the_reader_selects_exactly_the_columns_of_marts_yml(tmp_path: Path) -> None:
+    db = tmp_path / "spanning.duckdb"
+    write_duckdb(db, fleet(28))
+    declared = marts.mart_columns()
+    selects: list[str] = []
+    with marts.duckdb_run(db) as run:
+
+        def recording(query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            selects.append(query)
+            return run(query)
+
+        found = marts.read_marts(
+            recording,
+            str(db),
+            "main",
+            "duckdb",
+            marts=marts.FLEET_MARTS,
+            declared=declared,
+            freshness=False,
+        )
+    for mart in marts.FLEET_MARTS:
+        wanted = ", ".join(f'"{column}"' for column in declared[mart])
+        assert f'SELECT {wanted} FROM "main"."{mart}"' in selects, mart
+        assert found[mart], mart
+        assert all(list(row) == declared[mart] for row in found[mart]), mart
+    assert found.freshness is None
+
+
+def test_a_mart_without_a_declared_column_names_it_and_the_build(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    write_duckdb(db, fleet(28))
+    connection = duckdb.connect(str(db))
+    connection.execute("ALTER TABLE main.fleet_overview DROP COLUMN attention_score")
+    connection.execute("DROP TABLE main.attention_thresholds")
+    connection.close()
+    with pytest.raises(marts.ReportError) as raised:
+        marts.read_duckdb(db, "main", marts.FLEET_MARTS, marts.mart_columns())
+    message = str(raised.value)
+    assert "fleet_overview.attention_score" in message
+    assert "attention_thresholds" in message
+    assert "dbt-duckdb:build" in message
+
+
+def test_marts_yml_is_the_projects_or_the_one_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    assert marts.marts_yml_path(env={}) == ROOT / "transform" / "models" / "marts" / "marts.yml"
+    assert marts.marts_yml_path(env={"MELTANO_PROJECT_ROOT": str(project)}) == (
+        project / "transform" / "models" / "marts" / "marts.yml"
+    )
+    other = tmp_path / "marts.yml"
+    other.write_text("models:\n  - name: fleet_overview\n    columns: [{name: tenant_id}]\n")
+    assert marts.mart_columns(other) == {"fleet_overview": ["tenant_id"]}
+    db = tmp_path / "spanning.duckdb"
+    write_duckdb(db, fleet(28))
+    code = fleet_report.main(
+        ["--duckdb", str(db), "--marts-yml", str(other), "-o", str(tmp_path / "r")]
+    )
+    assert code == 1
+    assert "marts.yml declares no access_review" in capsys.readouterr().err
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(project))
+    with pytest.raises(marts.ReportError, match="cannot read the marts' columns"):
+        marts.mart_columns()
+
+
+def test_missing_marts_are_named_with_the_command_that_builds_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "tap_only.duckdb"
+    connection = duckdb.connect(str(db))
+    connection.execute("CREATE TABLE users (tenant_id VARCHAR)")
+    connection.close()
+    output = tmp_path / "r.html"
+    assert fleet_report.main(["--duckdb", str(db), "-o", str(output)]) == 1
+    said = capsys.readouterr().err
+    assert "fleet_overview" in said
+    assert "dbt-duckdb:build" in said
+    assert not output.exists()
+    assert fleet_report.main(["--duckdb", str(tmp_path / "none.duckdb"), "-o", str(output)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- what is drawn
+
+
+def test_tenants_are_listed_and_worded_by_the_marts_flags(report: Callable[..., Written]) -> None:
+    """The page orders by attention_score and words each flag that holds: a flag the mart
+    sets against its number is shown, one it leaves unset is not (the page decides nothing)."""
+    rows = fleet(28)
+    overview = {row["tenant_id"]: row for row in rows["fleet_overview"]}
+    healthy = overview[HEALTHY]
+    healthy.update(is_over_licensed=True, attention_score=99, needs_attention=True)
+    assert healthy["seat_use_pct"] < 100
+    troubled = overview[TROUBLED]
+    assert troubled["global_admins"] == 7
+    troubled.update(has_too_many_global_admins=False)
+    calm = overview["client-0001"]
+    calm.update(dict.fromkeys(FLAGS, False), attention_score=0, wasted_seats=3)
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    dom = written.dom
+    listed = table_rows(dom, "fleet_overview")
+    assert listed[0].attrs["data-tenant"] == HEALTHY
+    assert listed[0].attrs["data-attention-score"] == "99"
+    shown = {
+        row.attrs["data-tenant"]: cells_by_header(dom, "fleet_overview", row)["Issues"]
+        for row in listed
+    }
+    assert shown[HEALTHY] == f"over licensed ({healthy['seat_use_pct']:.1f}%)"
+    assert "Global Admins" not in shown[TROUBLED]
+    assert shown[TROUBLED].startswith("sync failing (3 runs)backups ")
+    assert "4 failing users" in shown[TROUBLED]
+    assert "6 wasted seats" in shown[TROUBLED]
+    assert shown[NEVER] == "never synced"
+    assert shown["client-0001"] == "ok"  # wasted seats, but has_wasted_seats is false
+
+
+def test_the_bands_are_attention_thresholds(report: Callable[..., Written]) -> None:
+    rows = fleet(28)
+    rows["attention_thresholds"] = [
+        {
+            **THRESHOLDS,
+            "global_admin_min": 1,
+            "global_admin_max": 6,
+            "global_admin_flag_at": 8,
+            "backup_target_pct": 90.0,
+        }
+    ]
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    dom = written.dom
+    admins = dom.find(lambda n: n.tag == "svg" and n.attrs.get("data-chart") == "global-admins")
+    assert [n.text for n in admins.find_all(lambda n: n.attrs.get("class") == "band")] == [
+        "1\u20136",
+        "8+",
+    ]
+    section = dom.find(lambda n: n.tag == "section" and n.attrs.get("id") == "admins")
+    assert "Microsoft recommends 1\u20136 Global Admins and flags 8 or more" in section.text
+    backups = dom.find(lambda n: n.tag == "svg" and n.attrs.get("data-chart") == "backup-yesterday")
+    markers = backups.find_all(lambda n: n.tag == "text" and n.attrs.get("class") == "marker")
+    assert [n.text for n in markers] == ["90%"]
+    cards = {n.attrs["data-kpi"]: n.text for n in dom.find_all(lambda n: "data-kpi" in n.attrs)}
+    assert cards["ga-flagged"].endswith("tenants with 8+ GAs")
+    rows["attention_thresholds"].append(dict(THRESHOLDS))
+    twice = report(rows)
+    assert twice.code == 1
+    assert "attention_thresholds holds 2 rows" in twice.stderr
+
+
+def test_a_tenant_named_script_is_text(report: Callable[..., Written]) -> None:
+    rows = fleet(28)
+    hostile = "<script>document.title='owned'</script>"
+    for table in rows.values():
+        for row in table:
+            if row.get("tenant_id") == TROUBLED:
+                row["tenant_id"] = hostile
+    written = report(rows)
+    assert written.code == 0, written.stderr
+    assert hostile not in written.page
+    assert written.page.count("<script>") == 2
+    assert "&lt;script&gt;document.title=&#39;owned&#39;&lt;/script&gt;" in written.page
+    dom = written.dom
+    assert dom.find(lambda n: n.tag == "title").text == page.TITLE
+    listed = next(r for r in table_rows(dom, "fleet_overview") if r.attrs["data-tenant"] == hostile)
+    assert cells_by_header(dom, "fleet_overview", listed)["Tenant"] == hostile
+    assert len(dom.find_all(lambda n: n.tag == "script")) == 2
+
+
+def test_the_csp_allows_exactly_the_pages_own_scripts(report: Callable[..., Written]) -> None:
+    written = report(fleet(28))
+    scripts = re.findall(r"<script>(.*?)</script>", written.page, re.S)
+    assert len(scripts) == 2
+    policy = written.dom.find(
+        lambda n: n.tag == "meta" and n.attrs.get("http-equiv") == "Content-Security-Policy"
+    ).attrs["content"]
+    allowed = re.findall(r"'sha256-([^']+)'", policy)
+    assert sorted(allowed) == sorted(
+        base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() for s in scripts
+    )
+    assert policy.startswith("default-src 'none';")
+    assert "'unsafe-inline'" not in policy.split("script-src", 1)[1]
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_nice_ticks_are_round_and_cover_the_maximum() -> None:
+    assert charts.nice_ticks(7, whole=True) == (8, [0, 2, 4, 6, 8])
+    assert charts.nice_ticks(100.0) == (100, [0, 20, 40, 60, 80, 100])
+    assert charts.nice_ticks(115.0) == (150, [0, 50, 100, 150])  # a step of 23 rounds to 50
+    assert charts.nice_ticks(0.2, whole=True) == (1, [0, 1])
+
+
+def test_a_bar_chart_clips_cuts_and_skips_zero() -> None:
+    name = "a-tenant-with-a-very-long-name-that-does-not-fit"
+    drawn = charts.bar_chart(
+        "c",
+        [
+            charts.Bar(name, 250.0, "250", charts.RED, "t"),
+            charts.Bar("zero", 0.0, "0", charts.GREEN, "t", {"data-x": 1}),
+        ],
+        axis_max=200.0,
+        ticks=[0, 100, 200],
+        tick_label=lambda v: f"{v:g}%",
+        bands=[charts.Band(50, 100, "#eee", "ok")],
+    )
+    clipped, zero = drawn.bars
+    layout = charts.HALF
+    assert clipped.clipped
+    assert clipped.width == str(layout.plot_width)  # the whole plot, no further
+    assert clipped.tenant_label.endswith("\u2026")
+    assert len(clipped.tenant_label) == layout.label_chars
+    assert zero.width is None
+    assert not zero.clipped
+    assert zero.data == {"data-tenant": "zero", "data-value": 0.0, "data-x": 1}
+    assert [tick.label for tick in drawn.ticks] == ["0%", "100%", "200%"]
+    (band,) = drawn.bands
+    assert band.width == str(layout.plot_width // 4)
+    assert band.label is not None
+    assert drawn.height == charts.CHART_TOP + 2 * charts.ROW_HEIGHT + 22
+
+
+def test_charts_choose_by_the_flags_and_bands(tmp_path: Path) -> None:
+    rows = fleet(28)
+    found = marts.Marts("fixture", "main", rows)
+    tenants = [t for t in build_tenants(found) if not t.offboarded]
+    limits = Thresholds.from_row(THRESHOLDS)
+    admins = tenant_charts.admin_chart(tenants, 5, limits)
+    assert admins.drawing is not None
+    first = admins.drawing.bars[0]
+    assert first.bar.color == charts.RED
+    assert first.data["data-global-admins"] >= THRESHOLDS["global_admin_flag_at"]
+    (note,) = admins.notes
+    assert isinstance(note, charts.Note)
+    assert (note.shown, note.more) == (5, True)
+    seats = tenant_charts.seat_chart(tenants, 3, limits)
+    assert seats.drawing.bars[0].bar.tenant == TROUBLED  # the one over licensed the most
+    assert any("without license counters" in str(n) for n in seats.notes)
+    quiet = [t for t in tenants if not t.sync_failing and not t.never_synced]
+    assert tenant_charts.sync_chart(quiet, 5).empty == "Every tenant's last sync completed."
+    empty = charts.backup_line_chart([], limits)
+    assert (empty.drawing, empty.empty) == (None, "No backup history in backup_health_daily.")
+
+
+def test_tables_order_and_cut_their_rows() -> None:
+    rows = fleet(28)
+    review = tables.access_table(rows["access_review"], 3)
+    assert review.total == len(rows["access_review"])
+    assert review.more == review.total - 3
+    assert all(row["needs_review"] for row in review.rows)
+    assert len(tables.review_reasons(review.rows[0])) >= len(tables.review_reasons(review.rows[-1]))
+    waste = tables.waste_table(rows["license_waste"], 1000)
+    reasons = [row["reason"] for row in waste.rows]
+    assert reasons == sorted(reasons, key=list(tables.WASTE_REASONS).index)
+    streaks = [row["streak_days"] for row in tables.failing_table(rows["failing_users"], 9).rows]
+    assert streaks[0] == 9
+    assert streaks == sorted(streaks, reverse=True)
+
+
+# ----------------------------------------------------------------------------- the role report
+
+
+def test_the_role_report_prints_tenant_roles_and_license_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = fleet(28)
+    db = tmp_path / "spanning.duckdb"
+    write_duckdb(db, rows)
+    assert roles.main(["--duckdb", str(db)]) == 0
+    shown = parse_report(capsys.readouterr().out)
+    expected: dict[str | None, dict[str, tuple[int, int]]] = {}
+    for row in rows["tenant_roles"]:
+        expected.setdefault(row["tenant_id"], {})[row["role_id"]] = (
+            row["members"],
+            row["disabled_members"],
+        )
+    assert shown.roles == expected
+    assert NEVER not in shown.roles  # no complete sync: no current rows
+    assert shown.title.startswith(f"Spanning roles in {db} (schema main): ")
+    assert f"{len(expected)} tenants" in shown.title
+    overview = {row["tenant_id"]: row for row in rows["fleet_overview"]}
+    assert shown.licenses[TROUBLED] == ("paid", 1150, 1000, 20, 50, 1240)
+    assert set(shown.licenses) == set(expected)
+    assert shown.licenses[HEALTHY][-1] == overview[HEALTHY]["users"]
+    assert not shown.notes
+
+
+def test_the_role_report_of_one_tenant_is_not_grouped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = mart_rows([hand_made()[1]])
+    rows["fleet_overview"][0]["license_status"] = None
+    rows["fleet_overview"][0]["licenses"] = None
+    db = tmp_path / "one.duckdb"
+    write_duckdb(db, rows)
+    assert roles.main(["--duckdb", str(db), "--schema", "main"]) == 0
+    shown = parse_report(capsys.readouterr().out)
+    assert list(shown.roles) == [None]
+    assert shown.roles[None]["global_admin"] == (3, 0)
+    assert shown.title.endswith(f"tenant {HEALTHY}, 260 users")
+    assert shown.licenses == {}
+    assert shown.notes == [f"NOTE: {HEALTHY} has no license counters landed: sync again"]
+    assert roles.main(["--duckdb", str(tmp_path / "none.duckdb")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_each_table_aligns_numbers_and_wraps_tags_by_its_own_rule(
+    report: Callable[..., Written],
+) -> None:
+    """The per-table rules are CSS as written, not escaped text a browser would ignore."""
+    written = report(fleet(28))
+    assert (
+        'table[data-table="fleet_overview"] td:nth-child(2){white-space:normal;min-width:250px}'
+        in written.page
+    )
+    assert 'table[data-table="failing_users"] td:nth-child(4){text-align:right}' in written.page
+    # license_waste has no numeric and no tag column: no rule, not an empty selector.
+    assert "<style>{" not in written.page
+    assert "&#34;" not in "".join(re.findall(r"<style>(.*?)</style>", written.page, re.S))

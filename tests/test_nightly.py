@@ -12,7 +12,7 @@ DuckDB runs the job as the README writes it (`meltano --environment=prod run nig
 PostgreSQL through its schedule (`meltano schedule run nightly-postgres`), which must select
 the prod environment by itself: in the default one the refused key stops the run (exit 1).
 Expected values come from the emulator's tenants, never from the run's own output. One fast
-test holds the report utility's lookup order (scripts/fleet_report_utility.py) as written.
+test holds the report utility's lookup order (spanning_reports.utility) as written.
 """
 
 from __future__ import annotations
@@ -218,11 +218,10 @@ def test_nightly_postgres_schedule_ends_0_with_the_marts_and_the_report(
     check_report(report_path(tmp_path))
 
 
-def test_the_report_utility_reads_the_warehouse_dbt_built(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_report_utility_reads_the_warehouse_dbt_built() -> None:
     """Each setting: FLEET_REPORT_*, else dbt's DBT_<ADAPTER>_*, else the loader's TARGET_*,
     else meltano.yml's default; relative paths from the project, absolute ones as given."""
-    monkeypatch.syspath_prepend(str(PROJECT_DIR / "scripts"))  # as when the utility runs
-    utility = importlib.import_module("fleet_report_utility")
+    utility = importlib.import_module("spanning_reports.utility")
     root = "/srv/spanning"
     report = ["-o", f"{root}/output/fleet_report.html"]
 

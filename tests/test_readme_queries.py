@@ -1,11 +1,11 @@
-"""README "Governance questions in SQL", run as written after a night with failures.
+"""docs/warehouse.md, "Governance questions in SQL", run as written after a night with failures.
 
 A fleet of four tenants (the emulator's torture users, every tag spelling) is loaded and built
 by the nightly command, `meltano --environment=prod run tap-spanning target-<db>
 dbt-<db>:build` (failure_mode nightly), into DuckDB and into PostgreSQL. Then a night goes
 wrong in the three ways that make raw tables lie: acme loses users (Global Admins among them),
 globex's key is refused (it fails alone, the run exits 0 and dbt builds), and umbrella is
-offboarded (left out of the configuration). Every SQL block of the README section, the search
+offboarded (left out of the configuration). Every SQL block of the section, the search
 path line for the warehouse first, must then answer exactly what the emulator's ground truth
 says (expected_output: acme and initech as the second night found them, globex as the first
 did, umbrella nowhere), while the raw users table still holds a removed user. The same
@@ -27,12 +27,14 @@ from typing import Any
 
 import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
+from spanning_reports import fleet as fleet_cli
+from spanning_reports import roles as roles_cli
 
+from tests.documented import section_text, sql_blocks
 from tests.test_dbt_by_hand import Warehouse, require_utility, warehouse_for, with_private_dbt
 from tests.test_first_hour import license_truth, parse_report, role_truth
-from tests.test_fleet_report import Written, load_report, parse
+from tests.test_fleet_report import Written, parse
 from tests.test_warehouse import (
-    DOCS,
     PostgresServer,
     import_or_unavailable,
     meltano,
@@ -47,9 +49,10 @@ __all__ = ["pg_database", "postgres"]  # fixtures, requested by name for Postgre
 
 pytestmark = pytest.mark.e2e
 
+DOCUMENT = "docs/warehouse.md"
 SECTION = "### Governance questions in SQL"
 QUERIES = 4
-# The README's search path line for each warehouse: the one whose comment names it.
+# The documented search path line for each warehouse: the one whose comment names it.
 SEARCH_PATH_MARK = {"duckdb": "-- DuckDB", "postgres": "-- PostgreSQL"}
 ADMIN_ROLES = {"global_admin", "spanning_admin"}
 SHRINKS, FAILS, STAYS, LEAVES = "acme", "globex", "initech", "umbrella"
@@ -60,24 +63,21 @@ Answer = Counter[tuple[Any, ...]]
 Output = Mapping[str, list[dict[str, object]]]
 
 
-# ----------------------------------------------------------------------------- the README
+# ----------------------------------------------------------------------------- the document
 
 
 def readme_sql(warehouse: str) -> tuple[str, list[str]]:
     """The section's search path statement for the warehouse, and its queries, in order."""
-    text = DOCS.read_text(encoding="utf-8")
-    assert SECTION in text, f"{DOCS.name} lost {SECTION!r}"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
-    blocks = re.findall(r"^```sql\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
-    assert len(blocks) == QUERIES + 1, f"{DOCS.name}: {len(blocks)} SQL blocks in {SECTION!r}"
+    blocks = sql_blocks(section_text(DOCUMENT, SECTION))
+    assert len(blocks) == QUERIES + 1, f"{DOCUMENT}: {len(blocks)} SQL blocks in {SECTION!r}"
     paths, *queries = blocks
     lines = [line for line in paths.splitlines() if SEARCH_PATH_MARK[warehouse] in line]
-    assert len(lines) == 1, f"{DOCS.name}: no single search path line for {warehouse}"
+    assert len(lines) == 1, f"{DOCUMENT}: no single search path line for {warehouse}"
     statement = lines[0].split("--", 1)[0].strip()
     for query in queries:
         # Current rows only: the raw tables keep removed users and offboarded clients.
         raw = re.findall(r"\b(?:FROM|JOIN)\s+(users|role_memberships|tenants|roles)\b", query)
-        assert not raw, f"{DOCS.name}: a query reads the raw table {raw[0]}"
+        assert not raw, f"{DOCUMENT}: a query reads the raw table {raw[0]}"
     return statement, queries
 
 
@@ -205,7 +205,7 @@ def duckdb_path(tmp_path: Path) -> Path:
 def fleet_report(
     name: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Written:
-    """scripts/fleet_report.py on the test's warehouse, with the run results of its dbt."""
+    """The fleet report on the test's warehouse, with the run results of its dbt."""
     if name == "duckdb":
         where = ["--duckdb", str(duckdb_path(tmp_path))]
     else:
@@ -215,7 +215,7 @@ def fleet_report(
     results = tmp_path / "dbt" / "target" / "run_results.json"  # with_private_dbt's target
     assert results.is_file(), "dbt wrote no run_results.json"
     capsys.readouterr()
-    code = load_report().main([*where, "--dbt-results", str(results), "-o", str(output)])
+    code = fleet_cli.main([*where, "--dbt-results", str(results), "-o", str(output)])
     captured = capsys.readouterr()
     return Written(code, output.read_text(encoding="utf-8"), captured.out, captured.err)
 
@@ -271,7 +271,7 @@ def test_readme_governance_queries_answer_current_rows_after_a_night_with_failur
     assert all(truth), "a query whose truth is empty proves nothing"
 
     with session(warehouse_name, request, tmp_path) as run:
-        run(statement)  # the README's search path line, as a person runs it first
+        run(statement)  # the documented search path line, as a person runs it first
         # The raw table still holds a removed user: reading it would be wrong.
         raw = run(f"SELECT \"msId\" FROM users WHERE tenant_id = '{SHRINKS}'")
         assert raw is not None
@@ -280,14 +280,12 @@ def test_readme_governance_queries_answer_current_rows_after_a_night_with_failur
             rows = run(query)
             assert rows is not None
             assert Counter(tuple(row) for row in rows) == wanted, (
-                f"{warehouse_name}: README governance query {number} answers wrongly"
+                f"{warehouse_name}: documented governance query {number} answers wrongly"
             )
 
-    if warehouse_name == "duckdb":  # scripts/role_report.py reads the same views
+    if warehouse_name == "duckdb":  # the role report reads the marts of the same views
         capsys.readouterr()
-        code = load_report("role_report").main(
-            ["--database", str(duckdb_path(tmp_path)), "--schema", "main"]
-        )
+        code = roles_cli.main(["--duckdb", str(duckdb_path(tmp_path)), "--schema", "main"])
         shown = parse_report(capsys.readouterr().out)
         assert code == 0
         current = {

@@ -1,14 +1,16 @@
-"""The fleet report as a Meltano utility: `meltano invoke fleet-report:duckdb` (or `:postgres`),
-and the last step of the nightly jobs (meltano.yml, `nightly-duckdb`, `nightly-postgres`).
+"""The reports as a Meltano utility: `meltano invoke fleet-report:duckdb` (or `:postgres`),
+the last step of the nightly jobs (meltano.yml, `nightly-duckdb`, `nightly-postgres`), and
+the role report, `meltano invoke fleet-report:roles-duckdb` (or `:roles-postgres`).
 
-    python scripts/fleet_report_utility.py duckdb|postgres [scripts/fleet_report.py options]
+    python -m spanning_reports utility duckdb|postgres|roles-duckdb|roles-postgres [options]
 
 Meltano hands a utility its own settings only (FLEET_REPORT_*), not the loader's or dbt's, and
 starts it in the caller's directory. So the warehouse is found here as transform/profiles/ find
 it, and the report follows dbt: each setting is the first of FLEET_REPORT_<SETTING>, the dbt
 utility's DBT_<ADAPTER>_<SETTING>, the loader's TARGET_<ADAPTER>_<SETTING> and meltano.yml's
 default; a relative path is taken from the project (MELTANO_PROJECT_ROOT), as the loader and
-dbt take it. Then scripts/fleet_report.py writes the page; its exit code is this one's.
+dbt take it. Then the report runs in this process (the password stays off every command
+line); its exit code is this one's.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import fleet_report
 from psycopg.conninfo import make_conninfo
+
+from spanning_reports import fleet, roles
 
 # meltano.yml's defaults for target-duckdb and target-postgres (the private cluster of
 # scripts/postgres.sh); the password is its placeholder, ignored by a trust-auth cluster.
@@ -35,7 +38,7 @@ POSTGRES_DEFAULTS = {
 DEFAULT_OUTPUT = "output/fleet_report.html"
 # The loader's own variable where its setting's name differs from the report's.
 LOADER_NAMES = {"SCHEMA": "DEFAULT_TARGET_SCHEMA"}
-WAREHOUSES = ("duckdb", "postgres")
+COMMANDS = ("duckdb", "postgres", "roles-duckdb", "roles-postgres")
 
 
 def setting(env: Mapping[str, str], adapter: str, name: str, default: str) -> str:
@@ -56,13 +59,12 @@ def in_project(env: Mapping[str, str], path: str) -> str:
     return str(Path(env.get("MELTANO_PROJECT_ROOT") or ".") / path)
 
 
-def report_args(warehouse: str, env: Mapping[str, str]) -> list[str]:
-    """scripts/fleet_report.py's arguments for this warehouse, from the environment."""
-    output = in_project(env, env.get("FLEET_REPORT_OUTPUT") or DEFAULT_OUTPUT)
+def source_args(warehouse: str, env: Mapping[str, str]) -> list[str]:
+    """--duckdb PATH or --postgres CONNINFO, and --schema, from the environment."""
     if warehouse == "duckdb":
         path = setting(env, "DUCKDB", "PATH", DUCKDB_DEFAULTS["PATH"])
         schema = setting(env, "DUCKDB", "SCHEMA", DUCKDB_DEFAULTS["SCHEMA"])
-        return ["--duckdb", in_project(env, path), "--schema", schema, "-o", output]
+        return ["--duckdb", in_project(env, path), "--schema", schema]
     values = {
         name: setting(env, "POSTGRES", name, default) for name, default in POSTGRES_DEFAULTS.items()
     }
@@ -73,20 +75,25 @@ def report_args(warehouse: str, env: Mapping[str, str]) -> list[str]:
         password=values["PASSWORD"],
         dbname=values["DATABASE"],
     )
-    return ["--postgres", conninfo, "--schema", values["SCHEMA"], "-o", output]
+    return ["--postgres", conninfo, "--schema", values["SCHEMA"]]
+
+
+def report_args(warehouse: str, env: Mapping[str, str]) -> list[str]:
+    """The fleet report's arguments for this warehouse, from the environment."""
+    output = in_project(env, env.get("FLEET_REPORT_OUTPUT") or DEFAULT_OUTPUT)
+    return [*source_args(warehouse, env), "-o", output]
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in WAREHOUSES:
+    if not args or args[0] not in COMMANDS:
         print(
-            f"usage: fleet_report_utility.py {{{'|'.join(WAREHOUSES)}}} [fleet_report options]",
+            f"usage: python -m spanning_reports utility {{{'|'.join(COMMANDS)}}} [options]",
             file=sys.stderr,
         )
         return 2
-    # In-process, not a child process: the password stays off every command line.
-    return fleet_report.main([*report_args(args[0], os.environ if env is None else env), *args[1:]])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    environ = os.environ if env is None else env
+    command, rest = args[0], args[1:]
+    if command.startswith("roles-"):
+        return roles.main([*source_args(command.removeprefix("roles-"), environ), *rest])
+    return fleet.main([*report_args(command, environ), *rest])

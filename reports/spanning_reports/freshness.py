@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from spanning_reports.project import project_root
+
 RESULTS_FILE = "run_results.json"
 FAILED_STATUSES = frozenset({"error", "fail"})
 FAILED_SHOWN = 3  # failed dbt nodes named on the page; the rest are counted
@@ -44,9 +45,10 @@ def default_results(adapter: str, env: Mapping[str, str] | None = None) -> Path:
     """dbt's run_results.json for the warehouse read: the utility's target_path (Meltano's
     DBT_<ADAPTER>_TARGET_PATH), else the project's transform/target/<adapter>."""
     environ = os.environ if env is None else env
+    root = project_root(environ)
     target = environ.get(f"DBT_{adapter.upper()}_TARGET_PATH")
-    folder = Path(target) if target else ROOT / "transform" / "target" / adapter
-    return (folder if folder.is_absolute() else ROOT / folder) / RESULTS_FILE
+    folder = Path(target) if target else root / "transform" / "target" / adapter
+    return (folder if folder.is_absolute() else root / folder) / RESULTS_FILE
 
 
 def utc(value: Any) -> dt.datetime | None:

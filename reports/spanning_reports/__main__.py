@@ -1,0 +1,29 @@
+"""python -m spanning_reports fleet|roles|utility [options]: see each module's docstring."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from spanning_reports import fleet, roles, utility
+
+COMMANDS = {"fleet": fleet.main, "roles": roles.main, "utility": utility.main}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print(
+            "usage: python -m spanning_reports {fleet|roles|utility} [options]\n"
+            "  fleet    write the fleet report (HTML) from the dbt marts\n"
+            "  roles    print each role's members and each tenant's license use\n"
+            "  utility  as the Meltano utility fleet-report runs it: "
+            "duckdb|postgres|roles-duckdb|roles-postgres",
+            file=sys.stderr,
+        )
+        return 2
+    return COMMANDS[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
