@@ -1,4 +1,4 @@
-"""5,000 tenants from files, through Meltano (README, "Many tenants", "Settings").
+"""5,000 tenants from files, through Meltano (docs/many-tenants.md, "Fleets of any size").
 
 Meltano hands every setting to the tap as one environment variable, and Linux caps one
 at 128 KiB: a list of 5,000 tenants (about 600 KiB with their keys) cannot go that way,
@@ -33,8 +33,8 @@ from spanning_emulator import (
     generate_users,
 )
 
-from tests.test_warehouse import meltano, require_plugin
 from tests.test_warehouse_fleet import fleet_env
+from tests.warehouse import meltano, require_plugin
 
 pytestmark = pytest.mark.e2e
 

@@ -31,7 +31,7 @@ from spanning_emulator import SpanningEmulator, generate_users, utc_today
 from spanning_emulator.cli import main as emulator_cli
 
 from tests.tapdriver import ADMIN_EMAIL
-from tests.test_warehouse import (
+from tests.warehouse import (
     FOREIGN_ENV_PREFIXES,
     PROJECT_DIR,
     duckdb_tables,

@@ -35,7 +35,7 @@ from spanning_emulator import (
 )
 from spanning_emulator.cli import main as cli_main
 
-from tests.test_emulator_backups import TODAY, WINDOW, backed_up, crawl, read_date, tenant_auth
+from tests.backup_reading import TODAY, WINDOW, backed_up, crawl, read_date, tenant_auth
 
 USERS = generate_users(140, seed=23, profile="realistic")
 NEIGHBOUR_USERS = generate_users(60, seed=24, profile="realistic")
@@ -406,5 +406,3 @@ def test_cli_help_lists_every_case(capsys: pytest.CaptureFixture[str]) -> None:
     text = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))
     for name in HOSTILE_CASE_NAMES:
         assert name in text
-
-

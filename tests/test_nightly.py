@@ -30,7 +30,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from spanning_emulator import EmulatedTenant, FleetEmulator, generate_users
 
-from tests.test_warehouse import (
+from tests.test_warehouse_fleet import fleet_env, tenants
+from tests.warehouse import (
     PROJECT_DIR,
     MeltanoRun,
     PostgresServer,
@@ -42,7 +43,6 @@ from tests.test_warehouse import (
     require_plugin,
     unavailable,
 )
-from tests.test_warehouse_fleet import fleet_env, tenants
 
 __all__ = ["pg_database", "postgres"]  # fixtures used here
 

@@ -18,8 +18,8 @@ from spanning_emulator import (
     generate_fleet,
 )
 
-from tests.test_emulator import EMULATOR_ROOT, _get
-from tests.test_emulator_backups import tenant_auth
+from tests.backup_reading import tenant_auth
+from tests.emulator_helpers import EMULATOR_ROOT, get_with_auth
 
 pytestmark = pytest.mark.process
 
@@ -77,13 +77,15 @@ def test_cli_serves_a_fleet_in_a_subprocess(tmp_path: Path) -> None:
         for tenant in tenants:
             url = f"{by_host[tenant.host]}/external/tenant"
             auth = (tenant.admin_email, tenant.api_key)
-            response = _get(url, auth)
+            response = get_with_auth(url, auth)
             if tenant is faulty:
                 assert response.status_code == 503
-                response = _get(url, auth)
+                response = get_with_auth(url, auth)
             assert response.json()["users"] == len(tenant.users)
         started = time.monotonic()
-        assert _get(f"{by_host[slow.host]}/external/tenant", (slow.admin_email, slow.api_key)).ok
+        assert get_with_auth(
+            f"{by_host[slow.host]}/external/tenant", (slow.admin_email, slow.api_key)
+        ).ok
         assert time.monotonic() - started >= 0.3
     finally:
         process.send_signal(signal.SIGTERM)

@@ -1,6 +1,6 @@
 """A fleet run as a `tap-spanning` process, where the process is the point: its real exit
 status and the last line of its stderr when a tenant fails, and the emulator's own
-`spanning-emulator --tenants` command line feeding a run (README, "Many tenants")."""
+`spanning-emulator --tenants` command line feeding a run (docs/many-tenants.md)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.tapdriver import run_in_process, run_tap, tenant_paths
-from tests.test_fleet import (
+from tests.fleet_helpers import (
     TENANT_DATA,
     TENANT_PATH,
-    _counters_fail,
     activated,
     assert_tenant_complete,
+    counters_fail,
     fleet_config,
     make_tenants,
     records_of,
     tenant_syncs,
 )
+from tests.tapdriver import run_in_process, run_tap, tenant_paths
 
 pytestmark = pytest.mark.process
 
@@ -41,7 +41,7 @@ def test_a_tenant_failing_its_counters_fails_alone_before_its_users(
     tenants = make_tenants(5)
     emulator = fleet_of(tenants)
     tries = 2
-    _counters_fail(tenants[2], emulator, tries)
+    counters_fail(tenants[2], emulator, tries)
     run = run_tap(fleet_config(emulator, tenants, max_retries=tries), tmp_path)
     assert run.returncode == 1
     assert run.last_stderr_line().endswith(

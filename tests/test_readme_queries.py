@@ -34,7 +34,8 @@ from tests.documented import section_text, sql_blocks
 from tests.test_dbt_by_hand import Warehouse, require_utility, warehouse_for, with_private_dbt
 from tests.test_first_hour import license_truth, parse_report, role_truth
 from tests.test_fleet_report import Written, parse
-from tests.test_warehouse import (
+from tests.test_warehouse_fleet import fleet_env
+from tests.warehouse import (
     PostgresServer,
     import_or_unavailable,
     meltano,
@@ -43,7 +44,6 @@ from tests.test_warehouse import (
     psycopg_module,
     require_plugin,
 )
-from tests.test_warehouse_fleet import fleet_env
 
 __all__ = ["pg_database", "postgres"]  # fixtures, requested by name for PostgreSQL
 

@@ -1,4 +1,4 @@
-"""Backup health end to end through Meltano (README, "Backup health"): histories, not snapshots.
+"""Backup health end to end through Meltano (docs/backup-health.md): histories, not snapshots.
 
 A fleet of five small tenants, each spelling its backup status its own way (every date
 format, counts as text, userId as text), is synced twice by `meltano run tap-spanning
@@ -11,8 +11,8 @@ server's Date header). Then the window moves one day (the emulator's today = the
 today) and every tenant's counts of one day present in both windows settle differently
 (`settle_day`): run 2. Afterwards `backup_summaries` and `user_backups` must hold 8 days per
 tenant: run 2's records for its 7 days (the settled day with run 2's counts) and run 1's for
-the one day only run 1 saw. Then the three SQL questions of README "Backup health", read from
-README.md, must answer on both warehouses what the emulator's records say.
+the one day only run 1 saw. Then the three SQL questions of docs/backup-health.md, read from
+it, must answer on both warehouses what the emulator's records say.
 
 Every expectation comes from the emulator's model (`EmulatedTenant.expected_backups`). The
 two runs of each warehouse happen once, in a module-scoped fixture shared by its two tests;
@@ -44,7 +44,8 @@ from spanning_emulator import (
     utc_today,
 )
 
-from tests.test_warehouse import (
+from tests.test_warehouse_fleet import fleet_env
+from tests.warehouse import (
     DOCS,
     PROJECT_DIR,
     Fetch,
@@ -57,7 +58,6 @@ from tests.test_warehouse import (
     psycopg_module,
     require_plugin,
 )
-from tests.test_warehouse_fleet import fleet_env
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ COUNTS = (
     "items_total",
     "attempts",
 )
-# The contract's columns of each stream (README, "Backup health"), sync_version aside.
+# The contract's columns of each stream (docs/backup-health.md), sync_version aside.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "backup_summaries": ("tenant_id", "date", "type", *COUNTS),
     "user_backups": (
@@ -364,13 +364,11 @@ def test_histories_hold_both_windows_with_the_newest_counts(landed: Landed) -> N
 
 
 def backup_health_queries() -> list[str]:
-    """The SQL blocks of README.md's "Backup health" section, in order."""
-    text = DOCS.read_text(encoding="utf-8")
-    _, found, rest = text.partition("\n## Backup health\n")
-    assert found, f"{DOCS.name}: no section '## Backup health'"
-    section = rest.split("\n## ", 1)[0]
-    queries = re.findall(r"^```sql\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
-    assert len(queries) == 3, f"{DOCS.name} Backup health: {len(queries)} SQL blocks, not 3"
+    """The SQL blocks of docs/backup-health.md, in order."""
+    document = DOCS / "backup-health.md"
+    text = document.read_text(encoding="utf-8")
+    queries = re.findall(r"^```sql\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    assert len(queries) == 3, f"{document.name}: {len(queries)} SQL blocks, not 3"
     return queries
 
 
@@ -440,7 +438,7 @@ def answer_rows(number: int, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, .
 
 
 def test_backup_health_questions_answer_as_the_history_says(landed: Landed) -> None:
-    """README's three questions, run as written after run 2, answer what the records say."""
+    """The three documented questions, run as written after run 2, answer what they should."""
     expected = expected_answers(landed.truth)
     assert expected[0], "question 1 has nothing to find: the fleet must hold a failing tenant"
     assert any(row[0] == "northwind" for row in expected[0])
@@ -457,7 +455,7 @@ def test_backup_health_questions_answer_as_the_history_says(landed: Landed) -> N
         for number, (query, wanted) in enumerate(
             zip(backup_health_queries(), expected, strict=True)
         ):
-            label = f"{landed.name}: README Backup health query {number + 1}"
+            label = f"{landed.name}: docs/backup-health.md query {number + 1}"
             try:
                 _, rows = fetch(query)
             except Exception as error:  # report every query's fate
