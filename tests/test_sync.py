@@ -31,7 +31,6 @@ from tests.tapdriver import (
     assert_output_is,
     discovered_catalog,
     run_in_process,
-    run_tap,
     set_selected,
 )
 
@@ -68,19 +67,6 @@ def assert_tenant_is(run: TapRun, emulator: SpanningEmulator, users: list[Any]) 
     assert run.count("SCHEMA", "tenants") == 1
 
 
-@pytest.mark.process
-def test_full_sync_of_a_multi_page_tenant(
-    start_emulator: EmulatorFactory, tap_config: Any, tenant_2500: list[Any], tmp_path: Path
-) -> None:
-    """As a process: the console script's whole output, through a real pipe."""
-    emulator = start_emulator(tenant_2500)
-    run = run_tap(tap_config(emulator, page_size=1000), tmp_path)
-    assert_output_is(run, tenant_2500)
-    assert_tenant_is(run, emulator, tenant_2500)
-    assert_requests(emulator, 3)  # the tenant, ceil(2500 / 1000), and nothing else
-    assert emulator.requests[0].path == TENANT_PATH  # no query
-    first = emulator.requests[1].path
-    assert dict(parse_qsl(urlsplit(first).query)) == {"size": "1000", "status": "false"}
 
 
 def test_same_output_with_a_fault_on_every_third_request(
