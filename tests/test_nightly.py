@@ -42,6 +42,8 @@ from tests.warehouse import (
     unavailable,
 )
 
+pytestmark = pytest.mark.e2e
+
 __all__ = ["pg_database", "postgres"]  # fixtures used here
 
 HEALTHY = ("acme", "globex", "initech")  # tests/test_warehouse_fleet.py's tenants
@@ -171,7 +173,6 @@ def require_nightly_plugins(loader: str, dbt: str) -> None:
             unavailable(f"{utility} is not installed in .meltano/: run `make meltano-install`")
 
 
-@pytest.mark.e2e
 def test_config_test_in_the_default_environment_names_the_refused_tenant(
     fleet: FleetEmulator, dead_host: str, tmp_path: Path
 ) -> None:
@@ -182,7 +183,6 @@ def test_config_test_in_the_default_environment_names_the_refused_tenant(
     assert any(REVOKED in line for line in refused), run.output[-4000:]
 
 
-@pytest.mark.e2e
 def test_nightly_duckdb_ends_0_with_the_marts_and_the_report(
     fleet: FleetEmulator, dead_host: str, tmp_path: Path
 ) -> None:
@@ -198,7 +198,6 @@ def test_nightly_duckdb_ends_0_with_the_marts_and_the_report(
     check_report(report_path(tmp_path))
 
 
-@pytest.mark.e2e
 def test_nightly_postgres_schedule_ends_0_with_the_marts_and_the_report(
     fleet: FleetEmulator,
     dead_host: str,
