@@ -9,11 +9,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install lint check test demo bench meltano-install clean
 
-$(INSTALLED): pyproject.toml emulator/pyproject.toml
+$(INSTALLED): pyproject.toml emulator/pyproject.toml reports/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet -e ./emulator
+	$(BIN)/python -m pip install --quiet -e ./reports
 	# Byte-compiled once here: an editable install is not, and with PYTHONDONTWRITEBYTECODE
 	# every tap process would compile the package again (0.1 s of its start-up).
 	$(BIN)/python -m compileall -q tap_spanning emulator/spanning_emulator
@@ -35,13 +36,13 @@ $(MELTANO_INSTALLED): $(INSTALLED) meltano.yml
 meltano-install: $(MELTANO_INSTALLED)
 
 lint: install
-	$(BIN)/ruff check tap_spanning emulator tests bench scripts
+	$(BIN)/ruff check tap_spanning emulator reports tests bench scripts
 	$(BIN)/mypy
 
 # The fast tier: lint, types, and every test that runs the tap in-process (no tap or Meltano
 # process, no PostgreSQL), with fewer hypothesis examples, on 4 workers (most of a test's
 # time is waiting on the emulator). The loop to run while working.
-check: lint
+check: lint $(MELTANO_INSTALLED)
 	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -m "not process and not e2e" -n 4 -q $(PYTEST_ARGS)
 
 # The whole suite: the in-process tier on 4 workers, then the process and end-to-end tests

@@ -2,12 +2,13 @@
 # A full refresh of the DuckDB warehouse that a failed run cannot damage: for when the raw
 # tables themselves must hold only current rows (a tool that cannot use the staging views or
 # the marts). The nightly path needs none of this: `meltano --environment=prod run
-# nightly-duckdb` loads by upsert and dbt applies the current-rows rule per tenant (README).
+# nightly-duckdb` loads by upsert and dbt applies the current-rows rule per tenant (docs/many-tenants.md).
 #
 # target-duckdb 0.8.0 ignores ACTIVATE_VERSION, so removals only reach the raw tables if the
 # load starts from empty ones. Emptying the live file first would leave it empty or partial
-# when a run fails. Instead each run loads a fresh file of its own and builds the staging
-# views and the marts in it (`meltano run tap-spanning target-duckdb dbt-duckdb:build`); the
+# when a run fails. Instead each run loads a fresh file of its own and builds in it the
+# current-rows views (current_users, ...), the staging views and the marts, all from dbt
+# (`meltano run tap-spanning target-duckdb dbt-duckdb:build`); the
 # fresh file replaces the live one (an atomic rename) only when that succeeded and every
 # tenant completed (failure_mode nightly exits 0 with failed tenants: their rows would be
 # missing from the fresh file). Otherwise the live file is left whole. The histories

@@ -1,40 +1,51 @@
-"""README "Many tenants": the documented commands that create the current-rows views.
+"""docs/many-tenants.md: the documented command that builds the current-rows views.
 
-A small warehouse written by hand, on DuckDB and PostgreSQL, loaded by three jobs. The first
-job (runs 1, 2, 3): tenants whose last run failed, one that never completed, and two
-offboarded (a tenant that ran with them has run since without them). Two shards loading the
-same schema: A = {a1, a2} (runs 10 and 30) and B = {b1, b2} (run 20); A ran again without a2,
-so a2 is offboarded, and B, whose run is older than A's last, keeps b1 and b2; so does the
-first job, older still. The views must show each tenant's rows of its last complete run, the
-newest row per key, nothing of a tenant that never completed, and nothing of an offboarded
-one. The dbt macros (transform/macros/spanning_current_rows.sql), rendered, must keep the
-same rows on the same warehouse; and the expected offboarded tenants are checked against the
-rule as the contract states it (offboarded_by_definition).
+`meltano invoke dbt-duckdb run --select current` (dbt-postgres alike) builds the views
+current_users, current_role_memberships, current_tenants, tenant_current_versions and
+offboarded_tenants (transform/models/current) beside the tap's tables. Here over a small
+warehouse written by hand, on DuckDB and PostgreSQL, loaded by three jobs. The first job
+(runs 1, 2, 3): tenants whose last run failed, one that never completed, and two offboarded
+(a tenant that ran with them has run since without them). Two shards loading the same
+schema: A = {a1, a2} (runs 10 and 30) and B = {b1, b2} (run 20); A ran again without a2, so
+a2 is offboarded, and B, whose run is older than A's last, keeps b1 and b2; so does the
+first job, older still. The views must show each tenant's rows of its last complete run,
+the newest row per key, nothing of a tenant that never completed, and nothing of an
+offboarded one; and the expected offboarded tenants are checked against the rule as the
+contract states it (offboarded_by_definition). The dbt unit tests check the same rule
+row by row (transform/models/current/current_unit_tests.yml); this runs the command.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import duckdb
-import jinja2
 import psycopg
 import pytest
 
-from tests.test_warehouse import (
+from tests.warehouse import (
+    FOREIGN_ENV_PREFIXES,
     PostgresServer,
+    meltano,
     postgres,  # noqa: F401  # the fixture
+    private_meltano_dir,
 )
 
 pytestmark = pytest.mark.e2e  # runs the documented command, a process of its own
 
 ROOT = Path(__file__).resolve().parent.parent
-MACROS = ROOT / "transform" / "macros" / "spanning_current_rows.sql"
+CURRENT_VIEWS = (
+    "current_users",
+    "current_role_memberships",
+    "current_tenants",
+    "tenant_current_versions",
+    "offboarded_tenants",
+)
 
 TABLES = [
     'CREATE TABLE users (tenant_id TEXT, "msId" TEXT, "userPrincipalName" TEXT, '
@@ -107,16 +118,6 @@ EXPECTED = {
     "tenant_current_versions": [("a", 2), ("a1", 30), ("b", 3), ("b1", 20), ("b2", 20)],
     "offboarded_tenants": [("a2", 10), ("c", 1), ("d", 2)],
 }
-# Each view's dbt counterpart, from the macros as the staging models call them (the keys of
-# stg_spanning__users, __role_memberships, __tenants).
-MACRO_CALLS: dict[str, Callable[[Any], str]] = {
-    "current_users": lambda m: m.spanning_current_rows("users", ["tenant_id", '"msId"']),
-    "current_role_memberships": lambda m: m.spanning_current_rows(
-        "role_memberships", ["tenant_id", '"roleId"', '"msId"']
-    ),
-    "current_tenants": lambda m: m.spanning_current_rows("tenants", ["tenant_id"]),
-    "offboarded_tenants": lambda m: m.spanning_offboarded_tenants("tenant_syncs"),
-}
 
 
 def offboarded_by_definition(syncs: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -134,33 +135,42 @@ def offboarded_by_definition(syncs: Iterable[tuple[str, int]]) -> dict[str, int]
     }
 
 
-def macro_queries() -> dict[str, str]:
-    """The macros rendered as dbt would, each source() being the tap's table of that name."""
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    template = environment.from_string(
-        MACROS.read_text(encoding="utf-8"), globals={"source": lambda _source, table: table}
-    )
-    return {view: str(call(template.module)) for view, call in MACRO_CALLS.items()}
+def build_current_views(tmp_path: Path, adapter: str, **connection: str) -> None:
+    """The documented command, `meltano invoke dbt-<adapter> run --select current`, with the
+    utility's connection settings (DBT_DUCKDB_PATH, DBT_POSTGRES_HOST, ...) and dbt's target
+    and logs in tmp_path. For any test that reads the views of a warehouse it loaded."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith((*FOREIGN_ENV_PREFIXES, "DBT_"))
+    }
+    prefix = f"DBT_{adapter.upper()}_"
+    env |= {prefix + name.upper(): value for name, value in connection.items()}
+    env |= {
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_SYS_DIR_ROOT": str(private_meltano_dir(tmp_path / "meltano")),
+        f"{prefix}TARGET_PATH": str(tmp_path / "dbt" / "target"),
+        f"{prefix}LOG_PATH": str(tmp_path / "dbt" / "logs"),
+    }
+    run = meltano(env, "invoke", f"dbt-{adapter}", "run", "--select", "current")
+    # The five views and nothing else (the on-run-start hook is no model).
+    assert f"1 project hook, {len(CURRENT_VIEWS)} view models in" in run.output, run.output[-3000:]
 
 
-def command(*args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "scripts/current_views.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "current_users, current_role_memberships, current_tenants: created" in done.stdout
+def postgres_connection(url: str) -> dict[str, str]:
+    """The dbt-postgres settings (host, port, user, database) of a PostgreSQL URL."""
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": str(parts.port or 5432),
+        "user": unquote(parts.username or "postgres"),
+        "database": parts.path.lstrip("/"),
+    }
 
 
-def assert_views_and_macros(fetch: Callable[[str], list[Any]]) -> None:
+def assert_views(fetch: Callable[[str], list[Any]]) -> None:
     for view, rows in EXPECTED.items():
         assert sorted(fetch(f"SELECT * FROM {view}")) == rows, view
-    for view, query in macro_queries().items():
-        assert sorted(fetch(query)) == EXPECTED[view], f"the macro of {view}"
 
 
 def test_the_expected_offboarded_tenants_are_the_rules() -> None:
@@ -169,14 +179,14 @@ def test_the_expected_offboarded_tenants_are_the_rules() -> None:
     assert sorted(truth.items()) == EXPECTED["offboarded_tenants"]
 
 
-def test_the_duckdb_command_creates_views_that_follow_the_rule(tmp_path: Path) -> None:
+def test_the_duckdb_command_builds_views_that_follow_the_rule(tmp_path: Path) -> None:
     path = tmp_path / "spanning.duckdb"
     with duckdb.connect(str(path)) as db:
         for statement in TABLES + ROWS:
             db.execute(statement)
-    command("--duckdb", str(path))
+    build_current_views(tmp_path, "duckdb", path=str(path))
     with duckdb.connect(str(path), read_only=True) as db:
-        assert_views_and_macros(lambda query: db.execute(query).fetchall())
+        assert_views(lambda query: db.execute(query).fetchall())
 
 
 @pytest.fixture
@@ -191,13 +201,13 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:  # noqa: F811
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_the_postgres_command_creates_views_in_the_taps_schema(pg_url: str) -> None:
+def test_the_postgres_command_builds_views_in_the_taps_schema(pg_url: str, tmp_path: Path) -> None:
     with psycopg.connect(pg_url, autocommit=True) as pg:
         pg.execute("CREATE SCHEMA spanning")
         pg.execute("SET search_path TO spanning")
         for statement in TABLES + ROWS:
             pg.execute(statement.encode())
-    command("--postgres", pg_url)
+    build_current_views(tmp_path, "postgres", **postgres_connection(pg_url))
     with psycopg.connect(pg_url, autocommit=True) as pg:
         pg.execute("SET search_path TO spanning")
-        assert_views_and_macros(lambda query: pg.execute(query.encode()).fetchall())
+        assert_views(lambda query: pg.execute(query.encode()).fetchall())

@@ -1,4 +1,4 @@
-"""The dbt marts (transform/, the contract in transform/models/contract.md) end to end.
+"""The dbt marts (transform/, their columns in transform/models/marts/marts.yml) end to end.
 
 A fleet of 12 small tenants with backups (generate_fleet over three loopback hosts; every
 third tenant gets the emulator's "torture" users, every tag spelling) is loaded and built
@@ -8,8 +8,9 @@ compared, row by row and column by column, with what this module computes in Pyt
 emulator's ground truth alone (expected_output, tenant counters, expected_backups), never
 from the warehouse's SQL: fleet_overview, access_review, license_waste, backup_health_daily,
 failing_users (N = 3, streaks ending on the tap's backup_last_day, checked to be the day the
-tap ran) and tenant_sync_health; marts_build says when the build ran and the newest sync it
-saw.
+tap ran), tenant_sync_health and tenant_roles; marts_build says when the build ran and the
+newest sync it saw. The "needs attention" flags of fleet_overview are the dbt unit tests'
+(tests/test_dbt_unit.py); here only that the failed tenant needs attention.
 
 Run 2 changes users in every tenant (users gone, licenses to reclaim, a disabled admin),
 leaves one tenant out of the configuration (offboarded) and gives another a wrong key with
@@ -64,14 +65,14 @@ from tests.test_dbt_by_hand import (
     warehouse_for,
     with_private_dbt,
 )
-from tests.test_warehouse import (
+from tests.test_warehouse_fleet import fleet_env
+from tests.warehouse import (
     Fetch,
     meltano,
     pg_database,
     postgres,
     require_plugin,
 )
-from tests.test_warehouse_fleet import fleet_env
 
 __all__ = ["pg_database", "postgres"]  # fixtures, requested by name for PostgreSQL
 
@@ -397,6 +398,23 @@ def failing_users_rows(truth: TenantTruth, latest: dt.date | None) -> list[Row]:
     return rows
 
 
+def tenant_roles_rows(tenant_id: str, truth: TenantTruth) -> list[Row]:
+    """Each of the seven roles (the tap's roles stream) with its current members."""
+    disabled = {str(user["msId"]) for user in truth.users if user["disabled"]}
+    return [
+        {
+            "tenant_id": tenant_id,
+            "role_id": role["id"],
+            "role_name": role["name"],
+            "members": sum(1 for m in truth.memberships if m["roleId"] == role["id"]),
+            "disabled_members": sum(
+                1 for m in truth.memberships if m["roleId"] == role["id"] and m["msId"] in disabled
+            ),
+        }
+        for role in expected_output([], tenant_id=tenant_id)["roles"]
+    ]
+
+
 def expected_marts(
     truths: Mapping[str, TenantTruth], syncs: Sequence[SyncRun], today: dt.date
 ) -> Marts:
@@ -406,6 +424,8 @@ def expected_marts(
     runs = {tid: [run for run in syncs if run.tenant_id == tid] for tid in truths}
     rows: dict[str, list[Row]] = {mart: [] for mart in MART_COLUMNS}
     for tenant_id, truth in truths.items():
+        if truth.complete_runs and tenant_id not in gone:
+            rows["tenant_roles"] += tenant_roles_rows(tenant_id, truth)
         health = sync_health(tenant_id, runs[tenant_id], offboarded=tenant_id in gone)
         current = TenantTruth() if health["is_offboarded"] else truth
         rows["fleet_overview"].append(fleet_overview_row(tenant_id, current, health, today))
@@ -414,7 +434,7 @@ def expected_marts(
         rows["backup_health_daily"] += backup_health_rows(truth)
         rows["failing_users"] += failing_users_rows(current, last_backup_day(runs[tenant_id]))
         rows["tenant_sync_health"].append(health)
-    return Marts({mart: keyed(mart, found) for mart, found in rows.items()})
+    return Marts({mart: keyed(mart, found, partial=True) for mart, found in rows.items()})
 
 
 # ----------------------------------------------------------------------------- the warehouse
@@ -564,9 +584,16 @@ def test_marts_hold_the_contract_and_a_failed_tenant_stays_at_its_last_sync(
     assert wanted_second["license_waste"], "run 2 should leave licenses to reclaim"
 
     # The failed tenant, said plainly: as after run 1, one failed run, and why.
-    kept = dict(first["fleet_overview"][(broken,)], failed_syncs_in_a_row=1)
+    # (the columns of its figures; its "needs attention" flags change: its sync is failing)
+    figures = wanted_second["fleet_overview"][(broken,)]
+    kept = {c: first["fleet_overview"][(broken,)][c] for c in figures} | {
+        "failed_syncs_in_a_row": 1
+    }
     if build.day == first_run.day:  # else yesterday's backups moved on
-        assert second["fleet_overview"][(broken,)] == kept
+        assert {c: second["fleet_overview"][(broken,)][c] for c in figures} == kept
+    assert second["fleet_overview"][(broken,)]["is_sync_failing"] is True
+    assert second["fleet_overview"][(broken,)]["needs_attention"] is True
+    assert second["fleet_overview"][(gone,)]["attention_score"] == 0
     health = second["tenant_sync_health"][(broken,)]
     assert health["consecutive_failed_runs"] == 1
     assert (health["is_current"], health["is_offboarded"]) == (False, False)

@@ -1,4 +1,4 @@
-"""A fleet in one warehouse through Meltano (README, "Many tenants"), with hard delete.
+"""A fleet in one warehouse through Meltano (docs/many-tenants.md), with hard delete.
 
 Three tenants land side by side in one schema. Then tenant B changes and tenant C leaves
 the list: the next sync leaves A intact, B changed and C gone. A run in which B fails
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
 
-from tests.test_warehouse import (
+from tests.warehouse import (
     FOREIGN_ENV_PREFIXES,
     MELTANO_TIMEOUT,
     PROJECT_DIR,

@@ -1,4 +1,4 @@
-"""Hostile tenants beside healthy ones, a night at a time (README, "Many tenants").
+"""Hostile tenants beside healthy ones, a night at a time (docs/many-tenants.md).
 
 A fleet of four healthy tenants and one tenant per hostile case of the emulator
 (spanning_emulator.hostile: counts of 10^20, 10^40 and 1e300, a negative and a null
@@ -42,6 +42,7 @@ from spanning_emulator import (
 )
 from spanning_emulator.fleetfiles import HOSTILE_FILE, TENANT_STREAMS, write_fleet
 
+from tests.current_rows import read_snapshot
 from tests.test_dbt import TenantTruth, expected_marts, meltano_env, read_syncs
 from tests.test_dbt_by_hand import (
     Warehouse,
@@ -51,7 +52,9 @@ from tests.test_dbt_by_hand import (
     require_utility,
     warehouse_for,
 )
-from tests.test_warehouse import (
+from tests.test_warehouse_backups import keyed_records
+from tests.test_warehouse_backups import landed_rows as backup_rows
+from tests.warehouse import (
     Fetch,
     MeltanoRun,
     Row,
@@ -61,9 +64,6 @@ from tests.test_warehouse import (
     postgres,
     require_plugin,
 )
-from tests.test_warehouse_backups import keyed_records
-from tests.test_warehouse_backups import landed_rows as backup_rows
-from tests.test_warehouse_currency import duckdb_views, postgres_views, read_snapshot
 
 __all__ = ["pg_database", "postgres"]  # fixtures, requested by name for PostgreSQL
 
@@ -156,14 +156,10 @@ def assert_same(found: Mapping[Any, Row], wanted: Mapping[Any, Row], what: str) 
 
 
 @contextmanager
-def current_views(warehouse: Warehouse, request: pytest.FixtureRequest) -> Iterator[Fetch]:
-    """The warehouse with sql/current_rows.sql applied (as test_warehouse_currency reads it)."""
-    if warehouse.name == "duckdb":
-        with duckdb_views(Path(warehouse.loader_env["TARGET_DUCKDB_PATH"])) as fetch:
-            yield fetch
-        return
-    url = request.getfixturevalue("postgres").url_for(request.getfixturevalue("pg_database"))
-    with postgres_views(url) as fetch:
+def current_views(warehouse: Warehouse) -> Iterator[Fetch]:
+    """The warehouse read through the current-rows views the night's dbt build made
+    (transform/models/current: current_users, ...), beside the tap's tables."""
+    with warehouse.tables() as fetch:
         yield fetch
 
 
@@ -277,7 +273,7 @@ def test_hostile_tenants_fail_alone_and_a_clean_night_brings_them_back(
             marts = read_marts(fetch)
             check_backups(fetch, expected, failing, day, "night 1")
             truths = {t.tenant_id: landed_truth(fetch, t) for t in failing}
-        with current_views(warehouse, request) as fetch:
+        with current_views(warehouse) as fetch:
             check_current_rows(fetch, expected, "night 1")
 
         # Each hostile tenant failed alone, its reason naming the field or the date.
@@ -327,7 +323,7 @@ def test_hostile_tenants_fail_alone_and_a_clean_night_brings_them_back(
             syncs = read_syncs(fetch)
             marts = read_marts(fetch)
             check_backups(fetch, expected, [], day, "night 2")
-        with current_views(warehouse, request) as fetch:
+        with current_views(warehouse) as fetch:
             check_current_rows(fetch, expected, "night 2")
 
     newest = max(sync.sync_version for sync in syncs)

@@ -4,6 +4,9 @@
 -- columns null. So has an offboarded tenant (is_offboarded: a tenant of its newest run has
 -- run since without it), whose backup figures are null too: its row says when it was last
 -- synced, and no fleet figure counts it.
+-- Then what needs attention: a flag per rule, each threshold a column of attention_thresholds
+-- (dbt vars), and attention_score, the weighted sum of the flags the fleet report sorts by.
+-- An offboarded tenant needs nothing: every flag false, score 0.
 with health as (
     select * from {{ ref('tenant_sync_health') }}
 ),
@@ -49,50 +52,163 @@ backups as (
     where "date" >= {{ spanning_days_ago(7) }}
         and "date" < current_date
     group by tenant_id
+),
+
+figures as (
+    select
+        health.tenant_id,
+        tenants.status as license_status,
+        coalesce(users.users, 0) as users,
+        coalesce(users.licensed_users, 0) as licensed_users,
+        tenants.licenses,
+        tenants.archived_licenses,
+        tenants.assigned_standard,
+        tenants.assigned_archive,
+        case
+            when tenants.licenses > 0
+                then 100 * cast(tenants.assigned_standard as double precision) / tenants.licenses
+        end as seat_use_pct,
+        case
+            when tenants.archived_licenses > 0
+                then 100 * cast(tenants.assigned_archive as double precision)
+                    / tenants.archived_licenses
+        end as archive_seat_use_pct,
+        coalesce(admins.global_admins, 0) as global_admins,
+        coalesce(admins.spanning_admins, 0) as spanning_admins,
+        coalesce(users.disabled_admins, 0) as disabled_admins,
+        coalesce(users.wasted_seats, 0) as wasted_seats,
+        coalesce(users.unprotected_active_users, 0) as unprotected_active_users,
+        health.last_complete_at as last_complete_sync_at,
+        health.consecutive_failed_runs as failed_syncs_in_a_row,
+        case
+            when backups.total_yesterday > 0
+                then 100 * cast(backups.successful_yesterday as double precision)
+                    / backups.total_yesterday
+        end as backup_success_yesterday_pct,
+        case
+            when backups.total_7d > 0
+                then 100 * cast(backups.successful_7d as double precision) / backups.total_7d
+        end as backup_success_7d_pct,
+        health.is_offboarded
+    from health
+    left join tenants
+        on tenants.tenant_id = health.tenant_id
+    left join users
+        on users.tenant_id = health.tenant_id
+    left join admins
+        on admins.tenant_id = health.tenant_id
+    left join backups
+        on backups.tenant_id = health.tenant_id
+        and not health.is_offboarded
+),
+
+failing as (
+    select
+        tenant_id,
+        count(distinct ms_id) as failing_users,
+        max(streak_days) as longest_failing_streak_days
+    from {{ ref('failing_users') }}
+    group by tenant_id
+),
+
+-- Each rule of "needs attention", false for an offboarded tenant. Sync: never synced (no
+-- complete run) or, else, failing (failed runs since the last complete one, or the newest
+-- run not current).
+flagged as (
+    select
+        figures.*,
+        coalesce(failing.failing_users, 0) as failing_users,
+        coalesce(failing.longest_failing_streak_days, 0) as longest_failing_streak_days,
+        thresholds.failing_users_pattern_at,
+        thresholds.backup_bad_pct,
+        not figures.is_offboarded and figures.last_complete_sync_at is null as is_never_synced,
+        not figures.is_offboarded
+            and figures.last_complete_sync_at is not null
+            and (figures.failed_syncs_in_a_row > 0 or not health.is_current) as is_sync_failing,
+        not figures.is_offboarded
+            and coalesce(figures.backup_success_yesterday_pct < thresholds.backup_target_pct, false)
+            as is_backup_below_target,
+        not figures.is_offboarded
+            and coalesce(figures.backup_success_yesterday_pct < thresholds.backup_target_pct, false)
+            and figures.backup_success_yesterday_pct < thresholds.backup_bad_pct
+            as is_backup_bad,
+        not figures.is_offboarded and coalesce(failing.failing_users, 0) > 0 as has_failing_users,
+        not figures.is_offboarded and figures.global_admins >= thresholds.global_admin_flag_at
+            as has_too_many_global_admins,
+        not figures.is_offboarded
+            and figures.global_admins < thresholds.global_admin_flag_at
+            and figures.global_admins < thresholds.global_admin_min
+            and figures.users > 0
+            as has_too_few_global_admins,
+        not figures.is_offboarded and figures.disabled_admins > 0 as has_disabled_admins,
+        not figures.is_offboarded
+            and coalesce(figures.seat_use_pct > thresholds.seat_use_max_pct, false)
+            as is_over_licensed,
+        not figures.is_offboarded and figures.unprotected_active_users > 0
+            as has_unprotected_users,
+        not figures.is_offboarded and figures.wasted_seats > 0 as has_wasted_seats
+    from figures
+    inner join health
+        on health.tenant_id = figures.tenant_id
+    cross join {{ ref('attention_thresholds') }} as thresholds
+    left join failing
+        on failing.tenant_id = figures.tenant_id
+),
+
+scored as (
+    select
+        flagged.*,
+        (case when is_never_synced then 10 else 0 end)
+        + (case when is_sync_failing then 8 else 0 end)
+        + (case when is_backup_bad then 6 when is_backup_below_target then 3 else 0 end)
+        + (case
+            when has_failing_users and failing_users >= failing_users_pattern_at then 6
+            when has_failing_users then 4
+            else 0
+        end)
+        + (case when has_too_many_global_admins then 3 else 0 end)
+        + (case when has_too_few_global_admins then 1 else 0 end)
+        + (case when has_disabled_admins then 3 else 0 end)
+        + (case when is_over_licensed then 3 else 0 end)
+        + (case when has_unprotected_users then 2 else 0 end)
+        + (case when has_wasted_seats then 1 else 0 end) as attention_score
+    from flagged
 )
 
 select
-    health.tenant_id,
-    tenants.status as license_status,
-    coalesce(users.users, 0) as users,
-    coalesce(users.licensed_users, 0) as licensed_users,
-    tenants.licenses,
-    tenants.archived_licenses,
-    tenants.assigned_standard,
-    tenants.assigned_archive,
-    case
-        when tenants.licenses > 0
-            then 100 * cast(tenants.assigned_standard as double precision) / tenants.licenses
-    end as seat_use_pct,
-    case
-        when tenants.archived_licenses > 0
-            then 100 * cast(tenants.assigned_archive as double precision)
-                / tenants.archived_licenses
-    end as archive_seat_use_pct,
-    coalesce(admins.global_admins, 0) as global_admins,
-    coalesce(admins.spanning_admins, 0) as spanning_admins,
-    coalesce(users.disabled_admins, 0) as disabled_admins,
-    coalesce(users.wasted_seats, 0) as wasted_seats,
-    coalesce(users.unprotected_active_users, 0) as unprotected_active_users,
-    health.last_complete_at as last_complete_sync_at,
-    health.consecutive_failed_runs as failed_syncs_in_a_row,
-    case
-        when backups.total_yesterday > 0
-            then 100 * cast(backups.successful_yesterday as double precision)
-                / backups.total_yesterday
-    end as backup_success_yesterday_pct,
-    case
-        when backups.total_7d > 0
-            then 100 * cast(backups.successful_7d as double precision) / backups.total_7d
-    end as backup_success_7d_pct,
-    health.is_offboarded
-from health
-left join tenants
-    on tenants.tenant_id = health.tenant_id
-left join users
-    on users.tenant_id = health.tenant_id
-left join admins
-    on admins.tenant_id = health.tenant_id
-left join backups
-    on backups.tenant_id = health.tenant_id
-    and not health.is_offboarded
+    tenant_id,
+    license_status,
+    users,
+    licensed_users,
+    licenses,
+    archived_licenses,
+    assigned_standard,
+    assigned_archive,
+    seat_use_pct,
+    archive_seat_use_pct,
+    global_admins,
+    spanning_admins,
+    disabled_admins,
+    wasted_seats,
+    unprotected_active_users,
+    last_complete_sync_at,
+    failed_syncs_in_a_row,
+    backup_success_yesterday_pct,
+    backup_success_7d_pct,
+    is_offboarded,
+    failing_users,
+    longest_failing_streak_days,
+    is_never_synced,
+    is_sync_failing,
+    is_backup_below_target,
+    is_backup_bad,
+    has_failing_users,
+    has_too_many_global_admins,
+    has_too_few_global_admins,
+    has_disabled_admins,
+    is_over_licensed,
+    has_unprotected_users,
+    has_wasted_seats,
+    cast(attention_score as {{ dbt.type_bigint() }}) as attention_score,
+    attention_score > 0 as needs_attention
+from scored

@@ -1,7 +1,7 @@
 -- One row per tenant in tenant_syncs: how its last run went, its last complete run, how
--- many runs have failed since (README "Many tenants", "Which tenants are failing"), and
+-- many runs have failed since (docs/many-tenants.md, "Which tenants are failing"), and
 -- whether it is offboarded: another tenant of its newest run has run since without it (no
--- longer configured; the macro spanning_offboarded_tenants says why this rule), so its rows
+-- longer configured; the model offboarded_tenants says why this rule), so its rows
 -- are not current.
 with syncs as (
     select * from {{ ref('stg_spanning__tenant_syncs') }}
@@ -31,7 +31,7 @@ last_complete as (
 ),
 
 offboarded as (
-    {{ spanning_offboarded_tenants(ref('stg_spanning__tenant_syncs')) }}
+    select tenant_id from {{ ref('offboarded_tenants') }}
 ),
 
 -- The runs after the last complete one (every run, for a tenant that never completed): all

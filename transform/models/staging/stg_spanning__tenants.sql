@@ -1,9 +1,5 @@
 -- Each tenant's current license counters (the current-rows rule), one row per tenant_id:
 -- those of its last complete sync, or of a later one. A tenant that never completed has none.
-with current_rows as (
-    {{ spanning_current_rows(source('spanning', 'tenants'), ['tenant_id']) }}
-)
-
 select
     tenant_id,
     region,
@@ -16,4 +12,4 @@ select
     cast("assignedArchive" as {{ dbt.type_bigint() }}) as assigned_archive,
     status,
     cast(sync_version as {{ dbt.type_bigint() }}) as sync_version
-from current_rows
+from {{ ref('current_tenants') }}

@@ -1,9 +1,5 @@
--- Current users (the current-rows rule, macros/spanning_current_rows.sql), one row per
+-- Current users (the current-rows rule: the model current_users), one row per
 -- tenant_id, ms_id. Flags stay as the tap sent them (null when the API left one out).
-with current_rows as (
-    {{ spanning_current_rows(source('spanning', 'users'), ['tenant_id', '"msId"']) }}
-)
-
 select
     tenant_id,
     "msId" as ms_id,
@@ -17,4 +13,4 @@ select
     tags,
     disabled,
     cast(sync_version as {{ dbt.type_bigint() }}) as sync_version
-from current_rows
+from {{ ref('current_users') }}

@@ -2,8 +2,8 @@
   A column's values lie in [min_value, max_value] (either bound may be left out); nulls pass.
     columns:
       - name: seat_use_pct
-        tests:
-          - accepted_range: {min_value: 0, max_value: 100, config: {severity: warn}}
+        data_tests:
+          - accepted_range: {arguments: {min_value: 0, max_value: 100}, config: {severity: warn}}
 #}
 {% test accepted_range(model, column_name, min_value=None, max_value=None) %}
     select *

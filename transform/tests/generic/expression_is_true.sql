@@ -2,9 +2,9 @@
   Every row satisfies a SQL condition (a row where it is false fails; where it is null, too).
   At model level: expression is the whole condition. At column level: it follows the column
   (`expression: ">= 0"`).
-    tests:
+    data_tests:
       - expression_is_true:
-          expression: "total = successful + partial + failed"
+          arguments: {expression: "total = successful + partial + failed"}
 #}
 {% test expression_is_true(model, expression, column_name=None) %}
     select *

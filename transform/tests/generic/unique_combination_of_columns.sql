@@ -2,9 +2,9 @@
   The grain of a model: no two rows share these columns' values (dbt_utils has one of this
   name; dbt's package hub is out of reach here, so the project carries its own).
   Usage, at model level:
-    tests:
+    data_tests:
       - unique_combination_of_columns:
-          combination_of_columns: [tenant_id, ms_id]
+          arguments: {combination_of_columns: [tenant_id, ms_id]}
 #}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
     {%- set columns = [] -%}
