@@ -24,7 +24,7 @@ from typing import Any
 
 from spanning_reports.fleet import add_source_arguments, read_source
 from spanning_reports.marts import ROLE_MARTS, Marts, ReportError, Row
-from spanning_reports.values import count, text
+from spanning_reports.values import count, flag, text
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,15 @@ def format_licenses(tenants: Sequence[TenantRoles]) -> list[str]:
                 str(count(o.get("users"))),
             )
         )
+        if flag(o.get("counters_disagree")):
+            notes.append(
+                f"  NOTE: {tenant.tenant_id}: the API counts {text(o.get('counted_users'))} "
+                f"users, {text(o.get('counted_assigned'))} assigned "
+                f"({text(o.get('assigned_archive'))} archive); its current users differ "
+                f"({count(o.get('users'))} users, {count(o.get('licensed_users'))} licensed): the "
+                "tenant changed during the sync, or the tables come from different syncs; sync "
+                "again"
+            )
     widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
     for number, row in enumerate(rows):
         lines.append(

@@ -20,6 +20,7 @@ users as (
         tenant_id,
         count(*) as users,
         count(case when is_assigned then 1 end) as licensed_users,
+        count(case when is_assigned and is_archive then 1 end) as licensed_archive_users,
         count(case when is_disabled and is_assigned and not is_archive then 1 end)
             as wasted_seats,
         count(case when not is_disabled and not is_assigned then 1 end)
@@ -64,6 +65,19 @@ figures as (
         tenants.archived_licenses,
         tenants.assigned_standard,
         tenants.assigned_archive,
+        -- The tenant's own counters against its current users: they disagree when the
+        -- tenant changed during the sync, or the counters and the users come from different
+        -- syncs (a sync again settles it).
+        tenants.users as counted_users,
+        tenants.assigned as counted_assigned,
+        tenants.users is not null
+            and tenants.assigned is not null
+            and tenants.assigned_archive is not null
+            and (
+                tenants.users <> coalesce(users.users, 0)
+                or tenants.assigned <> coalesce(users.licensed_users, 0)
+                or tenants.assigned_archive <> coalesce(users.licensed_archive_users, 0)
+            ) as counters_disagree,
         case
             when tenants.licenses > 0
                 then 100 * cast(tenants.assigned_standard as double precision) / tenants.licenses
@@ -184,6 +198,9 @@ select
     archived_licenses,
     assigned_standard,
     assigned_archive,
+    counted_users,
+    counted_assigned,
+    counters_disagree,
     seat_use_pct,
     archive_seat_use_pct,
     global_admins,
