@@ -14,7 +14,7 @@ from typing_extensions import override
 
 from tap_spanning import redaction
 from tap_spanning.config_schema import CONFIG_SCHEMA, ENV_PREFIX
-from tap_spanning.json_files import argv_file_errors, without_state
+from tap_spanning.json_files import JsonFileError
 from tap_spanning.run import RunFailed, SyncRun
 from tap_spanning.sdk_seam import SeamTap
 from tap_spanning.settings import (
@@ -101,12 +101,6 @@ def main() -> None:
     # One process may call main() more than once (the tests): nothing from a run before.
     TapSpanning.runs.clear()
     redaction.install([])  # none from a run before (the tests run many)
-    mistakes = argv_file_errors(sys.argv[1:])
-    if mistakes:
-        for mistake in mistakes:
-            print(mistake, file=sys.stderr)
-        sys.exit(1)
-    sys.argv[1:] = without_state(sys.argv[1:])
     code: int | str | None = 0
     try:
         TapSpanning.cli()
@@ -114,6 +108,11 @@ def main() -> None:
         code = done.code
     except RunFailed:
         code = 1  # the run's failure line follows
+    except JsonFileError as refused:
+        # A --config, --catalog or --state file, before the SDK reads it: one line each.
+        for line in refused.lines:
+            print(line, file=sys.stderr)
+        sys.exit(1)
     except SettingsError as refused:
         # Before any request. One line, the last: Meltano's connection test shows it.
         logger.error("Config validation failed: %s", "; ".join(refused.errors))

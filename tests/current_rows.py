@@ -1,4 +1,4 @@
-"""A warehouse read through sql/current_rows.sql's views, and what they must show.
+"""A warehouse read through the current-rows views dbt builds, and what they must show.
 
 The views are applied unchanged to PostgreSQL, to a DuckDB file, or to an in-memory DuckDB
 database of JSONL files; every expectation comes from the emulator's ground truth
@@ -8,6 +8,7 @@ database of JSONL files; every expectation comes from the emulator's ground trut
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from spanning_emulator import (
     tenant_summary,
 )
 
+from tests.test_current_views import build_current_views, postgres_connection
 from tests.warehouse import (
     COLUMNS,
     PG_SCHEMA,
@@ -35,7 +37,19 @@ from tests.warehouse import (
     psycopg_module,
 )
 
-CURRENT_ROWS_SQL = PROJECT_DIR / "sql" / "current_rows.sql"
+# The warehouses whose current-rows views dbt has built: the views follow every later load,
+# so each warehouse gets them once, after its first load (docs/many-tenants.md).
+_VIEWS_BUILT: set[str] = set()
+
+
+def with_current_views(adapter: str, **connection: str) -> None:
+    """The documented command (`meltano invoke dbt-<adapter> run --select current`), once per
+    warehouse."""
+    where = f"{adapter} {sorted(connection.items())}"
+    if where not in _VIEWS_BUILT:
+        with tempfile.TemporaryDirectory(prefix="current-views-") as scratch:
+            build_current_views(Path(scratch), adapter, **connection)
+        _VIEWS_BUILT.add(where)
 
 CURRENT_STREAMS = ("users", "role_memberships", "tenants")
 SYNC_COLUMNS = (
@@ -58,7 +72,7 @@ Users = dict[str, list[dict[str, object]]]  # tenant id -> users
 
 @dataclass
 class Snapshot:
-    """What a warehouse holds after a run, read through the views of current_rows.sql."""
+    """What a warehouse holds after a run, read through the current-rows views."""
 
     current: dict[str, list[Row]]  # users, role_memberships, tenants: contract + sync_version
     syncs: list[Row]  # tenant_syncs, every row
@@ -112,10 +126,10 @@ def failing_tenants_query() -> str:
 
 @contextmanager
 def postgres_views(url: str) -> Iterator[Fetch]:
-    """The tap's schema with current_rows.sql applied (unchanged, after SET search_path)."""
+    """The tap's schema, with the current-rows views dbt builds there."""
+    with_current_views("postgres", **postgres_connection(url), schema=PG_SCHEMA)
     with psycopg_module().connect(url, autocommit=True) as connection:
         connection.execute(f"SET search_path TO {PG_SCHEMA}")
-        connection.execute(CURRENT_ROWS_SQL.read_text(encoding="utf-8"))
 
         def fetch(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
             cursor = connection.execute(sql)
@@ -129,20 +143,25 @@ def postgres_views(url: str) -> Iterator[Fetch]:
 def duckdb_views(
     path: Path | None, jsonl: Mapping[str, Sequence[Path]] | None = None
 ) -> Iterator[Fetch]:
-    """A DuckDB file (or, for `jsonl`, an in-memory database of the files' lines, a table
-    per stream) with current_rows.sql applied unchanged."""
+    """A DuckDB file, with the current-rows views dbt builds in it; for `jsonl`, a new file of
+    the files' lines, a table per stream, and its views built anew."""
     duckdb = import_or_unavailable("duckdb", "duckdb==1.0.0")
-    connection = duckdb.connect(str(path) if path else ":memory:")
+    scratch = None
+    if path is None:
+        scratch = tempfile.TemporaryDirectory(prefix="jsonl-warehouse-")
+        path = Path(scratch.name) / "jsonl.duckdb"
+        with duckdb.connect(str(path)) as loading:
+            for stream, files in (jsonl or {}).items():
+                assert files, stream
+                assert not [f for f in files if "'" in str(f)]
+                listed = ", ".join(f"'{f}'" for f in files)
+                loading.execute(
+                    f"CREATE TABLE {stream} AS SELECT * "
+                    f"FROM read_json_auto([{listed}], union_by_name = true)"
+                )
+    with_current_views("duckdb", path=str(path), schema="main")
+    connection = duckdb.connect(str(path))
     try:
-        for stream, files in (jsonl or {}).items():
-            assert files, stream
-            assert not [f for f in files if "'" in str(f)]
-            listed = ", ".join(f"'{f}'" for f in files)
-            connection.execute(
-                f"CREATE TABLE {stream} AS SELECT * "
-                f"FROM read_json_auto([{listed}], union_by_name = true)"
-            )
-        connection.execute(CURRENT_ROWS_SQL.read_text(encoding="utf-8"))
 
         def fetch(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
             cursor = connection.execute(sql)
@@ -151,6 +170,8 @@ def duckdb_views(
         yield fetch
     finally:
         connection.close()
+        if scratch is not None:
+            scratch.cleanup()
 
 
 class Databases:

@@ -25,7 +25,7 @@ from tests.failure_fixtures import (
     fleet_config,
     log_message,
 )
-from tests.tapdriver import DEBUG_ENV, run_in_process
+from tests.tapdriver import DEBUG_ENV, TapRun, run_in_process
 
 # ---------------------------------------------------------------- settings
 
@@ -132,6 +132,51 @@ def test_one_tenant_configured_twice_is_refused_before_any_request(
     assert says in message, message
     assert "Traceback" not in run.stderr
     assert run.messages == []
+    assert emulator.requests == []
+
+
+# ---------------------------------------------------------------- the command line's files
+
+
+def one_line(run: TapRun) -> str:
+    """The run's only line on stderr, once it is checked to have refused before any output."""
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 1
+    assert len(lines) == 1, lines
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize("option", ["--catalog", "--state"])
+def test_a_missing_catalog_or_state_file_is_one_line_naming_it(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path, option: str
+) -> None:
+    """Our line and exit 1, where click's own file option would print its usage and exit 2."""
+    emulator = start_emulator(generate_users(5))
+    missing = tmp_path / "nowhere.json"
+    run = run_in_process(tap_config(emulator), tmp_path, option, str(missing))
+    what = option.removeprefix("--")
+    assert one_line(run) == f"{what} file {missing}: cannot be read (No such file or directory)"
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("mode", ["--discover", "--test", "--about"])
+@pytest.mark.parametrize("bad", ["config", "catalog", "state"])
+def test_a_bad_file_is_refused_in_every_mode_wherever_it_stands(
+    start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path, mode: str, bad: str
+) -> None:
+    """--discover and --test run as the command line is read: the files are checked before
+    them, even when they come after the mode on the command line."""
+    emulator = start_emulator(generate_users(5))
+    broken = tmp_path / f"{bad}.json"
+    broken.write_text('{"api_key": "' + "k" * 8 + '",')
+    config = tap_config(emulator)
+    if bad == "config":
+        run = run_in_process(None, tmp_path, mode, "--config", str(broken))
+    else:
+        run = run_in_process(config, tmp_path, mode, f"--{bad}", str(broken))
+    assert one_line(run) == f"{bad} file {broken}: not valid JSON (line 1)"
     assert emulator.requests == []
 
 

@@ -1,8 +1,8 @@
-"""sql/current_rows.sql's current-rows rule, end to end through Meltano (docs/many-tenants.md).
+"""The current-rows rule of dbt's views, end to end through Meltano (docs/many-tenants.md).
 
 Six tenants synced three times into four warehouses side by side, one tenant refused in
-run 2 (tests/currency_tracks.py): after each run the views of sql/current_rows.sql, applied
-unchanged to the warehouse, must show each healthy tenant exactly as its last run found it
+run 2 (tests/currency_tracks.py): after each run the views that
+`meltano invoke dbt-<db> run --select current` built once in the warehouse must show each healthy tenant exactly as its last run found it
 (so removals landed), the failed tenant exactly as run 1 found it, and tenant_syncs must
 hold every run. And two sharded jobs (3 + 3 tenants, no ACTIVATE_VERSION) loading one
 PostgreSQL schema each keep their own tenants current. Both tracks start together.
