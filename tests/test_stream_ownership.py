@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,26 @@ def test_a_run_without_a_plan_proves_credentials_and_counts_nothing() -> None:
     run = SyncRun(lambda: settings, None, "ua", version=1)  # type: ignore[arg-type]
     assert run.plan.pages is None
     assert run.summary_line().startswith("Synced nothing of 1 of 1 tenants: 0 requests")
+
+
+def recipe_files() -> list[str]:
+    """The files of the tap and the emulator that docs/development.md's "Adding a stream"
+    names, in order (each `tap_spanning/...` or `emulator/...` path it quotes)."""
+    text = (PACKAGE.parent / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text.split("## Adding a stream", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`((?:tap_spanning|emulator)/[^`\s]+)`", section)
+    return list(dict.fromkeys(named))
+
+
+def test_the_recipe_for_a_stream_names_at_most_six_files_that_exist() -> None:
+    files = recipe_files()
+    assert 3 <= len(files) <= 6, files
+    for name in files:
+        # <family> stands for any module of the family: at least one must match.
+        assert list(PACKAGE.parent.glob(name.replace("<family>", "*"))), name
+    # What it names is where the streams, the calls and the routes are.
+    assert "tap_spanning/run.py" not in files
+    sources = {name: (PACKAGE.parent / name).read_text() for name in files if "<" not in name}
+    assert "STREAM_TYPES" in sources["tap_spanning/streams/__init__.py"]
+    assert "class TenantClient" in sources["tap_spanning/client.py"]
+    assert "ROUTES" in sources["emulator/spanning_emulator/routes.py"]
