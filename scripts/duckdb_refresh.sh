@@ -23,7 +23,7 @@
 #
 # Usage: bash scripts/duckdb_refresh.sh [extra `meltano run` arguments]
 # The live file is the loader's `path` as Meltano resolves it (meltano.yml, the environment,
-# TARGET_DUCKDB_PATH): the file `meltano run` and scripts/role_report.py use. Needs flock
+# TARGET_DUCKDB_PATH): the file `meltano run` and the reports (fleet-report) use. Needs flock
 # (util-linux) and the project's python (duckdb) on PATH.
 set -euo pipefail
 say() { echo "duckdb_refresh: $*" >&2; }

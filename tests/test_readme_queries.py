@@ -9,10 +9,10 @@ offboarded (left out of the configuration). Every SQL block of the section, the 
 path line for the warehouse first, must then answer exactly what the emulator's ground truth
 says (expected_output: acme and initech as the second night found them, globex as the first
 did, umbrella nowhere), while the raw users table still holds a removed user. The same
-warehouse then gives a fleet report (scripts/fleet_report.py, with dbt's own run results) that
-says the marts are current and umbrella offboarded, and, after a load that dbt did not follow,
-that they are stale; scripts/role_report.py, which reads the same views, counts each role's
-members and each tenant's licenses as the ground truth does.
+warehouse then gives a fleet report (spanning_reports, with dbt's own run results) that says
+the marts are current and umbrella offboarded, and, after a load that dbt did not follow, that
+they are stale; the role report, which reads the marts tenant_roles and fleet_overview, counts
+each role's members and each tenant's licenses as the ground truth does.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from spanning_reports import fleet as fleet_cli
 from spanning_reports import roles as roles_cli
 
 from tests.documented import section_text, sql_blocks
+from tests.report_reading import Written, parse
+from tests.role_reading import license_truth, parse_report, role_truth
 from tests.test_dbt_by_hand import Warehouse, require_utility, warehouse_for, with_private_dbt
-from tests.test_first_hour import license_truth, parse_report, role_truth
-from tests.test_fleet_report import Written, parse
 from tests.test_warehouse_fleet import fleet_env
 from tests.warehouse import (
     PostgresServer,
