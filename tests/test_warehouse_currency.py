@@ -2,10 +2,11 @@
 
 Six tenants synced three times into four warehouses side by side, one tenant refused in
 run 2 (tests/currency_tracks.py): after each run the views that
-`meltano invoke dbt-<db> run --select current` built once in the warehouse must show each healthy tenant exactly as its last run found it
-(so removals landed), the failed tenant exactly as run 1 found it, and tenant_syncs must
-hold every run. And two sharded jobs (3 + 3 tenants, no ACTIVATE_VERSION) loading one
-PostgreSQL schema each keep their own tenants current. Both tracks start together.
+`meltano invoke dbt-<db> run --select current` built once in the warehouse must show each
+healthy tenant exactly as its last run found it (so removals landed), the failed tenant exactly
+as run 1 found it, and tenant_syncs must hold every run. And two sharded jobs (3 + 3 tenants,
+no ACTIVATE_VERSION) loading one PostgreSQL schema each keep their own tenants current. Both
+tracks start together.
 """
 
 from __future__ import annotations
