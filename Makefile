@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MELTANO_INSTALLED := .meltano/.installed
-# Extra pytest arguments, e.g. make test PYTEST_ARGS='-x tests/test_first_hour.py'
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-x tests/test_first_hour_duckdb.py'
 PYTEST_ARGS ?=
 
 .PHONY: install lint check test demo bench meltano-install clean

@@ -35,7 +35,7 @@ RUN_BY: dict[Place, str] = {
         "tests/test_demo.py::test_make_demo_lands_the_fleet_and_builds_the_report"
     ),
     ("README.md", "Configure a real tenant", None): (
-        "tests/test_first_hour.py::test_configure_a_real_tenant_as_the_readme_shows"
+        "tests/test_first_hour_configure.py::test_configure_a_real_tenant_as_the_readme_shows"
     ),
     ("README.md", "The nightly run", None): (
         "tests/test_nightly.py::test_nightly_duckdb_ends_0_with_the_marts_and_the_report"
@@ -44,10 +44,10 @@ RUN_BY: dict[Place, str] = {
         "tests/test_current_views.py::test_the_duckdb_command_builds_views_that_follow_the_rule"
     ),
     ("docs/warehouse.md", "Load into a warehouse", "DuckDB"): (
-        "tests/test_first_hour.py::test_load_into_duckdb_as_the_readme_shows"
+        "tests/test_first_hour_duckdb.py::test_load_into_duckdb_as_the_readme_shows"
     ),
     ("docs/warehouse.md", "Load into a warehouse", "PostgreSQL"): (
-        "tests/test_first_hour.py::test_load_into_postgres_as_the_readme_shows"
+        "tests/test_first_hour_postgres.py::test_load_into_postgres_as_the_readme_shows"
     ),
 }
 # Commands no test runs, each with the reason the document gives.

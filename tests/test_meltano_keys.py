@@ -1,7 +1,7 @@
-"""Through Meltano, no key is ever shown, and a failing tenant is an error (README, "Many tenants").
+"""Through Meltano, no key is ever shown, and a failing tenant is an error (docs/many-tenants.md).
 
 Real Meltano 4.4.1 runs in a scratch copy of the project (the `scratch` fixture of
-tests/test_first_hour.py: its own meltano.yml, .env and system database, on this project's
+tests/first_hour.py: its own meltano.yml, .env and system database, on this project's
 installed plugins), against a FleetEmulator:
 
 - keys inline in the `tenants` entries of meltano.yml, or in `TAP_SPANNING_TENANT_API_KEYS`
@@ -40,10 +40,11 @@ from typing import Any
 
 import pytest
 import yaml
-from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
+from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output
 
+from tests.first_hour import Ran, base_env, meltano, scratch
+from tests.named_tenants import named_tenants, serving
 from tests.tapdriver import assert_no_secrets, key_forms
-from tests.test_first_hour import Ran, base_env, meltano, scratch
 
 __all__ = ["scratch"]  # the fixture used here
 
@@ -56,27 +57,15 @@ INFO = re.compile(r"\[info\s*\] tap-spanning\s")
 
 
 def fleet_tenants() -> list[EmulatedTenant]:
-    return [
-        EmulatedTenant(
-            tenant_id=name,
-            users=generate_users(size, seed=seed),
-            admin_email=f"admin@{name}.example",
-            api_key=f"{name}-key-{seed:04d}-7f3a-41c2-9e0d-5b8c1a2e4f60",
-            host=host,
-        )
-        for name, size, seed, host in (
-            ("acme", 30, 41, "127.0.0.1"),
-            ("globex", 20, 42, "127.0.0.2"),
-        )
-    ]
+    return named_tenants(
+        (("acme", 30, 41, "127.0.0.1"), ("globex", 20, 42, "127.0.0.2")),
+        "{name}-key-{seed:04d}-7f3a-41c2-9e0d-5b8c1a2e4f60",
+    )
 
 
 @pytest.fixture
 def fleet() -> Iterator[FleetEmulator]:
-    emulator = FleetEmulator(fleet_tenants())
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    yield from serving(fleet_tenants())
 
 
 def entry(fleet: FleetEmulator, tenant: EmulatedTenant, **more: str) -> dict[str, str]:

@@ -31,9 +31,9 @@ from spanning_reports import fleet as fleet_cli
 from spanning_reports import roles as roles_cli
 
 from tests.documented import section_text, sql_blocks
+from tests.mart_reading import Warehouse, require_utility, warehouse_for, with_private_dbt
 from tests.report_reading import Written, parse
 from tests.role_reading import license_truth, parse_report, role_truth
-from tests.test_dbt_by_hand import Warehouse, require_utility, warehouse_for, with_private_dbt
 from tests.test_warehouse_fleet import fleet_env
 from tests.warehouse import (
     PostgresServer,

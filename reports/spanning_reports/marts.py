@@ -230,7 +230,7 @@ def read_duckdb(
     with duckdb_run(path) as run:
         return read_marts(
             run,
-            str(path),
+            str(path.resolve()),  # the same file named the same, however it was given
             schema,
             "duckdb",
             marts=marts,
