@@ -33,7 +33,7 @@ from typing_extensions import override
 
 from tests.tapdriver import TapRun
 
-# Every sync asks GET /external/tenant first, then the users pages (README, "What a
+# Every sync asks GET /external/tenant first, then the users pages (docs/streams.md, "What a
 # sync emits").
 TENANT_PATH = "/external/tenant"
 USERS_PATH = "/external/users"

@@ -1,4 +1,4 @@
-"""Backup health (README, "Backup health"): backup_summaries and user_backups, in-process.
+"""Backup health (docs/backup-health.md): backup_summaries and user_backups, in-process.
 
 Over real HTTP against a fleet emulator whose tenants spell their backup status every way
 seen (ISO dates and date-times, MM/DD/YYYY, epoch milliseconds as numbers and as text,

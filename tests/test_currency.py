@@ -1,4 +1,4 @@
-"""Per-tenant currency (README, "Many tenants"): credentials first, tenant_syncs, bounded pages.
+"""Per-tenant currency (docs/many-tenants.md): credentials first, tenant_syncs, bounded pages.
 
 Over real HTTP against a fleet emulator, in-process. Every expectation comes from the
 emulator's ground truth or from the configuration, never from the output.

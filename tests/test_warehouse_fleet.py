@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
 
+from tests.named_tenants import named_tenants, serving
 from tests.warehouse import (
     FOREIGN_ENV_PREFIXES,
     MELTANO_TIMEOUT,
@@ -40,20 +41,14 @@ pytestmark = pytest.mark.e2e
 
 
 def tenants() -> list[EmulatedTenant]:
-    return [
-        EmulatedTenant(
-            tenant_id=name,
-            users=generate_users(size, seed=seed),
-            admin_email=f"admin@{name}.example",
-            api_key=f"{name}-key-0000-1111-2222-{seed:012d}",
-            host=host,
-        )
-        for name, size, seed, host in (
+    return named_tenants(
+        (
             ("acme", 120, 31, "127.0.0.1"),
             ("globex", 90, 32, "127.0.0.2"),
             ("initech", 60, 33, "127.0.0.3"),
-        )
-    ]
+        ),
+        "{name}-key-0000-1111-2222-{seed:012d}",
+    )
 
 
 def changed(users: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
@@ -66,10 +61,7 @@ def changed(users: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
 
 @pytest.fixture
 def fleet() -> Iterator[FleetEmulator]:
-    emulator = FleetEmulator(tenants())
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    yield from serving(tenants())
 
 
 def fleet_env(
