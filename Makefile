@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 MELTANO_INSTALLED := .meltano/.installed
-# Extra pytest arguments, e.g. make test PYTEST_ARGS='-x tests/test_first_hour_duckdb.py'
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-x tests/e2e/test_first_hour_duckdb.py'
 PYTEST_ARGS ?=
 
 .PHONY: install lint check test demo bench meltano-install clean
@@ -39,19 +39,26 @@ lint: install
 	$(BIN)/ruff check tap_spanning emulator reports tests bench scripts
 	$(BIN)/mypy
 
-# The fast tier: lint, types, and every test that runs the tap in-process (no tap or Meltano
-# process, no PostgreSQL), with fewer hypothesis examples, on 4 workers (most of a test's
-# time is waiting on the emulator). The loop to run while working.
-check: lint $(MELTANO_INSTALLED)
-	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -m "not process and not e2e" -n 4 -q $(PYTEST_ARGS)
+# The tiers are folders of tests/: unit (pure code, and dbt's unit tests of the marts),
+# inprocess (the tap in the test's process over real HTTP to the emulator), process (a
+# program started where the process is the point) and e2e (through Meltano, a real loader,
+# dbt and PostgreSQL). tests/conftest.py holds each folder to its marker.
+FAST_TIERS := tests/unit tests/inprocess
+SLOW_TIERS := tests/process tests/e2e
 
-# The whole suite: the in-process tier on 4 workers, then the process and end-to-end tests
+# The fast tier: lint, types, unit and in-process tests (no tap or Meltano process, no
+# PostgreSQL), with fewer hypothesis examples, on 4 workers (most of a test's time is
+# waiting on the emulator). The loop to run while working.
+check: lint $(MELTANO_INSTALLED)
+	HYPOTHESIS_PROFILE=dev $(BIN)/pytest $(FAST_TIERS) -n 4 -q $(PYTEST_ARGS)
+
+# The whole suite: the unit and in-process tiers on 4 workers, then the process and end-to-end tests
 # on 2 (a module stays on one worker; the longest modules start first, tests/conftest.py).
 # Both tiers keep 2 cores busy: more workers only add contention. With PYTEST_ARGS, pytest
 # just once with them. The end-to-end tests load into PostgreSQL: the
 # private cluster of scripts/postgres.sh (127.0.0.1:54329; installed, initialised and
 # started when missing, a no-op when it runs), unless TAP_SPANNING_TEST_PG_URL names another.
-PYTEST_RUNS = $(if $(strip $(PYTEST_ARGS)),$(BIN)/pytest $(PYTEST_ARGS),$(BIN)/pytest -m "not process and not e2e" -n 4 && $(BIN)/pytest -m "process or e2e" -n 2 --dist loadfile --no-loadscope-reorder)
+PYTEST_RUNS = $(if $(strip $(PYTEST_ARGS)),$(BIN)/pytest $(PYTEST_ARGS),$(BIN)/pytest $(FAST_TIERS) -n 4 && $(BIN)/pytest $(SLOW_TIERS) -n 2 --dist loadfile --no-loadscope-reorder)
 
 test: lint $(MELTANO_INSTALLED)
 ifeq ($(strip $(TAP_SPANNING_TEST_PG_URL)),)

@@ -1,7 +1,7 @@
 """The tap's settings, declared once: their types, bounds, defaults and descriptions.
 
 `CONFIG_SCHEMA` is what `--about` shows, what Meltano declares (meltano.yml, checked by
-tests/test_meltano_settings.py) and what the SDK checks; the tap's own checks
+tests/unit/test_meltano_settings.py) and what the SDK checks; the tap's own checks
 (setting_checks.py, settings.py) read every bound and default from it (`bounds`), so
 that a bound is written here and nowhere else. The SDK adds its own settings (stream
 maps, BATCH...) to the tap's copy of it.

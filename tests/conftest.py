@@ -155,7 +155,33 @@ def _start_rank(item: pytest.Item) -> tuple[int, int]:
     return (1, 0) if item.get_closest_marker("process") else (2, 0)
 
 
+# Each tier is a folder of tests/ and carries its marker (`-m` still selects by tier); the
+# fast folders carry none (Makefile, "The tiers").
+TIER_MARKERS: dict[str, str | None] = {
+    "unit": None,
+    "inprocess": None,
+    "process": "process",
+    "e2e": "e2e",
+}
+
+
+def misplaced(item: pytest.Item) -> str | None:
+    """Why the item is not where its tier says, or None."""
+    folder = item.path.parent.name
+    if folder not in TIER_MARKERS or item.path.parent.parent.name != "tests":
+        return f"{item.nodeid}: a test lives in a tier's folder: {', '.join(TIER_MARKERS)}"
+    wanted = TIER_MARKERS[folder]
+    markers = {name for name in ("process", "e2e") if item.get_closest_marker(name)}
+    if markers != ({wanted} if wanted else set()):
+        shown = ", ".join(sorted(markers)) or "no tier marker"
+        return f"{item.nodeid}: tests/{folder}/ wants {wanted or 'no tier marker'}, has {shown}"
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    wrong = [reason for item in items if (reason := misplaced(item))]
+    if wrong:
+        raise pytest.UsageError("tests in the wrong tier:\n" + "\n".join(wrong[:20]))
     items.sort(key=_start_rank)  # stable: each module keeps its own order
 
 

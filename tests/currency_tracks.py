@@ -48,8 +48,8 @@ from tests.current_rows import (
     postgres_views,
     read_snapshot,
 )
+from tests.e2e.test_warehouse_fleet import fleet_env
 from tests.tapdriver import run_tap
-from tests.test_warehouse_fleet import fleet_env
 from tests.warehouse import (
     Fetch,
     MeltanoRun,

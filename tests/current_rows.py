@@ -23,7 +23,7 @@ from spanning_emulator import (
     tenant_summary,
 )
 
-from tests.test_current_views import build_current_views, postgres_connection
+from tests.e2e.test_current_views import build_current_views, postgres_connection
 from tests.warehouse import (
     COLUMNS,
     PG_SCHEMA,

@@ -1,7 +1,7 @@
 """The project's documents, README.md and docs/*.md, as the tests that run them read them.
 
 A shell block (a fenced ```sh or ```bash block) is a documented command: some test runs it as
-written (tests/test_documented_commands.py names which). Its place is the document, the `## `
+written (tests/unit/test_documented_commands.py names which). Its place is the document, the `## `
 heading above it (None before the first) and the `### ` heading under that (None before the
 first). A command that cannot run in a test carries a visible trailing comment,
 `# not run by tests: <reason>`; the test that runs its block replaces it by `true`.

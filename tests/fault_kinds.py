@@ -4,7 +4,7 @@ Every sync first asks GET /external/tenant (the credentials and the counters), t
 the users pages (docs/streams.md, "What a sync emits"); the emulator numbers every request, that
 one included.
 
-Transient (tests/test_retries.py): the fault hits three requests (the first try of GET
+Transient (tests/inprocess/test_retries.py): the fault hits three requests (the first try of GET
 /external/tenant, the first try of page 1 and the first try of page 2); the sync exits 0,
 every RECORD equals the fault-free ground truth, and the emulator saw exactly
 1 + pages + faults requests.
@@ -92,7 +92,7 @@ KINDS: list[Kind] = [
     Kind("connection-refused", None, "could not connect"),
 ]
 
-# The persistent cases run as a process (tests/test_process_retries.py), for the console
+# The persistent cases run as a process (tests/process/test_retries.py), for the console
 # script's real exit status and last stderr line; the others run in the test process.
 PROCESS_KINDS = ("503-html", "connection-refused")
 

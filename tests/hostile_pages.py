@@ -12,8 +12,8 @@ page 1 and max_retries (2) tries of page 2 = 4 requests. A page is checked befor
 next one is asked for, so a page whose *content* fails also ends at 3. An accepted
 sync asks the tenant and every page; a failed tenant is not asked again.
 
-`assert_hostile_case_handled` runs one case and checks it: tests/test_bad_responses.py
-runs the cases in-process, tests/test_process_bad_responses.py those of PROCESS_CASES as
+`assert_hostile_case_handled` runs one case and checks it: tests/inprocess/test_bad_responses.py
+runs the cases in-process, tests/process/test_bad_responses.py those of PROCESS_CASES as
 the console script. Every run is at DEBUG; like every run of the tap, it is grepped for
 every form of the key (tests/tapdriver.py).
 """
@@ -388,9 +388,9 @@ for _case_id, _make in ODD_TENANTS.items():
 # ---------------------------------------------------------------- the test
 
 
-# These cases run the console script as a process (tests/test_process_bad_responses.py),
+# These cases run the console script as a process (tests/process/test_bad_responses.py),
 # for its real exit status and last stderr line (a page retried, then refused; a nextLink
-# refused at once); the others run in the test process (tests/test_bad_responses.py).
+# refused at once); the others run in the test process (tests/inprocess/test_bad_responses.py).
 PROCESS_CASES = ("page-users-is-a-string", "nextlink-other-port")
 
 

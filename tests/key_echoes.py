@@ -3,8 +3,8 @@ header and the decoded key into a body, a header, a link or user data, and says 
 sync must end ("fail" with a phrase in the last stderr line, or "accept").
 
 `ECHOES` maps a case to its server; `assert_echo_handled` checks a run against one (its
-output already passed the leak check of tests/tapdriver.py). tests/test_secrets.py runs
-every case in-process, tests/test_process_secrets.py one as the console script.
+output already passed the leak check of tests/tapdriver.py). tests/inprocess/test_secrets.py runs
+every case in-process, tests/process/test_secrets.py one as the console script.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ and failed runs. A license_waste row is a licensed user of the tenant, a failing
 run of days on which the emulator failed that user's backup, ending on the tenant's last
 backup day. The rules that derive the rest (the "needs attention" flags, attention_score,
 which streaks count, the reasons a license is wasted, the success rates) are the dbt unit
-tests' (transform/README.md, tests/test_dbt_unit.py).
+tests' (transform/README.md, tests/unit/test_dbt_unit.py).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from spanning_emulator import (
     expected_roles_stream,
 )
 
+from tests.e2e.test_warehouse_fleet import fleet_env
 from tests.mart_reading import (
     Key,
     Marts,
@@ -40,7 +41,6 @@ from tests.mart_reading import (
     read_build,
     with_private_dbt,
 )
-from tests.test_warehouse_fleet import fleet_env
 from tests.warehouse import Fetch
 
 ADMIN_ROLES = ("global_admin", "spanning_admin")

@@ -1,7 +1,7 @@
 """The seam: the only place that touches a private member of singer-sdk, requests or urllib3.
 
 Everything else in the tap uses public APIs. Each private member used here is listed
-in `PRIVATE_MEMBERS` with the behaviour it changes and why, and tests/test_sdk_seam.py
+in `PRIVATE_MEMBERS` with the behaviour it changes and why, and tests/unit/test_sdk_seam.py
 pins each one's existence and call shape, so an upgrade that changes one fails in the
 tests rather than in production. docs/development.md's table is `seam_table_markdown()`.
 
@@ -45,11 +45,11 @@ class PrivateMember:
     reason: str  # the behaviour it changes, and why
 
     def test_name(self, member: str) -> str:
-        """The test in tests/test_sdk_seam.py that pins it: test_<owner>_<member>."""
+        """The test in tests/unit/test_sdk_seam.py that pins it: test_<owner>_<member>."""
         return f"test_{self.owner.removesuffix('Base')}_{member.lstrip('_')}".lower()
 
 
-# member -> where it lives and why. tests/test_sdk_seam.py pins each one (its test is
+# member -> where it lives and why. tests/unit/test_sdk_seam.py pins each one (its test is
 # named after it) and checks that no other module touches one; docs/development.md's table is
 # made from this one.
 PRIVATE_MEMBERS: dict[str, PrivateMember] = {
@@ -136,7 +136,7 @@ PRIVATE_MEMBERS: dict[str, PrivateMember] = {
 
 
 def seam_table_markdown() -> str:
-    """docs/development.md's table of private members (tests/test_sdk_seam.py compares them)."""
+    """docs/development.md's table of private members (tests/unit/test_sdk_seam.py compares them)."""
     rows = [
         "| member | library | why |",
         "|---|---|---|",
