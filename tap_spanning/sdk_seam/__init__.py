@@ -136,7 +136,8 @@ PRIVATE_MEMBERS: dict[str, PrivateMember] = {
 
 
 def seam_table_markdown() -> str:
-    """docs/development.md's table of private members (tests/unit/test_sdk_seam.py compares them)."""
+    """docs/development.md's table of private members (tests/unit/test_sdk_seam.py compares
+    them)."""
     rows = [
         "| member | library | why |",
         "|---|---|---|",
