@@ -125,8 +125,8 @@ def test_a_body_that_never_ends_adds_no_more_than_the_bound_to_peak_memory(
     tmp_path: Path,
 ) -> None:
     """transport.py reads at most 16 MiB of a body: the same fleet with a tenant whose
-    users body never ends peaks within 1.5x of the fleet without it. Before 47f4a42
-    the whole body was read into memory, 64 MiB (this server's cap) and more a try."""
+    users body never ends peaks within 1.5x of the fleet without it: the body is never
+    read whole into memory, however long it runs."""
     tenants: list[EmulatedTenant] = healthy_tenants(
         [300, 0, 120, 40], hosts=("127.0.0.1", "127.0.0.3")
     )
@@ -176,8 +176,8 @@ def test_a_signal_with_a_slow_reader_leaves_only_whole_lines(
     """writer.py: a SIGTERM while the tap is blocked writing to a slow reader finishes
     the line it cut, hands over whole lines only, each once, and exits 143 with the
     reason last. The signal comes 0.3-2 s after the first bytes (seeded), well inside
-    a sync that a reader this slow takes many seconds over. Before 47f4a42 the block
-    the signal cut was left cut: stdout ended in the middle of a message."""
+    a sync that a reader this slow takes many seconds over: stdout never ends in the
+    middle of a message."""
     emulator = start_emulator(users_20000)
     config = tap_config(emulator, page_size=1000)
     rng = random.Random(20_000)
@@ -258,8 +258,8 @@ def test_a_signal_during_start_up_ends_with_the_reason_and_no_traceback(
     start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path, signum: int
 ) -> None:
     """entry.py handles SIGTERM and SIGINT from its first instant, before the SDK is
-    imported (which takes most of a second). Before 47f4a42 a SIGTERM then ended the
-    process with -15 and nothing said, a SIGINT with a KeyboardInterrupt traceback.
+    imported (which takes most of a second): never a silent -15, never a
+    KeyboardInterrupt traceback.
 
     The signal is sent 0.05-0.3 s after the process set its SIGTERM handler (its
     SigCgt mask): before that the interpreter itself is still starting, and any
