@@ -20,7 +20,7 @@ from spanning_emulator import EmulatedTenant, FleetEmulator, SpanningEmulator, g
 from tests import tapdriver
 from tests.emulator_helpers import AUTH, TENANT
 from tests.failure_fixtures import healthy_tenants
-from tests.tapdriver import ADMIN_EMAIL, new_api_key
+from tests.leaks import ADMIN_EMAIL, new_api_key
 
 EmulatorFactory = Callable[..., SpanningEmulator]
 

@@ -32,7 +32,7 @@ from spanning_emulator import (
 )
 
 from tests.hostile_server import Reply, Seen
-from tests.tapdriver import TapRun
+from tests.taprun import TapRun
 
 PAGE_SIZE = 50
 COUNTERS_PATH = "/external/tenant"

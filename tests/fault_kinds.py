@@ -39,16 +39,11 @@ from spanning_emulator import (
     tenant_summary,
 )
 
+from tests.emulator_requests import paths_of
 from tests.hostile_server import TENANT_PATH, free_port, retry_warnings
-from tests.tapdriver import (
-    ADMIN_EMAIL,
-    DEBUG_ENV,
-    TapRun,
-    assert_output_is,
-    paths_of,
-    run_in_process,
-    run_tap,
-)
+from tests.leaks import ADMIN_EMAIL
+from tests.tapdriver import DEBUG_ENV, run_in_process, run_tap
+from tests.taprun import TapRun, assert_output_is
 
 TENANT = generate_users(25, seed=29)
 PAGE_SIZE = 10

@@ -17,8 +17,8 @@ from spanning_emulator import (
     generate_users,
 )
 
-from tests.tapdriver import TapRun
-from tests.tapdriver import fleet_config as tapdriver_fleet_config
+from tests.run_inputs import fleet_config as run_inputs_fleet_config
+from tests.taprun import TapRun
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 TENANT_DATA = ("users", "role_memberships", "tenants")
@@ -64,7 +64,7 @@ def fleet_config(
     emulator: FleetEmulator, tenants: Sequence[EmulatedTenant], **overrides: Any
 ) -> dict[str, Any]:
     """The driver's fleet config, at this file's page size."""
-    return tapdriver_fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **overrides})
+    return run_inputs_fleet_config(emulator, tenants, **{"page_size": PAGE_SIZE, **overrides})
 
 
 def records_of(run: TapRun, stream: str, tenant_id: str) -> list[dict[str, Any]]:

@@ -30,16 +30,12 @@ from typing import Any
 import pytest
 from spanning_emulator import SpanningEmulator, expected_output, generate_users
 
+from tests.emulator_requests import paths_of
 from tests.hostile_server import TENANT_PATH, USERS_PATH, HostileServer, by_users_request
+from tests.leaks import ADMIN_EMAIL
 from tests.odd_tenants import ODD_TENANTS, OddTenant, expected_of
-from tests.tapdriver import (
-    ADMIN_EMAIL,
-    DEBUG_ENV,
-    assert_output_is,
-    paths_of,
-    run_in_process,
-    run_tap,
-)
+from tests.tapdriver import DEBUG_ENV, run_in_process, run_tap
+from tests.taprun import assert_output_is
 
 ACCEPT, FAIL = "accept", "fail"
 TENANT = generate_users(6, seed=31)

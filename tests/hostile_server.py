@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from spanning_emulator import PageHook, SpanningEmulator
 from typing_extensions import override
 
-from tests.tapdriver import TapRun
+from tests.taprun import TapRun
 
 # Every sync asks GET /external/tenant first, then the users pages (docs/streams.md, "What a
 # sync emits").

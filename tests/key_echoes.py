@@ -3,7 +3,7 @@ header and the decoded key into a body, a header, a link or user data, and says 
 sync must end ("fail" with a phrase in the last stderr line, or "accept").
 
 `ECHOES` maps a case to its server; `assert_echo_handled` checks a run against one (its
-output already passed the leak check of tests/tapdriver.py). tests/inprocess/test_secrets.py runs
+output already passed the leak check of tests/leaks.py). tests/inprocess/test_secrets.py runs
 every case in-process, tests/process/test_secrets.py one as the console script.
 """
 
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.hostile_server import TENANT_PATH, USERS_PATH, HostileServer, Reply, Seen, free_port
-from tests.tapdriver import ADMIN_EMAIL, TapRun
+from tests.leaks import ADMIN_EMAIL
+from tests.taprun import TapRun
 
 MASK = "[redacted]"
 HTML = "text/html; charset=utf-8"

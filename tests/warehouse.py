@@ -42,7 +42,7 @@ from spanning_emulator import (
     tenant_summary,
 )
 
-from tests.tapdriver import ADMIN_EMAIL
+from tests.leaks import ADMIN_EMAIL
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DOCS = PROJECT_DIR / "docs"  # its SQL blocks are run by the tests that import this

@@ -30,7 +30,7 @@ import pytest
 from spanning_emulator import SpanningEmulator, generate_users, utc_today
 from spanning_emulator.cli import main as emulator_cli
 
-from tests.tapdriver import ADMIN_EMAIL
+from tests.leaks import ADMIN_EMAIL
 from tests.warehouse import (
     FOREIGN_ENV_PREFIXES,
     PROJECT_DIR,

@@ -43,8 +43,8 @@ import yaml
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output
 
 from tests.first_hour import Ran, base_env, meltano, scratch
+from tests.leaks import assert_no_secrets, key_forms
 from tests.named_tenants import named_tenants, serving
-from tests.tapdriver import assert_no_secrets, key_forms
 
 __all__ = ["scratch"]  # the fixture used here
 

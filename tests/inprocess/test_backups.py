@@ -24,7 +24,8 @@ from spanning_emulator import (
     utc_today,
 )
 
-from tests.tapdriver import catalog_with_backups, fleet_config, run_in_process
+from tests.run_inputs import catalog_with_backups, fleet_config
+from tests.tapdriver import run_in_process
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PAGE_SIZE = 40

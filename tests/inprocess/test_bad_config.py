@@ -25,7 +25,8 @@ from tests.failure_fixtures import (
     fleet_config,
     log_message,
 )
-from tests.tapdriver import DEBUG_ENV, TapRun, run_in_process
+from tests.tapdriver import DEBUG_ENV, run_in_process
+from tests.taprun import TapRun
 
 # ---------------------------------------------------------------- settings
 

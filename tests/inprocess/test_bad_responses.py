@@ -18,6 +18,7 @@ import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, generate_users
 
 from tests.conftest import EmulatorFactory
+from tests.emulator_requests import paths_of
 from tests.failure_fixtures import (
     PAGE_SIZE,
     assert_exact,
@@ -38,7 +39,8 @@ from tests.hostile_pages import (
     case_params,
 )
 from tests.hostile_server import TENANT_PATH, USERS_PATH, HostileServer, Reply, Seen
-from tests.tapdriver import ADMIN_EMAIL, DEBUG_ENV, paths_of, run_in_process
+from tests.leaks import ADMIN_EMAIL
+from tests.tapdriver import DEBUG_ENV, run_in_process
 
 # ---------------------------------------------------------------- hostile pages
 

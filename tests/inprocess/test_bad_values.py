@@ -33,13 +33,9 @@ from spanning_emulator import (
 )
 
 from tap_spanning.backups import BackupError, BackupWindow, backup_summary_records
-from tests.tapdriver import (
-    TapRun,
-    assert_tenants_exact,
-    catalog_with_backups,
-    fleet_config,
-    run_in_process,
-)
+from tests.run_inputs import catalog_with_backups, fleet_config
+from tests.tapdriver import run_in_process
+from tests.taprun import TapRun, assert_tenants_exact
 
 BACKUP_STREAMS = ("backup_summaries", "user_backups")
 HONEST = 3

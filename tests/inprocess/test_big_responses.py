@@ -31,8 +31,9 @@ from tests.failure_fixtures import (
     fleet_config,
 )
 from tests.hostile_server import retry_warnings
-from tests.tapdriver import assert_tenants_exact, run_in_process
-from tests.tapdriver import fleet_config as fleet_config_of
+from tests.run_inputs import fleet_config as fleet_config_of
+from tests.tapdriver import run_in_process
+from tests.taprun import assert_tenants_exact
 
 # ---------------------------------------------------------------- bodies too large to hold
 

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, expected_output, generate_users
 
+from tests.emulator_requests import tenant_paths
 from tests.hostile_server import HostileServer, Reply, Seen
-from tests.tapdriver import TapRun, fleet_config, run_in_process, tenant_paths
+from tests.run_inputs import fleet_config
+from tests.tapdriver import run_in_process
+from tests.taprun import TapRun
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PAGE_SIZE = 50

@@ -17,6 +17,7 @@ from spanning_emulator import (
     generate_users,
 )
 
+from tests.emulator_requests import paths_of, tenant_paths
 from tests.fleet_helpers import (
     DEBUG_ENV,
     TENANT_PATH,
@@ -34,7 +35,7 @@ from tests.fleet_helpers import (
     wrong_key,
 )
 from tests.hostile_server import HostileServer, Reply
-from tests.tapdriver import paths_of, run_in_process, tenant_paths
+from tests.tapdriver import run_in_process
 
 # reason: (break the config, break the emulator, the pass the tenant fails in). A tenant
 # failing in the credentials pass (GET /external/tenant) is never asked for users.

@@ -20,6 +20,7 @@ from spanning_emulator import (
     generate_users,
 )
 
+from tests.emulator_requests import paths_of, tenant_paths
 from tests.fleet_helpers import (
     TENANT_DATA,
     activated,
@@ -31,7 +32,7 @@ from tests.fleet_helpers import (
     tenant_syncs,
     users_pages,
 )
-from tests.tapdriver import paths_of, run_in_process, tenant_paths
+from tests.tapdriver import run_in_process
 
 
 def test_a_fleet_lands_whole_per_tenant_with_one_schema_and_activation_per_stream(

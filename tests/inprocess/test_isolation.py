@@ -35,8 +35,9 @@ from tests.failure_fixtures import (
     healthy_tenants,
 )
 from tests.hostile_server import HostileServer, Reply, free_port
-from tests.tapdriver import TapRun, run_in_process
-from tests.tapdriver import fleet_config as fleet_config_of
+from tests.run_inputs import fleet_config as fleet_config_of
+from tests.tapdriver import run_in_process
+from tests.taprun import TapRun
 
 # ---------------------------------------------------------------- a host that is away
 

@@ -24,6 +24,7 @@ import pytest
 from spanning_emulator import FaultPlan, SpanningEmulator, generate_users
 
 from tests.conftest import EmulatorFactory
+from tests.emulator_requests import paths_of
 from tests.failure_fixtures import (
     PAGE_SIZE,
     USERS_PATH,
@@ -47,7 +48,8 @@ from tests.fault_kinds import (
     retry_after,
 )
 from tests.hostile_server import TENANT_PATH, HostileServer, Reply, Seen, retry_warnings
-from tests.tapdriver import DEBUG_ENV, assert_output_is, paths_of, run_in_process
+from tests.tapdriver import DEBUG_ENV, run_in_process
+from tests.taprun import assert_output_is
 
 # ---------------------------------------------------------------- every kind, transient
 

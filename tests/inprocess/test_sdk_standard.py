@@ -11,7 +11,8 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from spanning_emulator import SpanningEmulator, generate_users
 
 from tap_spanning.tap import TapSpanning
-from tests.tapdriver import ADMIN_EMAIL, discovered_catalog, new_api_key
+from tests.leaks import ADMIN_EMAIL, new_api_key
+from tests.run_inputs import discovered_catalog
 
 # The standard suite takes its config when the module is imported, so the emulator
 # starts here and stops when the test process exits.

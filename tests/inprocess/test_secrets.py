@@ -1,7 +1,7 @@
 """The key never appears: no form of the API key in any output, at DEBUG, on any path
 (docs/operations.md, "Exit codes": the paragraph on the key).
 
-The forms (tests/tapdriver.py `key_forms`): the key, `email:key`, `base64(email:key)`
+The forms (tests/leaks.py `key_forms`): the key, `email:key`, `base64(email:key)`
 (the Basic token), `base64(key)` and the URL-quoted key, of every key a run is given in
 its config or environment. "Any output" is stdout (SCHEMA, STATE, the --discover
 catalog, --about), stderr (every log line and traceback) and BATCH files.
@@ -56,17 +56,9 @@ from tests.key_echoes import (
     user,
     users_requests,
 )
-from tests.tapdriver import (
-    ADMIN_EMAIL,
-    DEBUG_ENV,
-    TapRun,
-    assert_no_secrets,
-    forms_of_key,
-    key_forms,
-    leaks,
-    new_api_key,
-    run_in_process,
-)
+from tests.leaks import ADMIN_EMAIL, assert_no_secrets, forms_of_key, key_forms, leaks, new_api_key
+from tests.tapdriver import DEBUG_ENV, run_in_process
+from tests.taprun import TapRun
 
 
 def run_checked(config: dict[str, Any], tmp_path: Path, *args: str, **options: Any) -> TapRun:

@@ -18,7 +18,10 @@ import pytest
 from spanning_emulator import EmulatedTenant, FleetEmulator, generate_fleet
 
 from tap_spanning.settings import SettingsError, resolve_settings
-from tests.tapdriver import assert_tenants_exact, fleet_config, run_in_process, tenant_paths
+from tests.emulator_requests import tenant_paths
+from tests.run_inputs import fleet_config
+from tests.tapdriver import run_in_process
+from tests.taprun import assert_tenants_exact
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
 

@@ -20,7 +20,8 @@ import pytest
 
 from tap_spanning.tap import TapSpanning
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import TapRun, run_in_process, run_tap
+from tests.tapdriver import run_in_process, run_tap
+from tests.taprun import TapRun
 
 
 def run_with_env(

@@ -26,13 +26,9 @@ from spanning_emulator import (
 )
 
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import (
-    TapRun,
-    assert_output_is,
-    discovered_catalog,
-    run_in_process,
-    set_selected,
-)
+from tests.run_inputs import discovered_catalog, set_selected
+from tests.tapdriver import run_in_process
+from tests.taprun import TapRun, assert_output_is
 
 STREAMS = ("users", "role_memberships", "tenants", "roles")
 # Every sync also writes tenant_syncs, last: a history, never activated.

@@ -14,7 +14,8 @@ import pytest
 from spanning_emulator import expected_output, generate_users
 
 from tests.conftest import EmulatorFactory
-from tests.tapdriver import discovered_catalog, run_tap, set_selected, start_tap
+from tests.run_inputs import discovered_catalog, set_selected
+from tests.tapdriver import run_tap, start_tap
 
 # The process is the point here: exit codes, signals, the console script.
 pytestmark = pytest.mark.process

@@ -18,9 +18,11 @@ import pytest
 from spanning_emulator import FaultPlan, expected_output, generate_users
 
 from tests.conftest import EmulatorFactory
+from tests.emulator_requests import paths_of
 from tests.failure_fixtures import USERS_PATH, assert_failed
 from tests.hostile_server import TENANT_PATH
-from tests.tapdriver import DEBUG_ENV, TapRun, paths_of, run_tap, start_tap
+from tests.tapdriver import DEBUG_ENV, run_tap, start_tap
+from tests.taprun import TapRun
 
 pytestmark = pytest.mark.process
 

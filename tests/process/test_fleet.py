@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_requests import tenant_paths
 from tests.fleet_helpers import (
     TENANT_DATA,
     TENANT_PATH,
@@ -25,7 +26,7 @@ from tests.fleet_helpers import (
     records_of,
     tenant_syncs,
 )
-from tests.tapdriver import run_in_process, run_tap, tenant_paths
+from tests.tapdriver import run_in_process, run_tap
 
 pytestmark = pytest.mark.process
 

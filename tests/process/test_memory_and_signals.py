@@ -32,7 +32,9 @@ from tests.failure_fixtures import (
     healthy_tenants,
     log_message,
 )
-from tests.tapdriver import TapRun, parse_messages, start_tap
+from tests.leaks import check_output, key_forms
+from tests.tapdriver import start_tap
+from tests.taprun import TapRun, parse_messages
 
 pytestmark = pytest.mark.process
 
@@ -107,7 +109,7 @@ def run_measured(config: dict[str, Any], folder: Path) -> Measured:
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     seconds = time.monotonic() - started
     stdout, stderr = out_path.read_bytes(), err_path.read_bytes()
-    tapdriver.check_output(tapdriver.key_forms(config), stdout, stderr)
+    check_output(key_forms(config), stdout, stderr)
     text = stdout.decode()
     run = TapRun(
         process.returncode,

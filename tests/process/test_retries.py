@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EmulatorFactory
+from tests.emulator_requests import paths_of
 from tests.failure_fixtures import USERS_PATH
 from tests.fault_kinds import (
     KINDS,
@@ -28,7 +29,7 @@ from tests.fault_kinds import (
     config_for,
 )
 from tests.hostile_server import TENANT_PATH, retry_warnings
-from tests.tapdriver import DEBUG_ENV, paths_of, start_tap
+from tests.tapdriver import DEBUG_ENV, start_tap
 
 pytestmark = pytest.mark.process
 

@@ -11,10 +11,8 @@ import pytest
 
 from tests.conftest import EmulatorFactory
 from tests.inprocess.test_sync import TENANT_PATH, assert_requests, assert_tenant_is
-from tests.tapdriver import (
-    assert_output_is,
-    run_tap,
-)
+from tests.tapdriver import run_tap
+from tests.taprun import assert_output_is
 
 pytestmark = pytest.mark.process
 

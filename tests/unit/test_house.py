@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 from tap_spanning.streams import STREAM_TYPES, sync_order
-from tests.tapdriver import discovered_catalog
+from tests.run_inputs import discovered_catalog
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tap_spanning"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 500
 # The folders whose every source file is a room: the tap, the emulator, the reports, the
-# benchmark and the scripts.
-ROOMS = ("tap_spanning", "emulator", "reports", "bench", "scripts")
+# benchmark, the scripts and the tests.
+ROOMS = ("tap_spanning", "emulator", "reports", "bench", "scripts", "tests")
 SOURCE_SUFFIXES = {".py", ".sh", ".sql", ".j2", ".js", ".css"}
 # Where a Python import name starts: the repository root (tap_spanning, bench, tests), and
 # the roots of the two packages installed from their own folders.

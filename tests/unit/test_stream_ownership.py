@@ -17,7 +17,7 @@ from tap_spanning.streams import STREAM_TYPES, TenantStream, run_plan
 from tap_spanning.streams.base import TENANT_DATA_PHASE
 from tap_spanning.tap import TapSpanning
 from tap_spanning.tenant_pass import Pass
-from tests.tapdriver import discovered_catalog, set_selected
+from tests.run_inputs import discovered_catalog, set_selected
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tap_spanning"
 # The run and the modules only it uses: the order, the workers, the hand-off, the failures.
