@@ -7,6 +7,7 @@ The process is the point: peak RSS, signals, a reader on the other end of a pipe
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
@@ -263,10 +264,11 @@ def test_a_signal_during_start_up_ends_with_the_reason_and_no_traceback(
     imported (which takes most of a second): never a silent -15, never a
     KeyboardInterrupt traceback.
 
-    The signal is sent 0.05-0.3 s after the process set its SIGTERM handler (its
+    The signal is sent 0-0.05 s after the process set its SIGTERM handler (its
     SigCgt mask): before that the interpreter itself is still starting, and any
     program dies of the signal there. The bare reason as the last line (no log
-    prefix) is entry.py's, not the tap's own handler's, which the SDK installs later.
+    prefix) is entry.py's: then the tap was not built, and nothing was asked or written.
+    The tap's own handler, which the SDK installs later, logs the same reason.
     """
     emulator = start_emulator(generate_users(50, seed=3))
     process = start_tap(tap_config(emulator), tmp_path)
@@ -275,19 +277,26 @@ def test_a_signal_during_start_up_ends_with_the_reason_and_no_traceback(
         assert time.monotonic() < deadline, "the tap never handled SIGTERM"
         time.sleep(0.002)
     handled_after = time.monotonic() - process.started_at
-    delay = random.Random(signum).uniform(0.05, 0.2)
+    delay = random.Random(signum).uniform(0.0, 0.05)
     time.sleep(delay)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=30)
     print(
         f"\n{signal.Signals(signum).name}: handler set {handled_after:.2f}s after the start, "
-        f"signal {delay:.2f}s later; exit {process.returncode}"
+        f"signal {delay:.2f}s later; exit {process.returncode}; "
+        f"last line {stderr.splitlines()[-1:]}"
     )
     assert process.returncode == 128 + signum, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines[-1] == STOPPED.format(signum), lines[-3:]
+    reason = STOPPED.format(signum)
     assert "Traceback" not in stderr
     assert "KeyboardInterrupt" not in stderr
-    # Stopped before the tap was built: nothing asked, nothing written.
-    assert stdout == ""
-    assert emulator.requests == []
+    # What holds whichever handler caught it: the reason is the last line and stdout holds
+    # whole messages only. A loaded machine may not reach the SDK's import before the signal,
+    # a fast one may have built the tap by then: which it was decides the rest.
+    assert lines[-1].endswith(reason), lines[-3:]
+    assert all(json.loads(line) for line in stdout.splitlines())
+    if lines[-1] == reason:
+        # entry.py's bare line: stopped before the tap was built, nothing asked or written.
+        assert stdout == ""
+        assert emulator.requests == []
