@@ -235,4 +235,3 @@ TAP_SETTINGS = tuple(_PROPERTIES)
 NUMERIC_SETTINGS = tuple(
     name for name, schema in _PROPERTIES.items() if json_kind(schema) in ("integer", "number")
 )
-SENSITIVE_SETTINGS = tuple(name for name, schema in _PROPERTIES.items() if schema.get("secret"))

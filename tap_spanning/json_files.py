@@ -1,5 +1,5 @@
 """The JSON files the tap reads: --config, --catalog, --state, and the settings that
-name a file (tenants_file, tenant_api_keys_file: settings.py).
+name a file (tenants_file, tenant_api_keys_file: setting_checks.py).
 
 The SDK would read the command line's files with a traceback that names no file; the
 SDK's command hands each path to these checks first (tap_spanning/sdk_seam/), which say in

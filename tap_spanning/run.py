@@ -197,6 +197,9 @@ class SyncRun:
         """Start both passes in their workers (`fleet.TwoPasses`) and return at once."""
         self.plan = plan = self._plan_of()
         pages = plan.pages
+        # Every tenant's part is made here, before any worker starts: the workers share it,
+        # and a cached_property has no lock on Python 3.12 and later.
+        _ = self.tenants
         return TwoPasses(
             self.settings.tenants,
             self._credentials_job(plan.with_credentials),

@@ -109,7 +109,8 @@ def main() -> None:
     except RunFailed:
         code = 1  # the run's failure line follows
     except JsonFileError as refused:
-        # A --config, --catalog or --state file, before the SDK reads it: one line each.
+        # A --config, --catalog or --state file, before the SDK reads it: one line each, for
+        # every --config file, or the first --catalog or --state file that is wrong.
         for line in refused.lines:
             print(line, file=sys.stderr)
         sys.exit(1)

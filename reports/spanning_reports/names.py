@@ -46,11 +46,6 @@ def visible(value: str) -> str:
     return "".join(token(char) if is_hidden(char) else char for char in value)
 
 
-def escape(value: str) -> str:
-    """HTML text: escaped, each hidden character a token."""
-    return html.escape(visible(value), quote=True)
-
-
 def escape_attribute(value: str) -> str:
     """An attribute value: escaped, each hidden character a character reference, so that the
     file never holds one raw (the value itself is kept for scrapers)."""

@@ -32,6 +32,7 @@ class CheckedJsonFile(click.File):
     checked first (tap_spanning/json_files.py) and handed on as an open file: the SDK
     reads it with `.read()`."""
 
+    @override
     def __init__(self, what: str) -> None:
         super().__init__()
         self.what = what  # config, catalog or state: the file's kind in its messages
