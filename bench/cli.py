@@ -17,8 +17,9 @@ asserted: the exit status is non-zero only when a program failed or its repeats
 disagree.
 
 Other modes replace these runs: `--fleet` (bench.fleet), `--dead-hosts` (a fleet whose
-every host refuses connections: bench.dead_hosts) and `--huge-pages` (peak memory over
-tenants of ~15 MiB pages: bench.huge_pages).
+every host refuses connections: bench.dead_hosts), `--huge-pages` (peak memory over
+tenants of ~15 MiB pages: bench.huge_pages) and `--nightly` (two nights of a fleet through
+`meltano run` into DuckDB and PostgreSQL, with dbt and the report: bench.nightly).
 
 To measure a modified copy of the tap, put it first on the path:
 `PYTHONPATH=/tmp/my-copy python -m bench` (the tap runs outside the repository, so
@@ -33,7 +34,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.modes import fleet_main, other_mode_main, users_main
+from bench.modes import fleet_main, nightly_main, other_mode_main, users_main
 
 DEFAULT_USERS = (10_000, 100_000)
 DATE_FORMATS = ("iso", "datetime", "mdy", "epoch_ms", "epoch_ms_text")
@@ -142,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="tenants synced by `meltano run` each; 0 skips Meltano (default %(default)s)",
     )
     modes = parser.add_argument_group(
-        "other modes", "each replaces the runs above: see bench.dead_hosts, bench.huge_pages"
+        "other modes",
+        "each replaces the runs above: see bench.dead_hosts, bench.huge_pages, bench.nightly",
     )
     modes.add_argument(
         "--dead-hosts",
@@ -157,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="C[,C...]",
         help="max_concurrent_tenants values, e.g. 4,16: the tap's peak RSS over tenants whose "
         "every users page is ~15 MiB (hostile huge-pages), a tap process per run",
+    )
+    modes.add_argument(
+        "--nightly",
+        type=_user_counts,
+        metavar="N[,N...]",
+        help="tenant counts, e.g. 300,1000: the emulator's realistic fleet, night 1 (no state) "
+        "and night 2 (a day later), each `meltano run` into DuckDB and PostgreSQL with the dbt "
+        "build and the report, beside the tap alone",
+    )
+    modes.add_argument(
+        "--pg-url",
+        metavar="URL",
+        help="--nightly: a PostgreSQL admin URL to make the bench's database on (default: "
+        "the private cluster of scripts/postgres.sh, started)",
     )
     modes.add_argument(
         "--huge-pages-tenants", type=int, default=16, help="--huge-pages: tenants (%(default)s)"
@@ -178,11 +194,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--user-backups measures one tenant: not with --fleet")
     if not args.user_backups and (args.date_format != "iso" or args.text_numbers):
         parser.error("--date-format and --text-numbers go with --user-backups")
-    chosen = [name for name in ("fleet", "dead_hosts", "huge_pages") if getattr(args, name)]
+    modes = ("fleet", "dead_hosts", "huge_pages", "nightly")
+    chosen = [name for name in modes if getattr(args, name)]
     if len(chosen) > 1 or (chosen and args.user_backups):
-        parser.error("--fleet, --dead-hosts, --huge-pages and --user-backups: one at a time")
+        parser.error(
+            "--fleet, --dead-hosts, --huge-pages, --nightly and --user-backups: one at a time"
+        )
+    if args.pg_url and not args.nightly:
+        parser.error("--pg-url goes with --nightly")
     if args.fleet:
         return fleet_main(args, tap_command)
+    if args.nightly:
+        return nightly_main(args, tap_command)
     if args.dead_hosts or args.huge_pages:
         return other_mode_main(args, tap_command)
     return users_main(args, tap_command)

@@ -1,18 +1,21 @@
 """The modes of `python -m bench` (bench.cli parses and picks one): the runs over user
-counts (bench.scenario), `--fleet` (bench.fleet), `--dead-hosts` (bench.dead_hosts) and
-`--huge-pages` (bench.huge_pages). Each runs, prints its page, writes `--json` and
-returns the exit status."""
+counts (bench.scenario), `--fleet` (bench.fleet), `--dead-hosts` (bench.dead_hosts),
+`--huge-pages` (bench.huge_pages) and `--nightly` (bench.nightly). Each runs, prints its
+page, writes `--json` and returns the exit status."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import dead_hosts, fleet, huge_pages
+from bench import dead_hosts, fleet, huge_pages, nightly
+from bench.fleet_meltano import meltano_executable
 from bench.fleet_report import fleet_targets, render_fleet_page
+from bench.nightly_report import nightly_targets, render_nightly_page
 from bench.report import machine, write_results
 from bench.scenario import Scenario, run_scenario
 from bench.scenario_report import render, targets
@@ -113,3 +116,30 @@ def other_mode_main(args: argparse.Namespace, tap_command: list[str]) -> int:
         # The tap's own entry point with a probe of its budget, unless another is named.
         chosen = tap_command if args.tap_command else None
         return huge_pages.huge_pages_main(args, chosen, Path(tmp))
+
+
+def nightly_main(args: argparse.Namespace, tap_command: list[str]) -> int:
+    """`--nightly`: two nights of a fleet through Meltano (bench.nightly); the tap is the one
+    installed in .meltano/, not `--tap-command`."""
+    missing = nightly.missing_plugins()
+    if meltano_executable() is None or missing:
+        print(
+            "python -m bench --nightly: .venv/bin/meltano or plugins of .meltano/ are missing "
+            f"({', '.join(missing) or 'meltano'}): run `make meltano-install`",
+            file=sys.stderr,
+        )
+        return 2
+    started = time.perf_counter()
+    host = machine()
+    admin_url = nightly.postgres_admin_url(args.pg_url)
+    with tempfile.TemporaryDirectory(prefix="spanning-bench-") as tmp:
+        scenarios = [
+            nightly.run_nightly(count, seed=args.seed, workdir=Path(tmp), pg_admin_url=admin_url)
+            for count in args.nightly
+        ]
+    found = nightly_targets(scenarios)
+    print(render_nightly_page(scenarios, found, host))
+    if args.json:
+        measured = {"nightly": [scenario.to_json() for scenario in scenarios]}
+        write_results(args, tap_command, host, measured, found, started)
+    return 0 if all(scenario.ok for scenario in scenarios) else 1

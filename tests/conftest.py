@@ -129,6 +129,7 @@ def tenant_2500() -> list[dict[str, object]]:
 # started first, the longest never leaves one worker busy alone at the end. Measured with
 # `--durations`, heaviest first; an e2e module not listed follows them.
 LONGEST_FIRST = (
+    "test_bench_nightly",
     "test_warehouse_currency",
     "test_demo",
     "test_dbt",
