@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from spanning_emulator import (
@@ -42,6 +42,7 @@ from spanning_emulator import (
     tenant_summary,
 )
 
+from bench.nightly import postgres_loader_env
 from tests.leaks import ADMIN_EMAIL
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -364,17 +365,8 @@ class PostgresServer:
         return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
     def loader_env(self, database: str) -> dict[str, str]:
-        """TARGET_POSTGRES_* settings for meltano, from the URL."""
-        parts = urlsplit(self.url)
-        env = {
-            "TARGET_POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "TARGET_POSTGRES_PORT": str(parts.port or 5432),
-            "TARGET_POSTGRES_USER": unquote(parts.username or "postgres"),
-            "TARGET_POSTGRES_DATABASE": database,
-        }
-        if parts.password is not None:  # else meltano.yml's placeholder (trust auth)
-            env["TARGET_POSTGRES_PASSWORD"] = unquote(parts.password)
-        return env
+        """TARGET_POSTGRES_* settings for meltano, from the URL (as the bench makes them)."""
+        return postgres_loader_env(self.url, database)
 
 
 def psycopg_module() -> Any:
