@@ -37,8 +37,7 @@ from spanning_reports.marts import (
     Marts,
     ReportError,
     mart_columns,
-    read_duckdb,
-    read_postgres,
+    read_warehouse,
 )
 from spanning_reports.page import DEFAULT_MAX_ROWS, DEFAULT_TOP, TITLE, render
 
@@ -78,12 +77,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 def read_source(args: argparse.Namespace, marts: Sequence[str], *, freshness: bool = True) -> Marts:
     declared = mart_columns(args.marts_yml)
     results = getattr(args, "dbt_results", None)
-    if args.postgres:
-        return read_postgres(
-            args.postgres, args.schema or "spanning", marts, declared, results, freshness=freshness
-        )
-    path = args.duckdb or Path(os.environ.get("TARGET_DUCKDB_PATH") or DEFAULT_DUCKDB)
-    return read_duckdb(path, args.schema or "main", marts, declared, results, freshness=freshness)
+    source: Path | str = args.postgres or args.duckdb or Path(
+        os.environ.get("TARGET_DUCKDB_PATH") or DEFAULT_DUCKDB
+    )
+    schema = args.schema or ("spanning" if args.postgres else "main")
+    return read_warehouse(source, schema, marts, declared, results, freshness=freshness)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

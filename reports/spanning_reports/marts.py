@@ -218,8 +218,8 @@ def postgres_run(url: str) -> Iterator[Run]:
         connection.close()
 
 
-def read_duckdb(
-    path: Path,
+def read_warehouse(
+    source: Path | str,
     schema: str,
     marts: Sequence[str],
     declared: Mapping[str, list[str]],
@@ -227,34 +227,18 @@ def read_duckdb(
     *,
     freshness: bool = True,
 ) -> Marts:
-    with duckdb_run(path) as run:
+    """The marts of a DuckDB file (a path) or a PostgreSQL database (a URL)."""
+    if isinstance(source, Path):
+        # The same file named the same, however it was given.
+        opened, where, adapter = duckdb_run(source), str(source.resolve()), "duckdb"
+    else:
+        opened, where, adapter = postgres_run(source), describe_postgres(source), "postgres"
+    with opened as run:
         return read_marts(
             run,
-            str(path.resolve()),  # the same file named the same, however it was given
+            where,
             schema,
-            "duckdb",
-            marts=marts,
-            declared=declared,
-            results=results,
-            freshness=freshness,
-        )
-
-
-def read_postgres(
-    url: str,
-    schema: str,
-    marts: Sequence[str],
-    declared: Mapping[str, list[str]],
-    results: Path | None = None,
-    *,
-    freshness: bool = True,
-) -> Marts:
-    with postgres_run(url) as run:
-        return read_marts(
-            run,
-            describe_postgres(url),
-            schema,
-            "postgres",
+            adapter,
             marts=marts,
             declared=declared,
             results=results,

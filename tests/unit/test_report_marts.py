@@ -63,7 +63,7 @@ def test_a_mart_without_a_declared_column_names_it_and_the_build(tmp_path: Path)
     connection.execute("DROP TABLE main.attention_thresholds")
     connection.close()
     with pytest.raises(marts.ReportError) as raised:
-        marts.read_duckdb(db, "main", marts.FLEET_MARTS, marts.mart_columns())
+        marts.read_warehouse(db, "main", marts.FLEET_MARTS, marts.mart_columns())
     message = str(raised.value)
     assert "fleet_overview.attention_score" in message
     assert "attention_thresholds" in message
