@@ -22,12 +22,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import duckdb
 import psycopg
 import pytest
 
+from bench.nightly import postgres_loader_env
 from tests.warehouse import (
     FOREIGN_ENV_PREFIXES,
     PostgresServer,
@@ -158,14 +159,10 @@ def build_current_views(tmp_path: Path, adapter: str, **connection: str) -> None
 
 
 def postgres_connection(url: str) -> dict[str, str]:
-    """The dbt-postgres settings (host, port, user, database) of a PostgreSQL URL."""
-    parts = urlsplit(url)
-    return {
-        "host": parts.hostname or "127.0.0.1",
-        "port": str(parts.port or 5432),
-        "user": unquote(parts.username or "postgres"),
-        "database": parts.path.lstrip("/"),
-    }
+    """The dbt-postgres settings (host, port, user, database, password) of a PostgreSQL
+    URL: the loader's, as the bench makes them, by their own names."""
+    loader = postgres_loader_env(url, urlsplit(url).path.lstrip("/"))
+    return {name.removeprefix("TARGET_POSTGRES_").lower(): value for name, value in loader.items()}
 
 
 def assert_views(fetch: Callable[[str], list[Any]]) -> None:
