@@ -4,8 +4,9 @@ For each fleet size the emulator's realistic fleet (`spanning-emulator --tenants
 --write-fleet DIR`: the tenants and their keys, handed to the tap as tenants_file and
 tenant_api_keys_file) is served by its own process, first as it is yesterday (night 1: no
 state), then restarted with `--today` one day later (night 2: a new day of backups appears,
-the oldest leaves the 7 kept days, and the day that was still running settles), the same
-seed. Each night, into DuckDB and into PostgreSQL, in the `prod` environment of meltano.yml
+the oldest leaves the 7 kept days, and one tenant in SETTLE_EVERY sees its yesterday settle
+into other counts, its backups having still been running at the night before's sync), the
+same seed. Each night, into DuckDB and into PostgreSQL, in the `prod` environment of meltano.yml
 (failure_mode nightly), every stream selected as meltano.yml selects them:
 
 - the tap alone, `meltano invoke tap-spanning` into a counting null sink (bench.measure), with
@@ -186,6 +187,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# One tenant in this many has its yesterday settle between two nights (`--settle-every`).
+SETTLE_EVERY = 10
+
+
 def emulator_command(count: int, seed: int, port: int) -> list[str]:
     return [
         sys.executable,
@@ -238,6 +243,8 @@ def serve_fleet(count: int, seed: int, port: int, today: dt.date, folder: Path) 
                 *emulator_command(count, seed, port),
                 "--today",
                 str(today),
+                "--settle-every",
+                str(SETTLE_EVERY),
                 "--ready-file",
                 str(ready),
             ],

@@ -54,7 +54,6 @@ class HostCircuit:
         why = self._open.get(host)
         if why is not None:
             raise SpanningError(
-                f"host unreachable: {host} is not answering, {why}; this tenant was not "
-                "asked",
+                f"host unreachable: {host} is not answering, {why}; this tenant was not asked",
                 "host unreachable",
             )

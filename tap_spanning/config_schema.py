@@ -152,6 +152,17 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "full_refresh",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Send every day of the backup window, as a first run does, though the state "
+            "says it was sent unchanged (the state is written all the same). Without it, "
+            "backup_summaries and user_backups send only the days that changed "
+            '(docs/backup-health.md, "Only what changed").'
+        ),
+    ),
+    th.Property(
         "page_size",
         th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
         default=MAX_PAGE_SIZE,

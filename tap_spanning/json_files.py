@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from tap_spanning.day_digests import state_problem
+
 
 class JsonFileError(Exception):
     """Files given on the command line that the tap refuses: one line each, naming the file."""
@@ -61,6 +63,8 @@ def _is_singer_state(state: object) -> bool:
 MUST_BE_A_STATE = (
     'must be a Singer state, a JSON object whose "bookmarks" (if any) is an object of objects'
 )
+# What to do about a malformed digest of the days sent (docs/backup-health.md).
+CLEAR_THE_STATE = "the tap wrote it; clear the state (meltano state clear) to send every day again"
 # The command line's files: what each must hold, and how it is told.
 SHAPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "config": (lambda parsed: isinstance(parsed, dict), "must be a JSON object of settings"),
@@ -81,6 +85,10 @@ def command_line_file(path: str, what: str) -> str:
         fits, must = SHAPES[what]
         if error is None and not fits(parsed):
             error = f"{what} file {path}: {must}"
+        elif error is None and what == "state" and isinstance(parsed, dict):
+            problem = state_problem(parsed)
+            if problem is not None:
+                error = f"{what} file {path}: {problem} ({CLEAR_THE_STATE})"
     if error is not None:
         raise JsonFileError([error])
     return text

@@ -288,9 +288,15 @@ class SyncRun:
 
         return job
 
-    def pages(self, *, page_limit: int | None = None) -> Iterator[object]:
+    def pages(
+        self,
+        *,
+        page_limit: int | None = None,
+        tenant_done: Callable[[str, bool], None] | None = None,
+    ) -> Iterator[object]:
         """Every tenant's pages of the users pages pass, tenants side by side, each as
-        the plan's `PagesFetch` made it, in the tenant's order."""
+        the plan's `PagesFetch` made it, in the tenant's order. `tenant_done(tenant_id,
+        complete)` is told when a tenant's pages are all in (complete) or it failed."""
         self.preflight(page_limit=page_limit)
         fleet = self._fleet
         assert fleet is not None  # preflight started it
@@ -305,8 +311,12 @@ class SyncRun:
                     event.item.release()
             elif isinstance(event, TenantFailed):
                 self.fail(event.tenant, failed_in, event.error)
+                if tenant_done is not None:
+                    tenant_done(tenant_id, False)
             else:
                 self.tenants[tenant_id].pages_done = True
+                if tenant_done is not None:
+                    tenant_done(tenant_id, True)
 
     def answers(self) -> Iterator[TenantAnswer]:
         """Each tenant's answer to the credentials pass, in configured order, but for the

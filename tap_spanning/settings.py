@@ -62,6 +62,8 @@ class Settings:
     failure_mode: str = STRICT
     # The trailing days the backup streams read.
     backup_days: int = BACKUP_DAYS_KEPT
+    # Every day of the backup window sent, whatever the state says.
+    full_refresh: bool = False
     # The one-tenant settings (no `tenants` list): the last line of a failure is its reason.
     one_tenant_form: bool = True
     # Settings that are allowed but worth a warning line each.
@@ -196,6 +198,7 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         max_concurrent_tenants=int(concurrency),
         failure_mode=str(failure_mode),
         backup_days=int(backup_days),
+        full_refresh=config.get("full_refresh") is True,
         one_tenant_form=not fleet,
         notes=tuple(notes),
     )

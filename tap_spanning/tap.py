@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from tap_spanning import redaction
 from tap_spanning.config_schema import CONFIG_SCHEMA, ENV_PREFIX
+from tap_spanning.day_digests import SENT_DAYS
 from tap_spanning.json_files import JsonFileError
 from tap_spanning.run import RunFailed, SyncRun
 from tap_spanning.sdk_seam import SeamTap
@@ -25,7 +26,7 @@ from tap_spanning.settings import (
     settings_from_environment,
 )
 from tap_spanning.signals import STOPPED
-from tap_spanning.streams import STREAM_TYPES, run_plan, sync_order, tallies
+from tap_spanning.streams import STREAM_TYPES, history_streams, run_plan, sync_order, tallies
 from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
 
 
@@ -81,6 +82,19 @@ class TapSpanning(SeamTap):
     @override
     def stopped_by_signal(self, signum: int) -> None:
         self.logger.error("%s", STOPPED.format(signum))
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        # What the tap keeps in the state is each history's digests of the days it sent
+        # (streams/history.py): nothing else of the state given is kept, nor written back.
+        histories = history_streams()
+        bookmarks = state.get("bookmarks")
+        kept = {
+            name: {SENT_DAYS: bookmark[SENT_DAYS]}
+            for name, bookmark in (bookmarks.items() if isinstance(bookmarks, dict) else ())
+            if name in histories and isinstance(bookmark, dict) and SENT_DAYS in bookmark
+        }
+        super().load_state({"bookmarks": kept})
 
     @override
     def discover_streams(self) -> list[Stream]:

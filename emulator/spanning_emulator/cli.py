@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .backups import DATE_FORMATS, BackupHistory, expected_backup_summaries, expected_user_backups
+from .backups import (
+    DATE_FORMATS,
+    BackupHistory,
+    expected_backup_summaries,
+    expected_user_backups,
+    utc_today,
+)
 from .emulated import EmulatedTenant, check_tenants
 from .faults import FAULT_KINDS_TEXT, FaultPlan
 from .fleet import generate_fleet
@@ -142,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="that tenant's latency (else --latency-ms)",
     )
     fleet.add_argument(
+        "--settle-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="every K-th tenant's yesterday settles into other counts, as if its backups "
+        "were still running at the night before's sync (the nightly benchmark's night 2)",
+    )
+    fleet.add_argument(
         "--tenant-hostile",
         action="append",
         default=[],
@@ -265,8 +279,11 @@ def _single(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     for flag in ("hosts", "write_fleet"):
         if getattr(args, flag):
             parser.error(f"--{flag.replace('_', '-')} needs --tenants K")
-    if args.tenant_fault or args.tenant_latency_ms or args.tenant_hostile:
-        parser.error("--tenant-fault, --tenant-latency-ms and --tenant-hostile need --tenants K")
+    if args.tenant_fault or args.tenant_latency_ms or args.tenant_hostile or args.settle_every:
+        parser.error(
+            "--tenant-fault, --tenant-latency-ms, --tenant-hostile and --settle-every need "
+            "--tenants K"
+        )
     host = args.host or "127.0.0.1"
     if not is_loopback_host(host):
         parser.error(f"--host {host} is not a loopback address: this is a test server")
@@ -384,6 +401,16 @@ def _fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         tenants = _tenant_options(args, tenants)
     except ValueError as error:
         parser.error(str(error))
+    if args.settle_every < 0:
+        parser.error("--settle-every must be >= 0")
+    if args.settle_every:
+        yesterday = (args.today or utc_today()) - dt.timedelta(days=1)
+        tenants = [
+            dataclasses.replace(tenant, settle_day=yesterday)
+            if number % args.settle_every == 0
+            else tenant
+            for number, tenant in enumerate(tenants, start=1)
+        ]
     if args.write_fleet:
         if args.port == 0:
             parser.error("--write-fleet needs the --port the fleet will be served on, not 0")

@@ -79,20 +79,3 @@ class CommandTap(Tap):
         if errors:
             raise JsonFileError(errors)
         return super().cb_config(ctx, param, value)
-
-    @classmethod
-    @override
-    def invoke(  # type: ignore[override]  # as Tap.invoke: PluginBase's takes **kwargs
-        cls,
-        *,
-        about: bool = False,
-        about_format: str | None = None,
-        config: _ConfigInput | None = None,
-        state: IO[str] | None = None,
-        catalog: IO[str] | None = None,
-    ) -> None:
-        # The state file was checked by its option. The tap keeps no bookmarks: it starts
-        # from none and writes only the state it keeps, never an echo of what it was given.
-        super().invoke(
-            about=about, about_format=about_format, config=config, state=None, catalog=catalog
-        )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tap_spanning.streams.backups import BackupSummariesStream, UserBackupsStream
 from tap_spanning.streams.base import STATIC_PHASE, FullTableStream, TenantStream
+from tap_spanning.streams.history import SendsChangedDays
 from tap_spanning.streams.plan import run_plan
 from tap_spanning.streams.tenants import RolesStream, TenantsStream, TenantSyncsStream
 from tap_spanning.streams.users import RoleMembershipsStream, UsersStream
@@ -29,6 +30,7 @@ __all__ = [
     "TenantsStream",
     "UserBackupsStream",
     "UsersStream",
+    "history_streams",
     "run_plan",
     "sync_order",
     "tallies",
@@ -52,6 +54,15 @@ def tallies() -> dict[str, str]:
         vars(stream_type)["name"]: stream_type.tally
         for stream_type in STREAM_TYPES
         if issubclass(stream_type, TenantStream) and stream_type.tally is not None
+    }
+
+
+def history_streams() -> set[str]:
+    """The streams that send only the days that changed, keeping digests in the state."""
+    return {
+        vars(stream_type)["name"]
+        for stream_type in STREAM_TYPES
+        if issubclass(stream_type, SendsChangedDays)
     }
 
 

@@ -21,6 +21,7 @@ from tap_spanning.backups import BACKUP_TYPES, BackupWindow, backup_summary_reco
 from tap_spanning.clock import backup_today
 from tap_spanning.redaction import quote
 from tap_spanning.streams.base import COUNT, SYNC_VERSION, TenantStream
+from tap_spanning.streams.history import DaySpool, SendsChangedDays
 from tap_spanning.streams.users import PageChildStream
 from tap_spanning.tenant_pass import Pass
 
@@ -112,8 +113,10 @@ class _UnknownTypes:
                 )
 
 
-class UserBackupsStream(PageChildStream):
-    """Each user's backup status per day and workload, from the users pages. A history."""
+class UserBackupsStream(SendsChangedDays, PageChildStream):
+    """Each user's backup status per day and workload, from the users pages. A history:
+    a tenant's records of the days sent before are held until its last page, then those
+    of the days that changed are sent (streams/history.py)."""
 
     name = "user_backups"
     # Off unless asked for (a catalog, or Meltano's `select`): docs/backup-health.md.
@@ -131,6 +134,7 @@ class UserBackupsStream(PageChildStream):
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         super().__init__(tap, run)
         self._unknown = _UnknownTypes(self.logger)
+        self._held: dict[str, DaySpool] = {}  # tenant_id: its records so far
 
     @override
     def with_credentials(self, client: TenantClient, answer: TenantAnswer) -> None:
@@ -146,9 +150,42 @@ class UserBackupsStream(PageChildStream):
         self._unknown.note(records)
         return records
 
+    @override
+    def take(self, tenant_id: str, records: list[Record]) -> None:
+        if not self.sent_days.active:
+            super().take(tenant_id, records)
+            return
+        held = self._held.get(tenant_id)
+        if held is None:
+            sent_before = self.sent_days.sent_before(tenant_id)
+            held = self._held[tenant_id] = DaySpool(self.run.version, sent_before)
+        now = held.add(records)
+        if now:
+            super().take(tenant_id, now)
 
-class BackupSummariesStream(TenantStream):
-    """Each tenant's backup status per day and workload. A history."""
+    @override
+    def end_tenant(self, tenant_id: str, *, complete: bool) -> None:
+        held = self._held.pop(tenant_id, None)
+        if held is None:
+            return
+        try:
+            # A tenant that failed: every record read is sent, and its digests stay.
+            days = self.sent_days.choose(tenant_id, held.digests.digests()) if complete else None
+            self.write_lines(tenant_id, held.lines(days))
+        finally:
+            held.close()
+
+    @override
+    def end_run(self, complete: bool) -> None:
+        # A tenant never said done (the run stopped early): what it read is sent.
+        for tenant_id in list(self._held):
+            self.end_tenant(tenant_id, complete=False)
+        super().end_run(complete)
+
+
+class BackupSummariesStream(SendsChangedDays, TenantStream):
+    """Each tenant's backup status per day and workload. A history: the days that changed
+    are sent (streams/history.py)."""
 
     name = "backup_summaries"
     rides = Pass.CREDENTIALS
@@ -175,4 +212,4 @@ class BackupSummariesStream(TenantStream):
             records: list[Record] | None = answer.fetched.get(self.name)
             if records is not None:
                 unknown.note(records)
-                yield from records
+                yield from self.sent_days.changed_records(answer.tenant.tenant_id, records)

@@ -102,6 +102,11 @@ class FullTableStream(SeamStream):
         """The stream's records, in order."""
         raise NotImplementedError
 
+    def records_out(self) -> None:
+        """Every record of the run is written (its RECORD or BATCH messages are out):
+        what a stream's state covers may be written now (streams/history.py). Nothing by
+        default."""
+
     def selected_properties(self, record: Record) -> Record:
         """The record without deselected properties (what a BATCH file may hold)."""
         return {name: value for name, value in record.items() if self.mask[("properties", name)]}
@@ -132,6 +137,7 @@ class FullTableStream(SeamStream):
             return
         yield from self.limited_records(context)
         # The SDK wrote each record before asking for the next: all are out.
+        self.records_out()
         if self.tenant_data_complete():
             self.activate_version()
 
@@ -139,6 +145,7 @@ class FullTableStream(SeamStream):
     def get_batches(self, batch_config: Any, context: Context | None = None) -> Iterable[Any]:
         yield from super().get_batches(batch_config, context)
         # The SDK wrote each BATCH message before asking for the next: all are out.
+        self.records_out()
         if self.tenant_data_complete():
             self.activate_version()
 

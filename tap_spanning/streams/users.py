@@ -5,7 +5,8 @@ worker fetches, `GET /external/users` page by page, shaped into checked records 
 The writer's thread hands each page to the `users` stream, which writes its records and
 hands the page to its children (`PageChildStream`), whose records are computed from the
 users, with no request of their own. The hand-off is one protocol owned by the child:
-`begin_run`, `add_page` for each page, `end_run` (docs/streams.md, "What a sync emits").
+`begin_run`, `add_page` for each page, `end_tenant` when a tenant's pages are all in (or it
+failed), `end_run` (docs/streams.md, "What a sync emits").
 """
 
 from __future__ import annotations
@@ -166,7 +167,12 @@ class UsersStream(TenantStream):
         for child in children:
             child.begin_run(self.stream_maps[0], limit)
         written = 0
-        for page in run.pages(page_limit=pages_limit(limit)):
+
+        def tenant_done(tenant_id: str, complete: bool) -> None:
+            for child in children:
+                child.end_tenant(tenant_id, complete=complete)
+
+        for page in run.pages(page_limit=pages_limit(limit), tenant_done=tenant_done):
             assert isinstance(page, TenantPage)  # what UsersPages makes
             users = page.users
             if limit is not None:
@@ -230,7 +236,9 @@ class PageChildStream(TenantStream):
     The run lifecycle, driven by `users`:
     - `begin_run`: the SCHEMA (once) and a held table version;
     - `add_page`: the page's records, written at once (RECORD), or spooled to a
-      temporary file (BATCH, which the SDK writes in one sync at the end);
+      temporary file (BATCH, which the SDK writes in one sync at the end); a history
+      holds them until `end_tenant` (streams/history.py);
+    - `end_tenant`: a tenant's pages are all in, or it failed;
     - `end_run`: the BATCH sync, then ACTIVATE_VERSION if every tenant completed (and
       the stream is not a history).
     """
@@ -278,14 +286,40 @@ class PageChildStream(TenantStream):
         if run.limit is not None:
             records = records[: max(0, run.limit - run.written)]
         run.written += len(records)
-        self.run.note_written(self.name, tenant_id, len(records))
+        self.extracted_at = extracted_at
+        self.take(tenant_id, records)
+
+    def take(self, tenant_id: str, records: list[Record]) -> None:
+        """A page's records of a tenant: written at once (a history holds them until the
+        tenant's last page, streams/history.py)."""
+        run = self._current
+        assert run is not None  # add_page checked
         if run.spool is not None:
             for record in records:
                 run.spool.write(run.encoder.encode(record) + b"\n")
-            return
-        self.extracted_at = extracted_at
-        for record in records:
-            self.write_record(record)
+        else:
+            for record in records:
+                self.write_record(record)
+        self.run.note_written(self.name, tenant_id, len(records))
+
+    def write_lines(self, tenant_id: str, lines: Iterable[bytes]) -> None:
+        """Write a tenant's records held as encoded lines (each ends with a newline)."""
+        run = self._current
+        assert run is not None  # a run is under way
+        count = 0
+        if run.spool is not None:
+            for line in lines:
+                run.spool.write(line)
+                count += 1
+        else:
+            decode = msgspec.json.Decoder(dict[str, Any]).decode
+            for line in lines:
+                self.write_record(decode(line))
+                count += 1
+        self.run.note_written(self.name, tenant_id, count)
+
+    def end_tenant(self, tenant_id: str, *, complete: bool) -> None:
+        """A tenant's pages are all in (`complete`), or it failed. Nothing by default."""
 
     def end_run(self, complete: bool) -> None:
         """After the last page: BATCH files if any, then activation if all completed."""
@@ -299,7 +333,9 @@ class PageChildStream(TenantStream):
                 self.sync()  # BATCH: the SDK's own sync, one run's worth of records
             finally:
                 run.spool.close()
-        elif complete:
+            return
+        self.records_out()
+        if complete:
             self.activate_version()
 
     @override

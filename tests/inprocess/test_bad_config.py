@@ -190,8 +190,28 @@ def test_a_bad_file_is_refused_in_every_mode_wherever_it_stands(
         ('{"bookmarks": {"users": {}', "not valid JSON"),
         ('"bookmarks"', "must be a Singer state"),
         ('{"bookmarks": "users"}', "must be a Singer state"),
+        (
+            '{"bookmarks": {"user_backups": {"sent_days": ["t1"]}}}',
+            "bookmarks.user_backups.sent_days must be an object of tenants",
+        ),
+        (
+            '{"bookmarks": {"backup_summaries": {"sent_days": {"t1": {"2026-12-01": 7}}}}}',
+            "bookmarks.backup_summaries.sent_days must map each day (YYYY-MM-DD) to a digest",
+        ),
+        # A bookmark named otherwise than a stream is not named: it could be anything.
+        (
+            '{"bookmarks": {"0f8fad5b-d9cb-469f": {"sent_days": {"t1": "x"}}}}',
+            "a bookmark.sent_days must map each tenant to an object of days",
+        ),
     ],
-    ids=["not JSON", "a JSON string", "bookmarks a string"],
+    ids=[
+        "not JSON",
+        "a JSON string",
+        "bookmarks a string",
+        "sent_days a list",
+        "a digest not hex",
+        "an odd bookmark",
+    ],
 )
 def test_a_state_file_that_is_not_a_state_is_one_line_naming_it(
     start_emulator: EmulatorFactory, tap_config: Any, tmp_path: Path, content: str, says: str

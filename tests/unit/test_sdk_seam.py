@@ -116,7 +116,8 @@ def test_plugin_base_configinput() -> None:
 
 def test_tap_get_singer_command() -> None:
     # The SDK's options read their file with click.File and hand it to invoke, which
-    # reads it once with .read(): the seam swaps the type and drops the state.
+    # reads it once with .read(): the seam swaps the type (the tap keeps only its digests:
+    # TapSpanning.load_state).
     sdk_command = SdkTap.get_singer_command()
     assert set(CHECKED_FILE_OPTIONS) <= set(parameters(Tap.invoke))
     invoke = inspect.getsource(Tap.invoke)
