@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from spanning_emulator import EmulatedTenant, FaultPlan, FleetEmulator, generate_fleet, utc_today
@@ -266,3 +268,59 @@ def test_under_test_every_record_read_is_sent_and_no_digest_is_kept(
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.records("user_backups")
     assert "sent_days" not in json.dumps([m for m in run.messages if m["type"] == "STATE"])
+
+
+def batch_records(run: TapRun, stream: str) -> list[dict[str, Any]]:
+    """The records of a stream's BATCH files, sync_version aside."""
+    found: list[dict[str, Any]] = []
+    for message in run.messages:
+        if message["type"] == "BATCH" and message["stream"] == stream:
+            for uri in message["manifest"]:
+                with gzip.open(urlsplit(uri).path, "rt", encoding="utf-8") as lines:
+                    found.extend(json.loads(line) for line in lines)
+    return [{k: v for k, v in r.items() if k != "sync_version"} for r in found]
+
+
+def test_batch_files_hold_only_the_days_that_changed_and_the_state_follows_them(
+    fleet: tuple[FleetEmulator, list[EmulatedTenant]], catalog: dict[str, Any], tmp_path: Path
+) -> None:
+    emulator, tenants = fleet
+
+    def batch_config(night: str) -> dict[str, Any]:
+        root = (tmp_path / "batches" / night).as_uri()
+        return {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": root, "prefix": "spanning-"},
+        }
+
+    first = night(
+        emulator, tenants, catalog, tmp_path / "night-1", None, batch_config=batch_config("1")
+    )
+    emulator.set_today(NIGHT_2)
+    second = night(
+        emulator,
+        tenants,
+        catalog,
+        tmp_path / "night-2",
+        last_state(first),
+        batch_config=batch_config("2"),
+    )
+    for stream in BACKUP_STREAMS:
+        want = [r for t in tenants for r in expected(t, NIGHT_1)[stream]]
+        assert in_key_order(stream, batch_records(first, stream)) == in_key_order(stream, want)
+        new_day = [
+            r for t in tenants for r in expected(t, NIGHT_2)[stream] if r["date"] == str(NIGHT_2)
+        ]
+        got = batch_records(second, stream)
+        assert in_key_order(stream, got) == in_key_order(stream, new_day)
+        last_batch = max(
+            index
+            for index, m in enumerate(second.messages)
+            if m["type"] == "BATCH" and m["stream"] == stream
+        )
+        digests = sent_days(last_state(second), stream)
+        assert digests != sent_days(last_state(first), stream)
+        for index, message in enumerate(second.messages):
+            held = message.get("value", {}).get("bookmarks", {}).get(stream, {})
+            if message["type"] == "STATE" and held.get("sent_days") == digests:
+                assert index > last_batch, stream
