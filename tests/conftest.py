@@ -131,6 +131,7 @@ def tenant_2500() -> list[dict[str, object]]:
 LONGEST_FIRST = (
     "test_bench_nightly",
     "test_warehouse_currency",
+    "test_warehouse_nights",
     "test_demo",
     "test_dbt",
     "test_warehouse_hostile",

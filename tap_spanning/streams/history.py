@@ -11,8 +11,10 @@ never sent), and, once those records are out, writes the new digests to the stat
   sent, and the digests are written all the same;
 - under `--test` (a record limit) every record read is sent and the state is untouched.
 
-Meltano stores a state only once the loader has committed the records before it, so a
-loader that fails mid-night loses nothing: the state it kept is the night before's.
+Meltano stores the states the loader hands back, and the loaders (target-duckdb,
+target-postgres) hand one back only once they have committed the records before it, so a
+loader that fails mid-night loses nothing: the state Meltano kept is the night before's
+(tests/e2e/test_warehouse_nights.py kills one).
 """
 
 from __future__ import annotations
