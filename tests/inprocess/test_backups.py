@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from spanning_emulator import (
     DATE_FORMATS,
@@ -181,3 +183,27 @@ def test_a_tenant_with_an_unreadable_date_fails_alone(
             assert run.of_tenant(stream, tenant.tenant_id) == expected[stream]
     syncs = {r["tenant_id"]: r["status"] for r in run.records("tenant_syncs")}
     assert syncs == {t.tenant_id: "failed" if t is broken else "complete" for t in tenants}
+
+
+def test_every_record_of_every_stream_fits_the_schema_sent_before_it(
+    fleet: tuple[FleetEmulator, list[EmulatedTenant]], catalog: dict[str, Any], tmp_path: Path
+) -> None:
+    """target-postgres runs with validate_records false (meltano.yml): the tap's records are
+    checked here, every one against its stream's SCHEMA message, formats included, over a
+    fleet that spells its backup status every way seen."""
+    emulator, tenants = fleet
+    run = run_in_process(config_for(emulator, tenants), tmp_path, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    validators: dict[str, Any] = {}
+    checked: Counter[str] = Counter()
+    for message in run.messages:
+        if message["type"] == "SCHEMA":
+            validator = jsonschema.validators.validator_for(message["schema"])
+            validators[message["stream"]] = validator(
+                message["schema"], format_checker=validator.FORMAT_CHECKER
+            )
+        elif message["type"] == "RECORD":
+            validators[message["stream"]].validate(message["record"])
+            checked[message["stream"]] += 1
+    assert set(checked) == set(validators)
+    assert len(checked) == len(catalog["streams"])
