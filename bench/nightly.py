@@ -411,7 +411,10 @@ class Pipeline:
         for name, template in STEPS:
             args = [part.format(**names) for part in template]
             if name == "tap alone" and state:
-                state_file.write_text(state, encoding="utf-8")
+                # Meltano keeps the tap's state under "singer_state"; the tap reads the
+                # Singer state itself, as `meltano run` hands it over.
+                singer_state = json.loads(state).get("singer_state", {})
+                state_file.write_text(json.dumps(singer_state), encoding="utf-8")
                 args += ["--state", str(state_file)]
             run = run_measured(
                 f"{self.warehouse.name} {name}",

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from spanning_emulator import (
     TAG_SPELLINGS,
+    EmulatedTenant,
     SpanningEmulator,
     expected_output,
     expected_roles,
@@ -418,3 +419,17 @@ def postgres_tables(url: str) -> Iterator[Fetch]:
             return [d.name for d in cursor.description], cursor.fetchall()
 
         yield fetch
+
+
+def small_tenant(name: str, size: int, seed: int, host: str, **options: Any) -> EmulatedTenant:
+    """A tenant of the e2e fleets: `size` realistic users of `seed` at <name>.example, its
+    admin, a key made of its name and seed, on `host`; `options` as EmulatedTenant takes them
+    (date_format, counts_as_text, ...)."""
+    return EmulatedTenant(
+        tenant_id=name,
+        users=generate_users(size, seed, "realistic", domain=f"{name}.example"),
+        admin_email=f"admin@{name}.example",
+        api_key=f"{name}-key-0000-1111-2222-{seed:012d}",
+        host=host,
+        **options,
+    )

@@ -90,6 +90,16 @@ def test_nightly_bench_runs_both_nights_into_both_warehouses(
             assert first["rows"][table] > 0, table
             assert second["rows"][table] > first["rows"][table], table
         assert second["rows"]["tenant_syncs"] == 2 * TENANTS
+        # Given night 1's state, night 2 sends only the backup days that changed: its new day
+        # (no tenant of 3 is one in SETTLE_EVERY), the rows night 2 added.
+        counts = [
+            {step["name"]: step for step in night["steps"]}["tap alone"]["counts"]["records"]
+            for night in (first, second)
+        ]
+        for table in ("backup_summaries", "user_backups"):
+            added = second["rows"][table] - first["rows"][table]
+            assert counts[0][table] == first["rows"][table], table
+            assert counts[1][table] == added, table
     # Both warehouses landed the same rows each night.
     for number in (1, 2):
         duckdb, pg = (night_of(results, number, w.name)["rows"] for w in WAREHOUSES)

@@ -40,7 +40,6 @@ from spanning_emulator import (
     DateFormat,
     EmulatedTenant,
     FleetEmulator,
-    generate_users,
     utc_today,
 )
 
@@ -57,6 +56,7 @@ from tests.warehouse import (
     postgres_tables,
     psycopg_module,
     require_plugin,
+    small_tenant,
 )
 
 pytestmark = pytest.mark.e2e
@@ -114,12 +114,11 @@ Key = tuple[Any, ...]
 def fleet_tenants() -> list[EmulatedTenant]:
     """The fleet; every tenant follows the fleet's today (set_today)."""
     return [
-        EmulatedTenant(
-            tenant_id=name,
-            users=generate_users(size, seed, "realistic", domain=f"{name}.example"),
-            admin_email=f"admin@{name}.example",
-            api_key=f"{name}-key-0000-1111-2222-{seed:012d}",
-            host=HOSTS[index % len(HOSTS)],
+        small_tenant(
+            name,
+            size,
+            seed,
+            HOSTS[index % len(HOSTS)],
             date_format=date_format,
             counts_as_text=as_text,
             user_id_as_text=user_id_as_text,

@@ -57,6 +57,7 @@ from tests.warehouse import (
     pg_database,
     postgres,
     require_plugin,
+    small_tenant,
 )
 
 __all__ = ["pg_database", "postgres"]  # fixtures, requested by name for PostgreSQL
@@ -84,12 +85,11 @@ Expected = dict[str, dict[str, list[Row]]]  # tenant id -> stream -> records
 def fleet_tenants() -> list[EmulatedTenant]:
     """The healthy tenants, then one per case ("h01-count-1e20", ...: no id holds another)."""
     tenants = [
-        EmulatedTenant(
-            tenant_id=name,
-            users=generate_users(size, seed, "realistic", domain=f"{name}.example"),
-            admin_email=f"admin@{name}.example",
-            api_key=f"{name}-key-0000-1111-2222-{seed:012d}",
-            host=HOSTS[index % len(HOSTS)],
+        small_tenant(
+            name,
+            size,
+            seed,
+            HOSTS[index % len(HOSTS)],
             date_format=date_format,
             counts_as_text=as_text,
             user_id_as_text=user_id_as_text,

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 import yaml
-from spanning_emulator import EmulatedTenant, FleetEmulator, generate_users, utc_today
+from spanning_emulator import EmulatedTenant, FleetEmulator, utc_today
 
 from tests.e2e.test_warehouse_backups import (
     BACKUP_STREAMS,
@@ -54,7 +54,7 @@ from tests.e2e.test_warehouse_backups import (
     warehouse,
 )
 from tests.e2e.test_warehouse_fleet import fleet_env
-from tests.warehouse import PROJECT_DIR, Fetch, MeltanoRun, meltano
+from tests.warehouse import PROJECT_DIR, Fetch, MeltanoRun, meltano, small_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -89,13 +89,7 @@ TenantDay = tuple[str, str]
 
 def fleet_tenants() -> list[EmulatedTenant]:
     return [
-        EmulatedTenant(
-            tenant_id=name,
-            users=generate_users(size, seed, "realistic", domain=f"{name}.example"),
-            admin_email=f"admin@{name}.example",
-            api_key=f"{name}-key-0000-1111-2222-{seed:012d}",
-            host=HOSTS[index % len(HOSTS)],
-        )
+        small_tenant(name, size, seed, HOSTS[index % len(HOSTS)])
         for index, (name, size, seed) in enumerate(FLEET)
     ]
 
