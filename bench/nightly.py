@@ -5,8 +5,8 @@ For each fleet size the emulator's realistic fleet (`spanning-emulator --tenants
 tenant_api_keys_file) is served by its own process, first as it is yesterday (night 1: no
 state), then restarted with `--today` one day later (night 2: a new day of backups appears,
 the oldest leaves the 7 kept days, and one tenant in SETTLE_EVERY sees its yesterday settle
-into other counts, its backups having still been running at the night before's sync), the
-same seed. Each night, into DuckDB and into PostgreSQL, in the `prod` environment of meltano.yml
+into other counts: its backups were still running at the night before's sync), the same
+seed. Each night, into DuckDB and into PostgreSQL, in the `prod` environment of meltano.yml
 (failure_mode nightly), every stream selected as meltano.yml selects them:
 
 - the tap alone, `meltano invoke tap-spanning` into a counting null sink (bench.measure), with
@@ -187,7 +187,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-# One tenant in this many has its yesterday settle between two nights (`--settle-every`).
+# One tenant in this many has its backups of today still running at the sync, so its
+# yesterday settles between two nights (`--settle-every`).
 SETTLE_EVERY = 10
 
 

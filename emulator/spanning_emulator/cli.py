@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="K",
-        help="every K-th tenant's yesterday settles into other counts, as if its backups "
-        "were still running at the night before's sync (the nightly benchmark's night 2)",
+        help="every K-th tenant's backups of today are still running: today's counts "
+        "differ from those the day settles into, served once it is yesterday (one changed "
+        "day a night: the nightly benchmark)",
     )
     fleet.add_argument(
         "--tenant-hostile",
@@ -404,9 +405,11 @@ def _fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.settle_every < 0:
         parser.error("--settle-every must be >= 0")
     if args.settle_every:
-        yesterday = (args.today or utc_today()) - dt.timedelta(days=1)
+        # The day `settle_day` is drawn apart: today, still running; tomorrow it is drawn as
+        # every other day, its final counts.
+        running = args.today or utc_today()
         tenants = [
-            dataclasses.replace(tenant, settle_day=yesterday)
+            dataclasses.replace(tenant, settle_day=running)
             if number % args.settle_every == 0
             else tenant
             for number, tenant in enumerate(tenants, start=1)
