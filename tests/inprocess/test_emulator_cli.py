@@ -4,6 +4,7 @@ streams, a fleet, the backup streams) and the mistakes it refuses.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -129,6 +130,8 @@ def test_cli_write_fleet(tmp_path: Path) -> None:
         (["--tenants", "3", "--port", "0", "--write-fleet", "x"], "--port"),
         (["--write-fleet", "x"], "--tenants"),
         (["--tenant-fault", "a:1=500"], "--tenants"),
+        (["--settle-every", "10"], "--tenants"),
+        (["--tenants", "3", "--settle-every", "-1"], "--settle-every must be >= 0"),
     ],
 )
 def test_cli_fleet_flag_errors(
@@ -184,3 +187,33 @@ def test_cli_backup_flag_errors(capsys: pytest.CaptureFixture[str]) -> None:
             cli_main(argv)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def _days(records: list[dict[str, object]]) -> dict[object, list[str]]:
+    """Each day's records, as sorted JSON: what a day's digest sums."""
+    found: dict[object, list[str]] = {}
+    for record in records:
+        found.setdefault(record["date"], []).append(json.dumps(record, sort_keys=True))
+    return {day: sorted(held) for day, held in found.items()}
+
+
+def test_cli_settle_every_changes_one_day_of_one_tenant_in_k_a_night(tmp_path: Path) -> None:
+    """`--settle-every 2` (the nightly benchmark's late tenants): night after night, the second
+    tenant's yesterday settles into other counts, the first's never changes; both get a new
+    day."""
+    tomorrow = TODAY + dt.timedelta(days=1)
+    for day in (TODAY, tomorrow):
+        argv = ["--tenants", "2", "--port", "9123", "--today", day.isoformat()]
+        folder = str(tmp_path / str(day))
+        assert cli_main([*argv, "--settle-every", "2", "--write-fleet", folder]) == 0
+    for number, tenant in enumerate(generate_fleet(2), start=1):
+        for stream in ("backup_summaries", "user_backups"):
+            before, after = (
+                _days(
+                    _jsonl(tmp_path / str(day) / "expected" / tenant.tenant_id / f"{stream}.jsonl")
+                )
+                for day in (TODAY, tomorrow)
+            )
+            changed = {day for day, held in after.items() if before.get(day) != held}
+            late = {TODAY.isoformat()} if number == 2 else set()
+            assert changed == {tomorrow.isoformat(), *late}, (tenant.tenant_id, stream)
