@@ -53,11 +53,8 @@ def json_file(path: str, what: str) -> tuple[object, str | None]:
     return _parsed(text, path, what)
 
 
-def _is_singer_state(state: object) -> bool:
-    if not isinstance(state, dict):
-        return False
-    bookmarks = state.get("bookmarks", {})
-    return isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())
+def _object(must: str) -> Callable[[object], str | None]:
+    return lambda parsed: None if isinstance(parsed, dict) else must
 
 
 MUST_BE_A_STATE = (
@@ -65,14 +62,23 @@ MUST_BE_A_STATE = (
 )
 # What to do about a malformed digest of the days sent (docs/backup-health.md).
 CLEAR_THE_STATE = "the tap wrote it; clear the state (meltano state clear) to send every day again"
-# The command line's files: what each must hold, and how it is told.
-SHAPES: dict[str, tuple[Callable[[object], bool], str]] = {
-    "config": (lambda parsed: isinstance(parsed, dict), "must be a JSON object of settings"),
-    "catalog": (
-        lambda parsed: isinstance(parsed, dict),
-        "must be a JSON object with 'streams'",
-    ),
-    "state": (_is_singer_state, MUST_BE_A_STATE),
+
+
+def _state_problem(state: object) -> str | None:
+    if not isinstance(state, dict):
+        return MUST_BE_A_STATE
+    bookmarks = state.get("bookmarks", {})
+    if not (isinstance(bookmarks, dict) and all(isinstance(b, dict) for b in bookmarks.values())):
+        return MUST_BE_A_STATE
+    problem = state_problem(state)  # the histories' digests (day_digests.py)
+    return None if problem is None else f"{problem} ({CLEAR_THE_STATE})"
+
+
+# The command line's files: what is wrong with one, if anything, in words that quote none of it.
+SHAPES: dict[str, Callable[[object], str | None]] = {
+    "config": _object("must be a JSON object of settings"),
+    "catalog": _object("must be a JSON object with 'streams'"),
+    "state": _state_problem,
 }
 
 
@@ -82,13 +88,9 @@ def command_line_file(path: str, what: str) -> str:
     text, error = _file_text(path, what)
     if error is None:
         parsed, error = _parsed(text, path, what)
-        fits, must = SHAPES[what]
-        if error is None and not fits(parsed):
-            error = f"{what} file {path}: {must}"
-        elif error is None and what == "state" and isinstance(parsed, dict):
-            problem = state_problem(parsed)
-            if problem is not None:
-                error = f"{what} file {path}: {problem} ({CLEAR_THE_STATE})"
+        problem = None if error is not None else SHAPES[what](parsed)
+        if problem is not None:
+            error = f"{what} file {path}: {problem}"
     if error is not None:
         raise JsonFileError([error])
     return text
