@@ -34,6 +34,12 @@ BACKUP_DAYS_KEPT = 7
 MAX_PAGE_SIZE = 1000
 
 _TENANT_ID_RULE = "1-64 of A-Z a-z 0-9 . _ -"
+# The longest client name accepted (a name is shown, never used as a key).
+MAX_NAME_LENGTH = 200
+_NAME_RULE = (
+    "The client's display name, beside tenant_id in the tenants and tenant_syncs streams "
+    f"and every mart and report; at most {MAX_NAME_LENGTH} characters"
+)
 # singer_sdk types a number's bound as int; JSON Schema takes any number.
 _SHORTEST_TIMEOUT: Any = 0.001
 
@@ -47,6 +53,7 @@ _TENANT_ENTRY = th.ObjectType(
     th.Property("region", th.StringType, allowed_values=list(REGIONS)),
     th.Property("base_url", th.StringType),
     th.Property("api_key", th.StringType, secret=True, description="Else from tenant_api_keys"),
+    th.Property("name", th.StringType, description=_NAME_RULE),
     additional_properties=True,
 )
 
@@ -90,6 +97,7 @@ SETTINGS = th.PropertiesList(
             f"{_TENANT_ID_RULE}"
         ),
     ),
+    th.Property("tenant_name", th.StringType, description=f"The one tenant's name. {_NAME_RULE}"),
     th.Property(
         "tenants",
         th.ArrayType(_TENANT_ENTRY),
@@ -98,7 +106,7 @@ SETTINGS = th.PropertiesList(
         secret=True,
         description=(
             "Many tenants in one run: {tenant_id, admin_email, region or base_url, "
-            "api_key (else tenant_api_keys)}. Not with the one-tenant settings."
+            "api_key (else tenant_api_keys), name}. Not with the one-tenant settings."
         ),
     ),
     th.Property(

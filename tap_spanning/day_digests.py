@@ -28,6 +28,12 @@ _DIGEST = re.compile(r"[0-9a-f]{16}")
 # A bookmark named in a message only when its name looks like a stream's: never a key.
 _STREAM_NAME = re.compile(r"[a-z_]{1,40}")
 
+# A history that sends a tenant's whole set at once (role_membership_history) keeps one
+# digest a tenant, under this key in place of a day: {tenant_id: {"set": digest}}.
+WHOLE_SET = "set"
+# The digest of no records: a set that became empty is a change too.
+EMPTY_DIGEST = f"{0:016x}"
+
 # A tenant's days and their digests: {"2026-12-04": "3f09c1d2a4b5e6f7", ...}.
 DayDigestMap = dict[str, str]
 
@@ -72,8 +78,11 @@ def sent_days_problem(value: object) -> str | None:
         if not isinstance(days, dict):
             return "must map each tenant to an object of days"
         for day, digest in days.items():
-            if not (_DAY.fullmatch(day) and isinstance(digest, str) and _DIGEST.fullmatch(digest)):
-                return "must map each day (YYYY-MM-DD) to a digest of 16 hex digits"
+            known_day = isinstance(day, str) and (day == WHOLE_SET or _DAY.fullmatch(day))
+            if not (known_day and isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+                return (
+                    f"must map each day (YYYY-MM-DD, or {WHOLE_SET!r}) to a digest of 16 hex digits"
+                )
     return None
 
 

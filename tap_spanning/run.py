@@ -92,6 +92,8 @@ class TenantSync:
     failure: TenantFailure | None = None
     answered: bool = False
     pages_done: bool = False  # its users pages pass ran to the end
+    # stream -> whether a history that sends a tenant's whole set sent it this run.
+    sets_sent: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

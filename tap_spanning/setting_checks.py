@@ -20,6 +20,7 @@ from typing import Any
 from tap_spanning.config_schema import (
     DEFAULT_TENANT_ID,
     MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
     TENANT_ENTRY_SETTINGS,
     bounds,
 )
@@ -37,7 +38,9 @@ from tap_spanning.urls import (
 TENANT_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 # The settings of the one-tenant form, which a fleet sets per tenant instead.
-ONE_TENANT_SETTINGS = ("admin_email", "api_key", "base_url", "region", "tenant_id")
+ONE_TENANT_SETTINGS = ("admin_email", "api_key", "base_url", "region", "tenant_id", "tenant_name")
+# A name holds no control character (it is printed in logs, reports and HTML).
+_NAME_TEXT = re.compile(r"[^\x00-\x1f\x7f]+")
 
 
 class SettingsError(ValueError):
@@ -56,6 +59,7 @@ class Tenant:
     admin_email: str
     api_key: str = field(repr=False)  # never in a repr, log or traceback
     origin: Origin
+    name: str | None = None  # the client's display name, when set
 
     @property
     def region(self) -> str | None:
@@ -139,6 +143,22 @@ class Checker:
                 "admin_email must be the Spanning admin's email address (one '@', no spaces or ':')"
             )
         return email
+
+    def name(self, config: Mapping[str, Any], setting: str) -> str | None:
+        """A client's display name: optional; one line of at most MAX_NAME_LENGTH
+        characters. Says what is wrong, never what it holds (a key pasted in the wrong
+        place must not be echoed)."""
+        text = self._string(config.get(setting), setting, required=False)
+        if text is None:
+            return None
+        name = text.strip()
+        if len(name) > MAX_NAME_LENGTH or not _NAME_TEXT.fullmatch(name):
+            self.fail(
+                f"{setting} must be one line of at most {MAX_NAME_LENGTH} characters, with no "
+                f"control character (got {len(name)} characters)"
+            )
+            return None
+        return name
 
     def tenant_id(self, config: Mapping[str, Any], *, default: str | None = None) -> str:
         value = config.get("tenant_id")
@@ -308,6 +328,7 @@ def fleet_tenants(
         if not api_key and tenant_id and parsed_keys is not None:
             entry_check.fail(f"api_key is missing: set it in tenant_api_keys[{tenant_id!r}]")
         origin = entry_check.origin(entry)
+        name = entry_check.name(entry, "name")
         if tenant_id and admin_email and api_key:
             # The same credentials twice would load one tenant's users under two ids.
             same = credentials_seen.setdefault((admin_email.casefold(), api_key), tenant_id)
@@ -317,7 +338,7 @@ def fleet_tenants(
                     "for one tenant would load its users under both ids; remove one"
                 )
         if tenant_id and admin_email and api_key and origin is not None:
-            tenants.append(Tenant(tenant_id, admin_email, api_key, origin))
+            tenants.append(Tenant(tenant_id, admin_email, api_key, origin, name))
     named = {str(entry.get("tenant_id")).strip() for entry in entries if isinstance(entry, Mapping)}
     unknown = sorted(set(keys) - named)
     if unknown:
@@ -351,8 +372,9 @@ def one_tenant(config: Mapping[str, Any], errors: list[str], notes: list[str]) -
     admin_email = check.admin_email(config)
     api_key = check.api_key(config)
     origin = check.origin(config)
+    name = check.name(config, "tenant_name")
     if tenant_id and admin_email and api_key and origin is not None:
-        return [Tenant(tenant_id, admin_email, api_key, origin)]
+        return [Tenant(tenant_id, admin_email, api_key, origin, name)]
     return []
 
 

@@ -37,13 +37,14 @@ from spanning_emulator import (
     expected_tenant_record,
     generate_users,
     tenant_summary,
+    utc_today,
 )
 
 from tests.emulator_requests import paths_of
 from tests.hostile_server import TENANT_PATH, free_port, retry_warnings
 from tests.leaks import ADMIN_EMAIL
 from tests.tapdriver import DEBUG_ENV, run_in_process, run_tap
-from tests.taprun import TapRun, assert_output_is
+from tests.taprun import TapRun, assert_output_is, license_columns
 
 TENANT = generate_users(25, seed=29)
 PAGE_SIZE = 10
@@ -133,6 +134,10 @@ def assert_fault_free_output(
         "requests": requests,
         "retries": retries,
         "backup_last_day": None,  # no backup stream selected
+        "name": None,  # none configured
+        "day": utc_today().isoformat(),  # the emulator's Date header
+        **license_columns(counters),
+        "role_set_sent": None,  # role_membership_history not selected
     }
     assert row["started_at"] <= row["finished_at"]
     records = [m for m in run.messages if m["type"] == "RECORD"]

@@ -28,9 +28,10 @@ def set_selected(catalog: dict[str, Any], stream: str, breadcrumb: list[str], on
 
 
 def catalog_with_backups() -> dict[str, Any]:
-    """The discovered catalog with the backup histories (off by default) selected too."""
+    """The discovered catalog with the histories (off by default) selected too: the backup
+    status and role_membership_history."""
     found = discovered_catalog()
-    for stream in ("backup_summaries", "user_backups"):
+    for stream in ("backup_summaries", "user_backups", "role_membership_history"):
         set_selected(found, stream, [], True)
     return found
 

@@ -150,3 +150,17 @@ def assert_tenants_exact(run: TapRun, tenants: Sequence[Any]) -> None:
             assert run.of_tenant(stream, tenant.tenant_id) == [
                 {k: v for k, v in r.items() if k != "sync_version"} for r in truth[stream]
             ], (tenant.tenant_id, stream)
+
+
+# tenant_syncs' license columns, and the counter of GET /external/tenant each one holds.
+LICENSE_COLUMNS = {
+    "licenses": "licenses",
+    "archived_licenses": "archivedLicenses",
+    "assigned_standard": "assignedStandard",
+    "assigned_archive": "assignedArchive",
+}
+
+
+def license_columns(counters: Mapping[str, object]) -> dict[str, object]:
+    """What a complete tenant_syncs record holds of the counters a tenant served."""
+    return {column: counters.get(counter) for column, counter in LICENSE_COLUMNS.items()}

@@ -1,5 +1,6 @@
-"""The streams, by family: what every stream shares (base), the users pages (users), the
-backup status (backups), the tenants' own (tenants); and the run's plan made from them.
+"""The streams, by family: what every stream shares (base), the users pages (users) and
+the role sets they keep (role_history), the backup status (backups), the tenants' own
+(tenants); and the run's plan made from them.
 
 A new per-tenant stream is one class in its family's module, added to STREAM_TYPES
 (docs/development.md).
@@ -13,6 +14,7 @@ from tap_spanning.streams.backups import BackupSummariesStream, UserBackupsStrea
 from tap_spanning.streams.base import STATIC_PHASE, FullTableStream, TenantStream
 from tap_spanning.streams.history import SendsChangedDays
 from tap_spanning.streams.plan import run_plan
+from tap_spanning.streams.role_history import RoleMembershipHistoryStream
 from tap_spanning.streams.tenants import RolesStream, TenantsStream, TenantSyncsStream
 from tap_spanning.streams.users import RoleMembershipsStream, UsersStream
 
@@ -23,6 +25,7 @@ __all__ = [
     "STREAM_TYPES",
     "BackupSummariesStream",
     "FullTableStream",
+    "RoleMembershipHistoryStream",
     "RoleMembershipsStream",
     "RolesStream",
     "TenantStream",
@@ -40,6 +43,7 @@ __all__ = [
 STREAM_TYPES: tuple[type[FullTableStream], ...] = (
     UsersStream,
     RoleMembershipsStream,
+    RoleMembershipHistoryStream,
     UserBackupsStream,
     TenantsStream,
     BackupSummariesStream,

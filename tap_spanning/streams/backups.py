@@ -21,8 +21,7 @@ from tap_spanning.backups import BACKUP_TYPES, BackupWindow, backup_summary_reco
 from tap_spanning.clock import backup_today
 from tap_spanning.redaction import quote
 from tap_spanning.streams.base import COUNT, SYNC_VERSION, TenantStream
-from tap_spanning.streams.history import DaySpool, SendsChangedDays
-from tap_spanning.streams.users import PageChildStream
+from tap_spanning.streams.history import SendsChangedDays, SendsChangedTenantDays
 from tap_spanning.tenant_pass import Pass
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ class _UnknownTypes:
                 )
 
 
-class UserBackupsStream(SendsChangedDays, PageChildStream):
+class UserBackupsStream(SendsChangedTenantDays):
     """Each user's backup status per day and workload, from the users pages. A history:
     a tenant's records of the days sent before are held until its last page, then those
     of the days that changed are sent (streams/history.py)."""
@@ -134,7 +133,6 @@ class UserBackupsStream(SendsChangedDays, PageChildStream):
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         super().__init__(tap, run)
         self._unknown = _UnknownTypes(self.logger)
-        self._held: dict[str, DaySpool] = {}  # tenant_id: its records so far
 
     @override
     def with_credentials(self, client: TenantClient, answer: TenantAnswer) -> None:
@@ -151,36 +149,9 @@ class UserBackupsStream(SendsChangedDays, PageChildStream):
         return records
 
     @override
-    def take(self, tenant_id: str, records: list[Record]) -> None:
-        if not self.sent_days.active:
-            super().take(tenant_id, records)
-            return
-        held = self._held.get(tenant_id)
-        if held is None:
-            sent_before = self.sent_days.sent_before(tenant_id)
-            held = self._held[tenant_id] = DaySpool(self.run.version, sent_before)
-        now = held.add(records)
-        if now:
-            super().take(tenant_id, now)
-
-    @override
-    def end_tenant(self, tenant_id: str, *, complete: bool) -> None:
-        held = self._held.pop(tenant_id, None)
-        if held is None:
-            return
-        try:
-            # A tenant that failed: every record read is sent, and its digests stay.
-            days = self.sent_days.choose(tenant_id, held.digests.digests()) if complete else None
-            self.write_lines(tenant_id, held.lines(days))
-        finally:
-            held.close()
-
-    @override
-    def end_run(self, complete: bool) -> None:
-        # A tenant never said done (the run stopped early): what it read is sent.
-        for tenant_id in list(self._held):
-            self.end_tenant(tenant_id, complete=False)
-        super().end_run(complete)
+    def day_of(self, record: Record) -> str:
+        day: str = record["date"]
+        return day
 
 
 class BackupSummariesStream(SendsChangedDays, TenantStream):

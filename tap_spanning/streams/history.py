@@ -30,8 +30,11 @@ from typing_extensions import override
 
 from tap_spanning.day_digests import SENT_DAYS, DayDigestMap, DayDigests, days_to_send
 from tap_spanning.streams.base import FullTableStream
+from tap_spanning.streams.users import PageChildStream
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from singer_sdk.helpers.types import Record
 
 # A tenant's records are held in memory up to this many bytes, then on disk.
@@ -61,6 +64,7 @@ class SentDays:
         self.pending: dict[str, DayDigestMap] = {}
         self.days_read = 0
         self.days_sent = 0
+        self.last_chosen: set[str] = set()  # the days `choose` chose last
 
     @property
     def active(self) -> bool:
@@ -83,6 +87,7 @@ class SentDays:
         """The days of a tenant to send: those whose digest is not the one sent before.
         Its digests are kept for the state."""
         days = days_to_send(self.before.get(tenant_id, {}), digests)
+        self.last_chosen = days
         self.pending[tenant_id] = digests
         self.days_read += len(digests)
         self.days_sent += len(days)
@@ -137,8 +142,11 @@ class DaySpool:
     sent; a record of a day never sent is handed back to be written at once (it will be
     sent whatever its digest, so holding it would only cost time)."""
 
-    def __init__(self, sync_version: int, sent_before: set[str]) -> None:
+    def __init__(
+        self, sync_version: int, sent_before: set[str], day_of: Callable[[Record], str]
+    ) -> None:
         self.digests = DayDigests(sync_version)
+        self._day_of_record = day_of
         self.encode = msgspec.json.Encoder().encode
         self._sent_before = sent_before
         self._held: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES_IN_MEMORY)  # noqa: SIM115  # closed in close()
@@ -149,7 +157,7 @@ class DaySpool:
         """Count a page's records; hold those of days sent before, return the others."""
         now: list[Record] = []
         for record in records:
-            day = record["date"]
+            day = self._day_of_record(record)
             encoded = self.encode(record)
             self.digests.add(day, encoded)
             if day not in self._sent_before:
@@ -173,3 +181,58 @@ class DaySpool:
 
     def close(self) -> None:
         self._held.close()
+
+
+class SendsChangedTenantDays(SendsChangedDays, PageChildStream):
+    """A history fed by the users pages: a tenant's records of the days sent before are
+    held (DaySpool) until its last page, then those of the days that changed are sent."""
+
+    def day_of(self, record: Record) -> str:
+        """The day a record counts in (a key of the digests)."""
+        raise NotImplementedError
+
+    @cached_property
+    def _held(self) -> dict[str, DaySpool]:
+        """Each tenant's records so far, until its last page."""
+        return {}
+
+    @override
+    def take(self, tenant_id: str, records: list[Record]) -> None:
+        if not self.sent_days.active:
+            super().take(tenant_id, records)
+            return
+        held = self._held.get(tenant_id)
+        if held is None:
+            sent_before = self.sent_days.sent_before(tenant_id)
+            held = self._held[tenant_id] = DaySpool(self.run.version, sent_before, self.day_of)
+        now = held.add(records)
+        if now:
+            super().take(tenant_id, now)
+
+    @override
+    def end_tenant(self, tenant_id: str, *, complete: bool) -> None:
+        if not self.wanted:
+            return
+        held = self._held.pop(tenant_id, None)
+        try:
+            if not complete:  # it failed: every record read is sent, and its digests stay
+                days = None
+            else:
+                digests = {} if held is None else held.digests.digests()
+                days = self.sent_days.choose(tenant_id, self.tenant_digests(digests))
+            if held is not None:
+                self.write_lines(tenant_id, held.lines(days))
+        finally:
+            if held is not None:
+                held.close()
+
+    def tenant_digests(self, digests: DayDigestMap) -> DayDigestMap:
+        """The digests to compare of a tenant whose pages are all in: those counted."""
+        return digests
+
+    @override
+    def end_run(self, complete: bool) -> None:
+        # A tenant never said done (the run stopped early): what it read is sent.
+        for tenant_id in list(self._held):
+            self.end_tenant(tenant_id, complete=False)
+        super().end_run(complete)

@@ -8,12 +8,13 @@ for every fleet. `tenant_syncs` is written last: how each tenant's part of the r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, ClassVar
 
 from singer_sdk import typing as th
 from typing_extensions import override
 
+from tap_spanning.clock import backup_today
 from tap_spanning.records import TENANT_COUNTERS
 from tap_spanning.roles import ROLES
 from tap_spanning.streams.backups import asked_backup_window
@@ -25,11 +26,23 @@ from tap_spanning.streams.base import (
     FullTableStream,
     TenantStream,
 )
+from tap_spanning.streams.role_history import RoleMembershipHistoryStream
 from tap_spanning.streams.users import RoleMembershipsStream, UsersStream
 from tap_spanning.tenant_pass import Pass
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
+
+
+# The license counters each tenant_syncs record carries (its column: the counter's
+# name in GET /external/tenant), so that the warehouse keeps their history.
+LICENSE_COUNTERS = {
+    "licenses": "licenses",
+    "archived_licenses": "archivedLicenses",
+    "assigned_standard": "assignedStandard",
+    "assigned_archive": "assignedArchive",
+}
+ROLE_HISTORY = RoleMembershipHistoryStream.name
 
 
 class TenantsStream(TenantStream):
@@ -42,6 +55,7 @@ class TenantsStream(TenantStream):
 
     schema = th.PropertiesList(
         th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
+        th.Property("name", th.StringType, description="The client's name, as set; null unset"),
         th.Property("region", th.StringType, description="Spanning region; null on loopback"),
         th.Property("base_url", th.StringType, description="The host the tenant is read from"),
         *(
@@ -59,6 +73,7 @@ class TenantsStream(TenantStream):
             tenant = answer.tenant
             yield {
                 "tenant_id": tenant.tenant_id,
+                "name": tenant.name,
                 "region": tenant.region,
                 "base_url": str(tenant.origin),
                 **answer.counters,
@@ -104,6 +119,16 @@ class TenantSyncsStream(FullTableStream):
     schema = th.PropertiesList(
         th.Property("tenant_id", th.StringType, required=True, description="Tenant, as set"),
         SYNC_VERSION,
+        th.Property("name", th.StringType, description="The client's name in this run, as set"),
+        th.Property(
+            "day",
+            th.DateType,
+            required=True,
+            description=(
+                "The tenant's today in this run (UTC): its host's Date header, unless more "
+                "than a day from this machine's clock"
+            ),
+        ),
         th.Property("started_at", th.DateTimeType, description="The tenant's first request"),
         th.Property("finished_at", th.DateTimeType, description="The tenant's last request"),
         th.Property(
@@ -128,16 +153,37 @@ class TenantSyncsStream(FullTableStream):
                 "day, whatever dates the warehouse holds; null without backup streams"
             ),
         ),
+        *(
+            th.Property(column, COUNT, description=f"{TENANT_COUNTERS[counter]}, read this run")
+            for column, counter in LICENSE_COUNTERS.items()
+        ),
+        th.Property(
+            "role_set_sent",
+            th.BooleanType,
+            description=(
+                "role_membership_history: true when this run sent the tenant's role set, "
+                "false when it was unchanged; null when the tenant failed or it is not selected"
+            ),
+        ),
     ).to_dict()
 
     @override
     def stream_records(self, context: Context | None) -> Iterable[Record]:
         for part in self.run.tenants.values():
             failure = part.failure
-            window = None if part.answer is None else asked_backup_window(part.answer)
+            answer = part.answer
+            window = None if answer is None else asked_backup_window(answer)
+            counters = {} if answer is None else answer.counters
+            if window is not None:
+                day = window.days()[1]
+            else:
+                server_date = None if answer is None else answer.server_date
+                day = backup_today(server_date, datetime.now(timezone.utc)).day.isoformat()
             yield {
                 "tenant_id": part.tenant.tenant_id,
                 "sync_version": self.run.version,
+                "name": part.tenant.name,
+                "day": day,
                 "started_at": _iso(part.started_at),
                 "finished_at": _iso(part.finished_at),
                 "status": "complete" if failure is None else "failed",
@@ -147,6 +193,10 @@ class TenantSyncsStream(FullTableStream):
                 "requests": part.requests,
                 "retries": part.retries,
                 "backup_last_day": None if window is None else window.days()[1],
+                **{column: counters.get(counter) for column, counter in LICENSE_COUNTERS.items()},
+                "role_set_sent": (
+                    None if failure is not None else part.sets_sent.get(ROLE_HISTORY)
+                ),
             }
 
 

@@ -105,6 +105,27 @@ def test_the_one_tenant_form_has_a_default_tenant_id() -> None:
         ),
         ({"tenants": []}, "tenants must be a non-empty list"),
         (
+            {"tenants": [{**BASE_TENANT, "name": "A" * 201}], "tenant_api_keys": {"acme": "k"}},
+            "tenants[0] (acme): name must be one line of at most 200 characters, with no "
+            "control character (got 201 characters)",
+        ),
+        (
+            {"tenants": [{**BASE_TENANT, "name": "Acme\nCorp"}], "tenant_api_keys": {"acme": "k"}},
+            "tenants[0] (acme): name must be one line",
+        ),
+        (
+            {"tenants": [{**BASE_TENANT, "name": 17}], "tenant_api_keys": {"acme": "k"}},
+            "tenants[0] (acme): name must be a string, not int",
+        ),
+        (
+            {"tenants": [BASE_TENANT], "tenant_api_keys": {"acme": "k"}, "tenant_name": "Acme"},
+            "tenants is set, and so is tenant_name",
+        ),
+        (
+            {"admin_email": "a@b.example", "api_key": "k", "region": "us", "tenant_name": "HQ\x07"},
+            "tenant_name must be one line",
+        ),
+        (
             {
                 "tenants": [BASE_TENANT],
                 "tenant_api_keys": {"acme": "k"},
@@ -130,11 +151,31 @@ def test_fleet_setting_mistakes_name_the_tenant_and_the_setting(
     assert any(says in error for error in errors), errors
 
 
+def test_a_client_name_is_kept_trimmed_and_optional() -> None:
+    settings = resolve_settings(
+        {
+            "tenants": [
+                {**BASE_TENANT, "name": "  Acme Corp & Söhne  "},
+                {**BASE_TENANT, "tenant_id": "globex"},
+            ],
+            "tenant_api_keys": {"acme": "k1", "globex": "k2"},
+        }
+    )
+    assert [(t.tenant_id, t.name) for t in settings.tenants] == [
+        ("acme", "Acme Corp & Söhne"),
+        ("globex", None),
+    ]
+    one = resolve_settings(
+        {"admin_email": "a@b.example", "api_key": "k", "region": "us", "tenant_name": "HQ"}
+    )
+    assert [(t.tenant_id, t.name) for t in one.tenants] == [("default", "HQ")]
+
+
 def test_a_key_pasted_into_a_tenant_setting_is_never_echoed() -> None:
     key = "d3adbeef-1234-4321-aaaa-0123456789ab"
     errors = errors_of(
         {
-            "tenants": [{**BASE_TENANT, "admin_email": key, "base_url": key}],
+            "tenants": [{**BASE_TENANT, "admin_email": key, "base_url": key, "name": key * 9}],
             "tenant_api_keys": {"acme": key},
         }
     )

@@ -238,6 +238,7 @@ def test_the_state_follows_the_records_it_covers_and_keeps_nothing_else(
     assert set(state["bookmarks"]) <= set(BACKUP_STREAMS) | {
         "users",
         "role_memberships",
+        "role_membership_history",
         "tenants",
         "roles",
         "tenant_syncs",

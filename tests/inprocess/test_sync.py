@@ -23,12 +23,13 @@ from spanning_emulator import (
     expected_tenant_record,
     generate_users,
     tenant_summary,
+    utc_today,
 )
 
 from tests.conftest import EmulatorFactory
 from tests.run_inputs import discovered_catalog, set_selected
 from tests.tapdriver import run_in_process
-from tests.taprun import TapRun, assert_output_is
+from tests.taprun import TapRun, assert_output_is, license_columns
 
 STREAMS = ("users", "role_memberships", "tenants", "roles")
 # Every sync also writes tenant_syncs, last: a history, never activated.
@@ -191,6 +192,10 @@ def test_output_rules(start_emulator: EmulatorFactory, tap_config: Any, tmp_path
         "requests": len(expected_paths(math.ceil(400 / 100))),
         "retries": 0,
         "backup_last_day": None,  # no backup stream selected
+        "name": None,  # none configured
+        "day": utc_today().isoformat(),  # the emulator's Date header
+        **license_columns(tenant_summary(users)),
+        "role_set_sent": None,  # role_membership_history not selected
     }
     started, finished = (
         datetime.fromisoformat(str(sync[name]).replace("Z", "+00:00"))

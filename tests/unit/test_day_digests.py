@@ -65,7 +65,7 @@ def test_a_record_not_ending_with_the_runs_version_is_refused() -> None:
         ({}, None),
         ([], "must be an object of tenants"),
         ({"t1": ["2026-12-01"]}, "must map each tenant to an object of days"),
-        ({"t1": {"12/01/2026": "0123456789abcdef"}}, "must map each day (YYYY-MM-DD)"),
+        ({"t1": {"12/01/2026": "0123456789abcdef"}}, "must map each day (YYYY-MM-DD, or 'set')"),
         ({"t1": {"2026-12-01": "0123456789ABCDEF"}}, "a digest of 16 hex digits"),
         ({"t1": {"2026-12-01": 5}}, "a digest of 16 hex digits"),
     ],
