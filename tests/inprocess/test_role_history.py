@@ -94,6 +94,11 @@ def role_set(emulator: FleetEmulator, tenant_id: str) -> list[dict[str, Any]]:
     return expected_output(tenant.users, tenant_id)["role_memberships"]
 
 
+def tags_of(user: dict[str, object]) -> list[str]:
+    tags = user.get("tags")
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
+
+
 def sent_sets(run: TapRun) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for record in run.records(STREAM):
@@ -143,8 +148,8 @@ def test_each_set_is_sent_when_it_changed_and_only_then(
     # Night 3: a user of one tenant becomes Global Admin; another tenant's users are all
     # gone (an empty set: sent, with no rows); a third fails after a change of its own.
     users = [dict(user) for user in emulator.tenant(promoted).users]
-    plain = next(u for u in users if "Global Admin" not in (u.get("tags") or []))
-    plain["tags"] = [*(plain.get("tags") or []), "Global Admin"]
+    plain = next(u for u in users if "Global Admin" not in tags_of(u))
+    plain["tags"] = [*tags_of(plain), "Global Admin"]
     emulator.set_users(promoted, users)
     emulator.set_users(emptied, [])
     failing_users = [dict(u) for u in emulator.tenant(failing).users]
