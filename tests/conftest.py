@@ -130,6 +130,7 @@ def tenant_2500() -> list[dict[str, object]]:
 # `--durations`, heaviest first; an e2e module not listed follows them.
 LONGEST_FIRST = (
     "test_bench_nightly",
+    "test_warehouse_msp_nights",
     "test_warehouse_currency",
     "test_warehouse_nights",
     "test_demo",

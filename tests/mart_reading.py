@@ -1,7 +1,7 @@
 """How a test builds the dbt marts (transform/) in a private Meltano and dbt, and reads them back.
 
-A mart's columns are those transform/models/marts/marts.yml lists (read by
-spanning_reports.marts.mart_columns, the one reader of that file); its rows are keyed by its
+A mart's columns are those the YAML files of transform/models/marts/ list (read by
+spanning_reports.marts.mart_columns, the one reader of those files); its rows are keyed by its
 grain (GRAINS), the one-row marts (ONE_ROW_MARTS) read on their own. A warehouse is DuckDB (a
 file in the test's tmp_path) or a database of the private PostgreSQL (tests/warehouse.py).
 """
@@ -39,8 +39,9 @@ Row = dict[str, Any]
 Key = tuple[Any, ...]
 
 
-# Each mart's columns, in order, as this checkout's marts.yml lists them.
-DECLARED_COLUMNS = mart_columns(PROJECT_DIR / MARTS_YML)
+# Each mart's columns, in order, as this checkout's YAML files of the marts list them
+# (marts.yml, alerts.yml).
+DECLARED_COLUMNS = mart_columns(PROJECT_DIR / MARTS_YML.parent)
 
 
 # ----------------------------------------------------------------------------- the marts
@@ -66,6 +67,13 @@ GRAINS: dict[str, tuple[str, ...]] = {
     "failing_users": ("tenant_id", "ms_id", "type"),
     "tenant_sync_health": ("tenant_id",),
     "tenant_roles": ("tenant_id", "role_id"),
+    "tenant_names": ("tenant_id",),
+    "user_protection": ("tenant_id", "ms_id", "workload"),
+    "unprotected_users": ("tenant_id", "ms_id"),
+    "license_history": ("tenant_id", "day"),
+    "license_high_water": ("tenant_id", "month"),
+    "role_changes": ("tenant_id", "sync_version", "role_id", "ms_id"),
+    "alerts": ("alert_key",),
 }
 ONE_ROW_MARTS = ("marts_build", "attention_thresholds")
 # Each mart's columns (marts.yml's) and grain.

@@ -1,7 +1,7 @@
 """The report tests' warehouse: the marts' tables as dbt leaves them, and the command.
 
-The columns are those transform/models/marts/marts.yml declares (`mart_columns()`, the one
-list), each given a type here (TYPES), with the tap's own tenant_syncs beside them.
+The columns are those the YAML files of transform/models/marts/ declare (`mart_columns()`,
+the one list), each given a type here (TYPES), with the tap's own tenant_syncs beside them.
 write_duckdb writes rows into a DuckDB file as dbt-duckdb would; write_results writes dbt's
 run_results.json; run_report runs `python -m spanning_reports fleet` as a user runs it.
 The rows themselves are tests/report_fixtures.py's.
@@ -43,14 +43,17 @@ FLAGS = (
     "has_disabled_admins",
     "is_over_licensed",
     "has_unprotected_users",
+    "has_unlicensed_users",
     "has_wasted_seats",
     "needs_attention",
 )
+# Every mart with a tenant_id has its tenant_name right after it.
+TENANT = {"tenant_id": "VARCHAR", "tenant_name": "VARCHAR"}
 # The type of each column the fixture writes (the same DDL on DuckDB and PostgreSQL, but
-# DOUBLE); the columns, and their order, are marts.yml's.
+# DOUBLE); the columns, and their order, are those the marts' YAML files declare.
 TYPES: dict[str, dict[str, str]] = {
     "fleet_overview": {
-        "tenant_id": "VARCHAR",
+        **TENANT,
         "license_status": "VARCHAR",
         **dict.fromkeys(
             (
@@ -66,7 +69,13 @@ TYPES: dict[str, dict[str, str]] = {
                 "spanning_admins",
                 "disabled_admins",
                 "wasted_seats",
-                "unprotected_active_users",
+                "protectable_users",
+                "protected_users",
+                "unprotected_users",
+                "shared_mailboxes",
+                "not_protectable_users",
+                "unlicensed_users",
+                "open_alerts",
                 "failed_syncs_in_a_row",
                 "failing_users",
                 "longest_failing_streak_days",
@@ -80,6 +89,7 @@ TYPES: dict[str, dict[str, str]] = {
                 "archive_seat_use_pct",
                 "backup_success_yesterday_pct",
                 "backup_success_7d_pct",
+                "coverage_pct",
             ),
             "DOUBLE",
         ),
@@ -89,9 +99,8 @@ TYPES: dict[str, dict[str, str]] = {
         **dict.fromkeys(FLAGS, "BOOLEAN"),
     },
     "access_review": {
-        **dict.fromkeys(
-            ("tenant_id", "ms_id", "user_principal_name", "display_name", "role_id"), "VARCHAR"
-        ),
+        **TENANT,
+        **dict.fromkeys(("ms_id", "user_principal_name", "display_name", "role_id"), "VARCHAR"),
         **dict.fromkeys(
             (
                 "is_disabled",
@@ -103,24 +112,26 @@ TYPES: dict[str, dict[str, str]] = {
             "BOOLEAN",
         ),
     },
-    "license_waste": dict.fromkeys(
-        ("tenant_id", "ms_id", "user_principal_name", "reason"), "VARCHAR"
-    ),
+    "license_waste": {
+        **TENANT,
+        **dict.fromkeys(("ms_id", "user_principal_name", "reason"), "VARCHAR"),
+    },
     "backup_health_daily": {
-        "tenant_id": "VARCHAR",
+        **TENANT,
         "date": "DATE",
         "type": "VARCHAR",
         **dict.fromkeys(("total", "successful", "partial", "failed"), "BIGINT"),
         "success_rate": "DOUBLE",
     },
     "failing_users": {
-        **dict.fromkeys(("tenant_id", "ms_id", "user_principal_name", "type"), "VARCHAR"),
+        **TENANT,
+        **dict.fromkeys(("ms_id", "user_principal_name", "type"), "VARCHAR"),
         "streak_days": "BIGINT",
         "first_day": "DATE",
         "last_day": "DATE",
     },
     "tenant_sync_health": {
-        "tenant_id": "VARCHAR",
+        **TENANT,
         "last_sync_version": "BIGINT",
         "last_sync_at": "TIMESTAMP",
         "last_status": "VARCHAR",
@@ -136,8 +147,75 @@ TYPES: dict[str, dict[str, str]] = {
         for name, value in THRESHOLDS.items()
     },
     "tenant_roles": {
-        **dict.fromkeys(("tenant_id", "role_id", "role_name"), "VARCHAR"),
+        **TENANT,
+        **dict.fromkeys(("role_id", "role_name"), "VARCHAR"),
         **dict.fromkeys(("members", "disabled_members"), "BIGINT"),
+    },
+    "tenant_names": dict(TENANT),
+    "user_protection": {
+        **TENANT,
+        **dict.fromkeys(
+            ("ms_id", "user_principal_name", "display_name", "workload", "protection"), "VARCHAR"
+        ),
+        "last_success_day": "DATE",
+        "days_since_success": "BIGINT",
+        "latest_day": "DATE",
+        "is_unprotected": "BOOLEAN",
+    },
+    "unprotected_users": {
+        **TENANT,
+        **dict.fromkeys(
+            ("ms_id", "user_principal_name", "display_name", "unprotected_workloads"), "VARCHAR"
+        ),
+        "never_backed_up": "BOOLEAN",
+        "last_success_day": "DATE",
+        "days_since_success": "BIGINT",
+    },
+    "license_history": {
+        **TENANT,
+        "day": "DATE",
+        **dict.fromkeys(
+            (
+                "sync_version",
+                "licenses",
+                "archived_licenses",
+                "assigned_standard",
+                "assigned_archive",
+            ),
+            "BIGINT",
+        ),
+    },
+    "license_high_water": {
+        **TENANT,
+        "month": "DATE",
+        **dict.fromkeys(
+            (
+                "days_observed",
+                "peak_assigned_standard",
+                "peak_assigned_archive",
+                "licenses",
+                "archived_licenses",
+            ),
+            "BIGINT",
+        ),
+        "peak_day": "DATE",
+        "is_over_licenses": "BOOLEAN",
+    },
+    "role_changes": {
+        **TENANT,
+        "day": "DATE",
+        "sync_version": "BIGINT",
+        **dict.fromkeys(
+            ("role_id", "role_name", "ms_id", "user_principal_name", "change"), "VARCHAR"
+        ),
+    },
+    "alerts": {
+        **dict.fromkeys(
+            ("alert_key", "tenant_id", "tenant_name", "kind", "subject", "severity", "status"),
+            "VARCHAR",
+        ),
+        **dict.fromkeys(("first_seen", "last_seen", "resolved_on"), "DATE"),
+        "summary": "VARCHAR",
     },
     "marts_build": {"built_at": "TIMESTAMP", "newest_sync_at": "TIMESTAMP"},
 }

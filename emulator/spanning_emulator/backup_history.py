@@ -170,10 +170,15 @@ class _Account:
     ms_id: str  # as text, for the draws
     user: Mapping[str, object]
     user_id: int
-    backed_up: bool
+    backed_up: bool  # on some day: an assigned, active user Spanning has not left out
+    stops_on: dt.date | None  # no backups on this day and later (None: never stops)
     chronic: str | None  # the workload that fails every day
     flaky_drive: bool
     empty_when_none: bool  # not backed up: "backupSummary": [] (else no key at all)
+
+    def backs_up_on(self, day: dt.date) -> bool:
+        """Whether Spanning backed this account up on `day`."""
+        return self.backed_up and (self.stops_on is None or day < self.stops_on)
 
 
 class BackupHistory:
@@ -181,13 +186,23 @@ class BackupHistory:
 
     Deterministic: each account's days are drawn from its msId and the date; the
     tenant's (sites, which days' data is null, absent or partial) from `tenant_id`.
-    Unassigned or archived users are not backed up and have no items.
+    Unassigned or archived users are not backed up and have no items; nor are the msIds
+    of `never_backed_up` (a user Spanning misses), nor, from its day on, a user of
+    `stopped_from` (msId -> the first day without backups). The tenant's summaries
+    sum the accounts backed up that day, so both endpoints agree.
     """
 
     def __init__(
-        self, users: Sequence[Mapping[str, object]], tenant_id: str = DEFAULT_TENANT_ID
+        self,
+        users: Sequence[Mapping[str, object]],
+        tenant_id: str = DEFAULT_TENANT_ID,
+        *,
+        never_backed_up: frozenset[str] = frozenset(),
+        stopped_from: Mapping[str, dt.date] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
+        self.never_backed_up = frozenset(never_backed_up)
+        self.stopped_from = dict(stopped_from or {})
         self.accounts = [self._account(user) for user in sorted(users, key=sort_key)]
         self.by_key = {account.key: account for account in self.accounts}
         self.backed_up = [account for account in self.accounts if account.backed_up]
@@ -201,7 +216,11 @@ class BackupHistory:
         key = sort_key(user)
         ms_id, upn = key[1], key[0]
         draw = _digest("account", self.tenant_id, ms_id, upn)
-        backed_up = user.get("assigned") is True and user.get("isArchive") is not True
+        backed_up = (
+            user.get("assigned") is True
+            and user.get("isArchive") is not True
+            and ms_id not in self.never_backed_up
+        )
         chronic_draw = int.from_bytes(draw[0:2], "big") % 1000
         chronic = (
             USER_BACKUP_TYPES[draw[2] % len(USER_BACKUP_TYPES)]
@@ -210,7 +229,10 @@ class BackupHistory:
         )
         flaky = int.from_bytes(draw[3:5], "big") % 1000 < _FLAKY_DRIVE_PER_MILLE
         user_id = 1_000_000 + int.from_bytes(draw[5:9], "big") % 9_000_000_000
-        return _Account(key, ms_id, user, user_id, backed_up, chronic, flaky, draw[9] % 2 == 0)
+        stops_on = self.stopped_from.get(ms_id)
+        return _Account(
+            key, ms_id, user, user_id, backed_up, stops_on, chronic, flaky, draw[9] % 2 == 0
+        )
 
     # -- the model
 
@@ -252,7 +274,9 @@ class BackupHistory:
         if cached is not None:
             return cached
         per_account = [
-            self.account_day(account, day, settled=settled) for account in self.backed_up
+            self.account_day(account, day, settled=settled)
+            for account in self.backed_up
+            if account.backs_up_on(day)
         ]
         summed = {
             kind: _add([outcomes[kind][0] for outcomes in per_account])

@@ -181,7 +181,7 @@ def user_items(
         return [] if account is None or account.empty_when_none else None
     user_id: object = str(account.user_id) if style.user_id_as_text else account.user_id
     items: list[dict[str, object]] = []
-    for day in days:
+    for day in filter(account.backs_up_on, days):
         outcomes = history.account_day(account, day, settled=day == settle_day)
         for kind in USER_BACKUP_TYPES:
             outcome, shape = outcomes[kind]
@@ -248,7 +248,7 @@ def expected_user_backups(
     window = trailing_days(as_day(today or utc_today()), days)
     records: list[dict[str, object]] = []
     for account in model.backed_up:
-        for day in window:
+        for day in filter(account.backs_up_on, window):
             outcomes = model.account_day(account, day, settled=day == settle_day)
             for kind in USER_BACKUP_TYPES:
                 outcome, shape = outcomes[kind]

@@ -35,7 +35,10 @@ class EmulatedTenant:
 
     Backup status: `date_format`, `counts_as_text` and `user_id_as_text` spell it
     (see BackupStyle); `today` (None: the fleet's, else the real UTC today) picks the
-    7 days kept; `settle_day` redraws that day's counts.
+    7 days kept; `settle_day` redraws that day's counts. What Spanning protects:
+    `never_backed_up` (msIds of users it never backs up: no backupSummary items on any
+    day) and `stopped_from` (msId -> the first day it no longer backs the user up); the
+    tenant's summaries leave both out, as the users' items do.
 
     `hostile`: a case of hostile.HOSTILE_CASES (None: an honest tenant). It changes
     what is served, never what the tenant holds: expected_backups and served_counters
@@ -55,6 +58,8 @@ class EmulatedTenant:
     user_id_as_text: bool = False
     today: dt.date | None = None
     settle_day: dt.date | None = None
+    never_backed_up: frozenset[str] = frozenset()
+    stopped_from: Mapping[str, dt.date] = field(default_factory=dict)
     hostile: str | None = None
 
     @property
@@ -74,7 +79,7 @@ class EmulatedTenant:
         last `days` days ending `today` (default: this tenant's today, else the real
         UTC today)."""
         when, settle = today or self.today, self.settle_day
-        history = BackupHistory(self.users, self.tenant_id)
+        history = self.backup_history()
         return {
             "backup_summaries": expected_backup_summaries(
                 self.users, days=days, today=when, settle_day=settle, history=history
@@ -83,6 +88,25 @@ class EmulatedTenant:
                 self.users, days=days, today=when, settle_day=settle, history=history
             ),
         }
+
+    def backup_history(self) -> BackupHistory:
+        """The model of this tenant's backups, its protection options applied."""
+        return BackupHistory(
+            self.users,
+            self.tenant_id,
+            never_backed_up=self.never_backed_up,
+            stopped_from=self.stopped_from,
+        )
+
+    def snapshot(self) -> Snapshot:
+        """The tenant as served: its users, counters and backup history."""
+        return Snapshot(
+            self.users,
+            self.counters,
+            tenant_id=self.tenant_id,
+            never_backed_up=self.never_backed_up,
+            stopped_from=self.stopped_from,
+        )
 
     @property
     def user_count(self) -> int:
@@ -99,7 +123,7 @@ class TenantState:
 
     def __init__(self, tenant: EmulatedTenant) -> None:
         self.tenant = tenant
-        self.snapshot = Snapshot(tenant.users, tenant.counters, tenant_id=tenant.tenant_id)
+        self.snapshot = tenant.snapshot()
         self.count = 0
 
 
@@ -125,6 +149,7 @@ def check_tenants(tenants: Sequence[EmulatedTenant]) -> None:
         if tenant.latency < 0:
             raise ValueError(f"tenant {tenant.tenant_id}: latency must be >= 0")
         try:
+            _check_protection(tenant)
             check_date_format(tenant.date_format)
             check_hostile(tenant.hostile, tenant.users)
         except ValueError as error:
@@ -136,3 +161,14 @@ def check_tenants(tenants: Sequence[EmulatedTenant]) -> None:
                 "admin email and key"
             )
         credentials.add(key)
+
+
+def _check_protection(tenant: EmulatedTenant) -> None:
+    """ValueError unless never_backed_up is a frozenset of msIds and stopped_from maps
+    msIds to dates."""
+    never = tenant.never_backed_up
+    if not isinstance(never, frozenset) or not all(isinstance(m, str) for m in never):
+        raise ValueError("never_backed_up must be a frozenset of msIds")
+    for ms_id, day in tenant.stopped_from.items():
+        if not isinstance(ms_id, str) or not isinstance(day, dt.date):
+            raise ValueError(f"stopped_from maps an msId to a date, not {ms_id!r}: {day!r}")

@@ -21,7 +21,6 @@ from .emulated import EmulatedTenant, TenantState, check_tenants
 from .faults import FaultPlan
 from .listener import Listener
 from .routes import LastLink, LinkStyle
-from .snapshot import Snapshot
 
 if TYPE_CHECKING:  # typing_extensions for mypy only: the emulator is stdlib-only at run time
     from typing_extensions import override
@@ -31,6 +30,10 @@ else:
 
     def override(method: object) -> object:
         return method
+
+
+# Backup options that change which backups the tenant holds, not how they are spelled.
+_PROTECTION_OPTIONS = frozenset({"never_backed_up", "stopped_from"})
 
 
 @final
@@ -183,10 +186,30 @@ class FleetEmulator:
 
     def set_users(self, tenant_id: str, users: Sequence[Mapping[str, object]]) -> None:
         """Replace a tenant's users atomically (requests in flight keep the old ones)."""
+        self._replace(tenant_id, users=users)
+
+    def set_counters(self, tenant_id: str, counters: Mapping[str, object] | None) -> None:
+        """Replace what GET /external/tenant answers for a tenant (None: what its users
+        add up to), atomically."""
+        self._replace(tenant_id, counters=None if counters is None else dict(counters))
+
+    def set_api_key(self, tenant_id: str, api_key: str) -> None:
+        """Give a tenant a new key: its old one is revoked (401 from now on)."""
         state = self._state(tenant_id)
-        snapshot = Snapshot(users, state.tenant.counters, tenant_id=tenant_id)
+        others = [s.tenant for s in self._states.values() if s is not state]
+        check_tenants([*others, replace(state.tenant, api_key=api_key)])
         with self._lock:
-            state.tenant = replace(state.tenant, users=users)
+            state.tenant = replace(state.tenant, api_key=api_key)
+
+    def _replace(self, tenant_id: str, **changes: object) -> None:
+        """Change what a tenant holds and serve it atomically (requests in flight keep
+        the old snapshot)."""
+        state = self._state(tenant_id)
+        tenant = replace(state.tenant, **changes)  # type: ignore[arg-type]
+        check_tenants([tenant])
+        snapshot = tenant.snapshot()
+        with self._lock:
+            state.tenant = tenant
             state.snapshot = snapshot
 
     def set_faults(self, tenant_id: str, plan: FaultPlan) -> None:
@@ -215,16 +238,20 @@ class FleetEmulator:
 
     def set_backup_options(self, tenant_id: str, **changes: object) -> None:
         """Replace a tenant's backup options (date_format, counts_as_text,
-        user_id_as_text, today, settle_day)."""
+        user_id_as_text, today, settle_day, never_backed_up, stopped_from)."""
         unknown = set(changes) - {
             "date_format",
             "counts_as_text",
             "user_id_as_text",
             "today",
             "settle_day",
+            *_PROTECTION_OPTIONS,
         }
         if unknown:
             raise TypeError(f"not backup options: {', '.join(sorted(unknown))}")
+        if _PROTECTION_OPTIONS & set(changes):  # the history served changes: a new snapshot
+            self._replace(tenant_id, **changes)
+            return
         state = self._state(tenant_id)
         tenant = replace(state.tenant, **changes)  # type: ignore[arg-type]
         check_tenants([tenant])

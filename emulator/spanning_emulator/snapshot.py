@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ class Snapshot:
         counters: Mapping[str, object] | None = None,
         *,
         tenant_id: str = DEFAULT_TENANT_ID,
+        never_backed_up: frozenset[str] = frozenset(),
+        stopped_from: Mapping[str, dt.date] | None = None,
     ) -> None:
         ordered = sorted(users, key=sort_key)
         self._ordered = ordered
         self.tenant_id = tenant_id
+        self._never_backed_up = never_backed_up
+        self._stopped_from = dict(stopped_from or {})
         self._history: BackupHistory | None = None
         self._history_lock = threading.Lock()
         keys = [sort_key(user) for user in ordered]
@@ -63,7 +68,12 @@ class Snapshot:
         """The tenant's backup history, built on first use (most tests never ask)."""
         with self._history_lock:
             if self._history is None:
-                self._history = BackupHistory(self._ordered, self.tenant_id)
+                self._history = BackupHistory(
+                    self._ordered,
+                    self.tenant_id,
+                    never_backed_up=self._never_backed_up,
+                    stopped_from=self._stopped_from,
+                )
             return self._history
 
     def user(self, upn: str) -> bytes | None:

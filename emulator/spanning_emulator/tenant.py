@@ -469,15 +469,21 @@ TENANT_COUNTERS: tuple[str, ...] = (
 
 
 def expected_tenant_record(
-    tenant_id: str, counters: Mapping[str, object], location: str
+    tenant_id: str, counters: Mapping[str, object], location: str, name: str | None = None
 ) -> dict[str, object]:
     """The tenants stream's record of one tenant.
 
     `counters` is what GET /external/tenant answers (a missing counter is None);
     `location` is the tenant's base URL (e.g. http://127.0.0.2:41234: region None) or
-    its region code or https://o365-api-<region>.spanningbackup.com (region set).
+    its region code or https://o365-api-<region>.spanningbackup.com (region set);
+    `name` the client's name as configured (None: unset).
     """
     region, base_url = split_location(location)
-    record: dict[str, object] = {"tenant_id": tenant_id, "region": region, "base_url": base_url}
-    record.update((name, counters.get(name)) for name in TENANT_COUNTERS)
+    record: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "name": name,
+        "region": region,
+        "base_url": base_url,
+    }
+    record.update((counter, counters.get(counter)) for counter in TENANT_COUNTERS)
     return record

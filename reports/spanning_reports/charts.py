@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanning_reports.marts import Row
+from spanning_reports.names import visible
 from spanning_reports.tenants import Thresholds
 from spanning_reports.values import (
     WORKLOADS,
@@ -136,6 +137,7 @@ class BarChart:
     plot_bottom: int
     bars: list[DrawnBar]
     ticks: list[Mark]
+    axis_note: str  # said under the chart when the axis does not start at 0
     bands: list[DrawnBand]
     markers: list[Mark]
     track_width: str | None  # the grey track behind each bar, to 100
@@ -169,11 +171,34 @@ def nice_ticks(maximum: float, steps: int = 5, whole: bool = False) -> tuple[flo
     return top, [step * index for index in range(round(top / step) + 1)]
 
 
+def rate_floor(minimum: float) -> tuple[float, float]:
+    """The start of a 0..100 axis near the data's minimum, and its tick step: 94% and 100%
+    must be told apart, which an axis from 0 does not do."""
+    span = max(100.0 - minimum, 2.0)
+    raw = span / 5
+    step = next(m for m in (1.0, 2.0, 5.0, 10.0, 20.0) if m >= raw)
+    return max(0.0, math.floor((minimum - step / 2) / step) * step), step
+
+
+def fitted(layout: Layout, bars: Sequence[Bar]) -> Layout:
+    """The layout whose value column holds the longest value label whole, and whose label
+    column holds the longest tenant label (up to 40% of the width; longer ones are cut)."""
+    value_width = max((len(visible(bar.label)) for bar in bars), default=0) * CHAR_WIDTH + 6
+    label_width = max((len(visible(bar.tenant)) for bar in bars), default=0) * CHAR_WIDTH + 4
+    label_width = min(max(label_width, 60.0), 0.4 * layout.width)
+    plot_width = layout.width - label_width - 16 - value_width
+    if plot_width < 0.3 * layout.width:  # the bars keep their room: the labels are cut
+        plot_width = 0.3 * layout.width
+        label_width = max(60.0, layout.width - plot_width - 16 - value_width)
+    return Layout(layout.width, int(label_width), int(plot_width))
+
+
 def bar_chart(
     name: str,
     bars: Sequence[Bar],
     *,
     axis_max: float,
+    axis_min: float = 0.0,
     ticks: Sequence[float],
     tick_label: Callable[[float], str],
     bands: Sequence[Band] = (),
@@ -181,12 +206,15 @@ def bar_chart(
     track: bool = False,
     layout: Layout = HALF,
 ) -> BarChart:
-    """Horizontal bars, one row per tenant, in the order given."""
+    """Horizontal bars, one row per tenant, in the order given; the layout fitted to the
+    labels (`fitted`), the axis from axis_min (said under the chart when not 0)."""
+    layout = fitted(layout, bars)
     plot_bottom = CHART_TOP + ROW_HEIGHT * len(bars)
     left = layout.plot_left
 
     def x(value: float) -> float:
-        return left + layout.plot_width * max(0.0, min(value, axis_max)) / axis_max
+        held = max(axis_min, min(value, axis_max)) - axis_min
+        return left + layout.plot_width * held / (axis_max - axis_min)
 
     drawn = []
     for index, bar in enumerate(bars):
@@ -198,9 +226,9 @@ def bar_chart(
                 {"data-tenant": bar.tenant, "data-value": bar.value, **bar.data},
                 fx(middle - BAR_HEIGHT / 2),
                 fx(middle + 4),
-                fx(max(width, 1.5)) if width > 0 else None,
+                fx(max(width, 1.5)) if width > 0 or (axis_min and bar.value > 0) else None,
                 short(bar.tenant, layout.label_chars),
-                short(bar.label, layout.value_chars),
+                visible(bar.label),
                 bar.value > axis_max,
             )
         )
@@ -211,7 +239,8 @@ def bar_chart(
         CHART_TOP,
         plot_bottom,
         drawn,
-        [Mark(fx(x(tick)), tick_label(tick)) for tick in ticks],
+        [Mark(fx(x(tick)), tick_label(tick)) for tick in ticks if tick >= axis_min],
+        f"The axis starts at {tick_label(axis_min)}, not 0." if axis_min else "",
         [
             DrawnBand(
                 fx(x(band.start)),
@@ -222,7 +251,7 @@ def bar_chart(
             for band in bands
         ],
         [Mark(fx(x(value)), label) for value, label in markers],
-        fx(x(100) - left) if track else None,
+        fx(x(min(100, axis_max)) - left) if track else None,
         fx(x(axis_max) - 3),
     )
 
@@ -259,6 +288,7 @@ class LineChart:
     first: dt.date
     last: dt.date
     day_count: int
+    floor: float  # where the axis starts (said under the chart)
 
 
 def backup_line_chart(rows: Sequence[Row], limits: Thresholds) -> Chart:
@@ -277,7 +307,7 @@ def backup_line_chart(rows: Sequence[Row], limits: Thresholds) -> Chart:
     kinds = sorted({kind for kind, _ in totals}, key=lambda k: (k not in WORKLOADS, workload(k)))
     days = sorted({when for _, when in totals})
     points = {key: 100 * ok / total for key, (ok, total) in totals.items()}
-    floor = min(90.0, math.floor(min(points.values()) / 10) * 10)
+    floor, step = rate_floor(min(points.values()))
     width, height = WIDE, 300
     left, right, top, bottom = 48, WIDE - 16, 40, height - 30
     span = max((days[-1] - days[0]).days, 1)
@@ -290,8 +320,8 @@ def backup_line_chart(rows: Sequence[Row], limits: Thresholds) -> Chart:
     def y(pct: float) -> float:
         return bottom - (bottom - top) * (pct - floor) / (100 - floor)
 
-    step = 5 if 100 - floor <= 30 else 10
-    grid = [(fx(y(tick)), fx(y(tick) + 4), f"{tick}%") for tick in range(int(floor), 101, step)]
+    ticks = [floor + step * index for index in range(round((100 - floor) / step) + 1)]
+    grid = [(fx(y(tick)), fx(y(tick) + 4), f"{tick:g}%") for tick in ticks]
     target = limits.backup_target_pct
     every = max(1, math.ceil(len(days) / 10))
     labels = [
@@ -332,5 +362,6 @@ def backup_line_chart(rows: Sequence[Row], limits: Thresholds) -> Chart:
         days[0],
         days[-1],
         len(days),
+        floor,
     )
     return Chart(drawing)

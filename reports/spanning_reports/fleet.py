@@ -5,11 +5,11 @@
 
 Run it after the marts are built (`meltano run tap-spanning target-duckdb dbt-duckdb:build`, or
 target-postgres and dbt-postgres:build). It reads fleet_overview, attention_thresholds,
-access_review, license_waste, backup_health_daily, failing_users and tenant_sync_health, each
-with the columns marts.yml declares, from the schema dbt built them in: `main` of the DuckDB
-file ($TARGET_DUCKDB_PATH, else output/spanning.duckdb, unless --duckdb names one; opened
-read-only), or `spanning` of the PostgreSQL database (in a read-only transaction). --schema
-names another.
+access_review, license_waste, backup_health_daily, failing_users, tenant_sync_health, alerts
+and role_changes, each with the columns the marts' YAML files declare, from the schema dbt
+built them in: `main` of the DuckDB file ($TARGET_DUCKDB_PATH, else output/spanning.duckdb,
+unless --duckdb names one; opened read-only), or `spanning` of the PostgreSQL database (in a
+read-only transaction). --schema names another.
 
 The top of the page says how fresh the marts are, in red when they are not current: built
 before the newest sync in tenant_syncs, or by a dbt build that failed (dbt's run_results.json
@@ -77,8 +77,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 def read_source(args: argparse.Namespace, marts: Sequence[str], *, freshness: bool = True) -> Marts:
     declared = mart_columns(args.marts_yml)
     results = getattr(args, "dbt_results", None)
-    source: Path | str = args.postgres or args.duckdb or Path(
-        os.environ.get("TARGET_DUCKDB_PATH") or DEFAULT_DUCKDB
+    source: Path | str = (
+        args.postgres or args.duckdb or Path(os.environ.get("TARGET_DUCKDB_PATH") or DEFAULT_DUCKDB)
     )
     schema = args.schema or ("spanning" if args.postgres else "main")
     return read_warehouse(source, schema, marts, declared, results, freshness=freshness)

@@ -1,17 +1,21 @@
 """Reading the dbt marts of transform/ from DuckDB or PostgreSQL.
 
-The columns read are those transform/models/marts/marts.yml declares, the one list of mart
+The columns read are those the YAML files of transform/models/marts/ declare (marts.yml, alerts.yml
+and any other file with a `models:` list; not the *_unit_tests.yml), the one list of mart
 columns (docs/warehouse.md, "Answers: the dbt marts"): the reader selects exactly those, so a column
 renamed in dbt fails here with the command that rebuilds the marts, never later in a chart.
-marts.yml is found in the Meltano project: $MELTANO_PROJECT_ROOT, else the checkout this
-package lives in, else the current directory; --marts-yml names another.
+The folder is found in the Meltano project: $MELTANO_PROJECT_ROOT, else the checkout this
+package lives in, else the current directory; --marts-yml names another file or folder.
+
+A report of one client reads with `tenant=`: every query of a mart holding tenant_id is
+filtered by it in SQL, so no other tenant's row ever reaches the process.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ import psycopg
 import yaml
 
 from spanning_reports.freshness import Freshness, FreshnessError, read_freshness
-from spanning_reports.project import MARTS_YML, project_root
+from spanning_reports.project import MARTS_DIR, project_root
 
 # The marts each report draws from.
 FLEET_MARTS = (
@@ -32,7 +36,24 @@ FLEET_MARTS = (
     "failing_users",
     "tenant_sync_health",
     "attention_thresholds",
+    "alerts",
+    "role_changes",
 )
+# The report of one client: each read filtered by its tenant_id (attention_thresholds, the
+# bands, holds no tenant's data).
+CLIENT_MARTS = (
+    "tenant_names",
+    "fleet_overview",
+    "user_protection",
+    "unprotected_users",
+    "failing_users",
+    "backup_health_daily",
+    "license_history",
+    "license_high_water",
+    "role_changes",
+    "attention_thresholds",
+)
+FLEET_WIDE_MARTS = frozenset({"attention_thresholds", "marts_build"})
 ROLE_MARTS = ("tenant_roles", "fleet_overview")
 
 Row = dict[str, Any]
@@ -45,26 +66,44 @@ class ReportError(Exception):
 
 
 def marts_yml_path(path: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    return path if path is not None else project_root(env) / MARTS_YML
+    """The file or folder of the marts' YAML: the one given, else the project's folder."""
+    return path if path is not None else project_root(env) / MARTS_DIR
+
+
+def declaring_files(where: Path) -> list[Path]:
+    """A file as given; a folder's *.yml but the dbt unit tests', by name."""
+    if not where.is_dir():
+        return [where]
+    return sorted(p for p in where.glob("*.yml") if not p.name.endswith("_unit_tests.yml"))
 
 
 def mart_columns(path: Path | None = None) -> dict[str, list[str]]:
-    """Each model of marts.yml -> its columns, in the file's order."""
+    """Each model declared (in a file, or in every YAML file of a folder) -> its columns, in
+    the file's order."""
     where = marts_yml_path(path)
-    try:
-        document = yaml.safe_load(where.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReportError(
-            f"{where}: cannot read the marts' columns ({exc}); pass --marts-yml"
-        ) from None
-    models = document.get("models") if isinstance(document, dict) else None
-    if not isinstance(models, list):
-        raise ReportError(f"{where}: no `models:` list; pass --marts-yml")
-    return {
-        str(model["name"]): [str(column["name"]) for column in model.get("columns") or []]
-        for model in models
-        if isinstance(model, dict) and "name" in model
-    }
+    declared: dict[str, list[str]] = {}
+    for file in declaring_files(where):
+        try:
+            document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ReportError(
+                f"{file}: cannot read the marts' columns ({exc}); pass --marts-yml"
+            ) from None
+        models = document.get("models") if isinstance(document, dict) else None
+        if not isinstance(models, list):
+            if file == where:
+                raise ReportError(f"{where}: no `models:` list; pass --marts-yml")
+            continue  # a folder's other YAML (sources, unit tests under another name)
+        declared.update(
+            {
+                str(model["name"]): [str(column["name"]) for column in model.get("columns") or []]
+                for model in models
+                if isinstance(model, dict) and "name" in model
+            }
+        )
+    if not declared:
+        raise ReportError(f"{where}: no YAML file with a `models:` list; pass --marts-yml")
+    return declared
 
 
 @dataclass
@@ -84,9 +123,18 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def mart_query(schema: str, mart: str, columns: Sequence[str]) -> str:
+def sql_literal(value: str) -> str:
+    """A text literal, the same in DuckDB and PostgreSQL (standard_conforming_strings)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def mart_query(schema: str, mart: str, columns: Sequence[str], tenant: str | None = None) -> str:
+    """Every declared column; with `tenant`, that tenant's rows alone."""
     listed = ", ".join(quote_identifier(column) for column in columns)
-    return f"SELECT {listed} FROM {quote_identifier(schema)}.{quote_identifier(mart)}"  # noqa: S608 - quoted identifiers of marts.yml
+    query = f"SELECT {listed} FROM {quote_identifier(schema)}.{quote_identifier(mart)}"  # noqa: S608 - quoted identifiers of marts.yml
+    if tenant is not None:
+        query += f" WHERE {quote_identifier('tenant_id')} = {sql_literal(tenant)}"
+    return query
 
 
 def build_hint(warehouse: str) -> str:
@@ -127,9 +175,20 @@ def read_marts(
     declared: Mapping[str, list[str]],
     results: Path | None = None,
     freshness: bool = True,
+    tenant: str | None = None,
 ) -> Marts:
     """The marts named, each with the columns marts.yml declares; `run` answers a query,
-    `warehouse` is duckdb or postgres (the commands named in messages)."""
+    `warehouse` is duckdb or postgres (the commands named in messages). With `tenant`, each
+    mart is read filtered by that tenant_id, and one without the column is refused unless it
+    holds no tenant's data (FLEET_WIDE_MARTS)."""
+    if tenant is not None:
+        unfiltered = [
+            mart
+            for mart in marts
+            if mart not in FLEET_WIDE_MARTS and "tenant_id" not in declared.get(mart, ())
+        ]
+        if unfiltered:
+            raise ReportError(f"{', '.join(unfiltered)}: no tenant_id to read one tenant's rows by")
     undeclared = [mart for mart in marts if mart not in declared]
     if undeclared:
         raise ReportError(f"marts.yml declares no {', '.join(undeclared)}: pass --marts-yml")
@@ -147,7 +206,8 @@ def read_marts(
         )
     rows: dict[str, list[Row]] = {}
     for mart, columns in wanted.items():
-        names, values = run(mart_query(schema, mart, columns))
+        by = tenant if tenant is not None and "tenant_id" in columns else None
+        names, values = run(mart_query(schema, mart, columns, by))
         rows[mart] = [dict(zip(names, row, strict=True)) for row in values]
     found = None
     if freshness:
@@ -218,6 +278,15 @@ def postgres_run(url: str) -> Iterator[Run]:
         connection.close()
 
 
+def open_warehouse(source: Path | str) -> tuple[AbstractContextManager[Run], str, str]:
+    """A DuckDB file (a path) or a PostgreSQL database (a URL): its queries, where it is (no
+    password) and its adapter."""
+    if isinstance(source, Path):
+        # The same file named the same, however it was given.
+        return duckdb_run(source), str(source.resolve()), "duckdb"
+    return postgres_run(source), describe_postgres(source), "postgres"
+
+
 def read_warehouse(
     source: Path | str,
     schema: str,
@@ -226,13 +295,10 @@ def read_warehouse(
     results: Path | None = None,
     *,
     freshness: bool = True,
+    tenant: str | None = None,
 ) -> Marts:
     """The marts of a DuckDB file (a path) or a PostgreSQL database (a URL)."""
-    if isinstance(source, Path):
-        # The same file named the same, however it was given.
-        opened, where, adapter = duckdb_run(source), str(source.resolve()), "duckdb"
-    else:
-        opened, where, adapter = postgres_run(source), describe_postgres(source), "postgres"
+    opened, where, adapter = open_warehouse(source)
     with opened as run:
         return read_marts(
             run,
@@ -243,4 +309,5 @@ def read_warehouse(
             declared=declared,
             results=results,
             freshness=freshness,
+            tenant=tenant,
         )

@@ -71,3 +71,13 @@ def name_html(value: str) -> Markup:
         else:
             parts.append(html.escape(char, quote=True))
     return Markup("<bdi>" + "".join(parts) + "</bdi>")  # noqa: S704 - escaped here
+
+
+def tenant_html(tenant_id: str, tenant_name: str | None) -> Markup:
+    """A tenant as a cell names it: its name, its id beside it (small), each a name_html; the
+    id alone for a tenant never named."""
+    if not tenant_name:
+        return name_html(tenant_id)
+    return Markup(  # noqa: S704 - both parts escaped by name_html
+        f'{name_html(tenant_name)} <small class="tid">{name_html(tenant_id)}</small>'
+    )

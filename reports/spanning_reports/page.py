@@ -21,10 +21,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from spanning_reports import charts, tables, tenant_charts
+from spanning_reports import backup_grid, charts, tables, tenant_charts
 from spanning_reports.freshness import Freshness
 from spanning_reports.marts import Marts
-from spanning_reports.names import name_html, visible
+from spanning_reports.names import name_html, tenant_html, visible
 from spanning_reports.tenants import (
     Tenant,
     Thresholds,
@@ -85,6 +85,8 @@ def environment() -> Environment:
     )
     env.globals.update(
         ROLE_NAMES=tables.ROLE_NAMES,
+        ALERT_KINDS=tables.ALERT_KINDS,
+        tenant_cell=lambda tenant_id, name: tenant_html(text(tenant_id), text(name) or None),
         WASTE_REASONS=tables.WASTE_REASONS,
         review_reasons=tables.review_reasons,
     )
@@ -136,11 +138,24 @@ def kpis(tenants: Sequence[Tenant], marts: Marts, limits: Thresholds, offboarded
             ok += num(row["successful"]) or 0.0
             total += num(row["total"]) or 0.0
     backup = 100 * ok / total if total else None
-    waste = len(marts["license_waste"])
+    # One definition of wasted licenses: fleet_overview.wasted_seats, as the Tenants table.
+    waste = sum(count(t["wasted_seats"]) for t in tenants)
+    protectable = sum(count(t["protectable_users"]) for t in tenants)
+    protected = sum(count(t["protected_users"]) for t in tenants)
+    coverage = 100 * protected / protectable if protectable else None
+    alerts = [row for row in marts["alerts"] if text(row["status"]) == "open"]
+    critical = sum(1 for row in alerts if text(row["severity"]) == "critical")
     cards = [
         Kpi("tenants", f"{len(tenants):,}", "tenants", False),
         Kpi("sync-failing", f"{failing_syncs:,}", "last sync failed", failing_syncs > 0),
         Kpi("users", f"{users:,}", "users", False),
+        Kpi(
+            "coverage",
+            fmt_pct(coverage),
+            f"coverage ({fmt_int(protected)} / {fmt_int(protectable)} protectable protected)",
+            protected < protectable,
+        ),
+        Kpi("alerts", f"{len(alerts):,}", f"open alerts ({critical:,} critical)", critical > 0),
         Kpi(
             "seat-use",
             fmt_pct(100 * assigned / licenses if licenses else None),
@@ -161,7 +176,7 @@ def kpis(tenants: Sequence[Tenant], marts: Marts, limits: Thresholds, offboarded
             f"tenants with {limits.global_admin_flag_at}+ GAs",
             ga_flagged > 0,
         ),
-        Kpi("waste", f"{waste:,}", "licenses to reclaim", False),
+        Kpi("waste", f"{waste:,}", "Licenses to reclaim", False),
     ]
     if offboarded:
         cards.append(Kpi("offboarded", f"{offboarded:,}", "offboarded, not counted", False))
@@ -197,6 +212,7 @@ def render(
     tenants = [tenant for tenant in listed if not tenant.offboarded]  # the current fleet
     offboarded = len(listed) - len(tenants)
     marts = without_offboarded(marts, listed)
+    week = tables.newest_day(marts["role_changes"])
     scripts = [script("error.js"), script("sort.js")]
     return (
         environment()
@@ -224,6 +240,16 @@ def render(
             access_table=tables.access_table(marts["access_review"], max_rows),
             waste_table=tables.waste_table(marts["license_waste"], max_rows),
             failing_table=tables.failing_table(marts["failing_users"], max_rows),
+            alerts_table=tables.alerts_table(marts["alerts"], max_rows),
+            week=week,
+            role_changes_table=tables.role_changes_table(
+                tables.week_of(marts["role_changes"], week), max_rows
+            ),
+            grid=backup_grid.backup_grid(
+                marts["backup_health_daily"],
+                [(t.tenant_id, t.name) for t in tenants[:top]],
+                limits,
+            ),
             stamp=generated.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         )
         + "\n"

@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-MARTS_YML = Path("transform") / "models" / "marts" / "marts.yml"
+MARTS_DIR = Path("transform") / "models" / "marts"
+MARTS_YML = MARTS_DIR / "marts.yml"
 
 
 def project_root(env: Mapping[str, str] | None = None) -> Path:

@@ -7,13 +7,14 @@ roles needing review, the longest failing streaks), and sorts in the browser on 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from spanning_reports.marts import Row
 from spanning_reports.tenants import Tenant
-from spanning_reports.values import count, flag, text
+from spanning_reports.values import count, day, flag, text
 
 ROLE_NAMES = {"global_admin": "Global Admin", "spanning_admin": "Spanning Admin"}
 WASTE_REASONS = {
@@ -59,8 +60,11 @@ TENANT_COLUMNS = [
     Column("Global Admins", True),
     Column("Spanning Admins", True),
     Column("Disabled admins", True),
-    Column("Wasted seats", True),
+    Column("Licenses to reclaim", True),
+    Column("Coverage", True),
     Column("Unprotected users", True),
+    Column("Unlicensed users", True),
+    Column("Open alerts", True),
     Column("Backups yesterday", True),
     Column("Backups 7 days", True),
     Column("Failing users", True),
@@ -143,3 +147,70 @@ def failing_table(rows: Sequence[Row], max_rows: int) -> Table:
     ]
     shown = sorted(rows, key=order)[:max_rows]
     return Table("failing_users", columns, shown, len(rows), "No user has been failing for days.")
+
+
+SEVERITIES = ("critical", "warning")
+ALERT_KINDS = {
+    "sync_failing": "sync failing",
+    "backup_below_target": "backups below target",
+    "user_backup_failing": "user backup failing",
+    "user_unprotected": "user unprotected",
+    "global_admins_out_of_band": "Global Admins out of band",
+    "new_global_admin": "new Global Admin",
+    "seats_over_licenses": "seats over licenses",
+}
+
+
+def alerts_table(rows: Sequence[Row], max_rows: int) -> Table:
+    """The open alerts, critical first, the oldest first within a severity."""
+    open_rows = [row for row in rows if text(row["status"]) == "open"]
+
+    def order(row: Row) -> tuple[int, str, str, str]:
+        severity = text(row["severity"])
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+        return rank, text(row["first_seen"]), text(row["tenant_id"]), text(row["alert_key"])
+
+    columns = [
+        Column("Severity"),
+        Column("Tenant"),
+        Column("Kind"),
+        Column("What", tags=True),
+        Column("Since"),
+        Column("Last seen"),
+    ]
+    shown = sorted(open_rows, key=order)[:max_rows]
+    return Table("alerts", columns, shown, len(open_rows), "No open alert.")
+
+
+def newest_day(rows: Sequence[Row]) -> dt.date | None:
+    return max((found for row in rows if (found := day(row["day"])) is not None), default=None)
+
+
+def week_of(rows: Sequence[Row], newest: dt.date | None) -> list[Row]:
+    """The rows of the 7 days ending on `newest`."""
+    if newest is None:
+        return []
+    start = newest - dt.timedelta(days=6)
+    return [row for row in rows if (found := day(row["day"])) is not None and found >= start]
+
+
+def role_changes_table(rows: Sequence[Row], max_rows: int, with_tenant: bool = True) -> Table:
+    """Grants and revocations, the newest first."""
+
+    def order(row: Row) -> tuple[int, str, str, str]:
+        return (
+            -(day(row["day"]) or dt.date.min).toordinal(),
+            text(row["tenant_id"]),
+            text(row["role_id"]),
+            text(row["user_principal_name"]),
+        )
+
+    columns = [
+        Column("Day"),
+        *([Column("Tenant")] if with_tenant else []),
+        Column("User"),
+        Column("Role"),
+        Column("Change"),
+    ]
+    shown = sorted(rows, key=order)[:max_rows]
+    return Table("role_changes", columns, shown, len(rows), "No role was granted or revoked.")

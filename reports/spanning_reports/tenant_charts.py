@@ -25,20 +25,19 @@ from spanning_reports.charts import (
     Note,
     bar_chart,
     nice_ticks,
+    rate_floor,
 )
 from spanning_reports.tenants import Tenant, Thresholds
 from spanning_reports.values import count, fmt_int, fmt_pct, fx, plural, text
 
 
 def seat_chart(tenants: Sequence[Tenant], top: int, limits: Thresholds) -> Chart:
-    """Assigned Standard seats against licenses: over-licensed first, then most unused."""
+    """Assigned Standard seats against licenses, by the ratio drawn (seat_use_pct, highest
+    first; ties by the tenant's name)."""
     licensed = [t for t in tenants if (t.get("licenses") or 0) > 0]
 
-    def worst(tenant: Tenant) -> tuple[int, float, str]:
-        pct = tenant.get("seat_use_pct") or 0.0
-        unused = (tenant.get("licenses") or 0) - (tenant.get("assigned_standard") or 0)
-        over = tenant.has("is_over_licensed")
-        return (0, -pct, tenant.tenant_id) if over else (1, -unused, tenant.tenant_id)
+    def worst(tenant: Tenant) -> tuple[float, str, str]:
+        return -(tenant.get("seat_use_pct") or 0.0), tenant.label.casefold(), tenant.tenant_id
 
     shown = sorted(licensed, key=worst)[:top]
     bars = []
@@ -49,8 +48,9 @@ def seat_chart(tenants: Sequence[Tenant], top: int, limits: Thresholds) -> Chart
             f"({fmt_pct(pct)})"
         )
         color = RED if tenant.has("is_over_licensed") else AMBER if pct < 50 else BLUE
-        title = f"{tenant.tenant_id}: {label} of Standard licenses assigned"
-        bars.append(Bar(tenant.tenant_id, pct, label, color, title, {"data-seat-use-pct": pct}))
+        title = f"{tenant.label}: {label} of Standard licenses assigned"
+        data = {"data-tenant": tenant.tenant_id, "data-seat-use-pct": pct}
+        bars.append(Bar(tenant.label, pct, label, color, title, data))
     limit = limits.seat_use_max_pct
     axis_max, ticks = nice_ticks(max([limit, *(min(b.value, 2 * limit) for b in bars)]))
     without = len(tenants) - len(licensed)
@@ -106,13 +106,17 @@ def admin_chart(tenants: Sequence[Tenant], top: int, limits: Thresholds) -> Char
         )
         bars.append(
             Bar(
-                tenant.tenant_id,
+                tenant.label,
                 float(admins),
                 label,
                 RED if many else AMBER if few else GREEN,
-                f"{tenant.tenant_id}: {admins} Global Admins, {spanning} Spanning Admins, "
+                f"{tenant.label}: {admins} Global Admins, {spanning} Spanning Admins, "
                 f"{disabled} disabled admins",
-                {"data-global-admins": admins, "data-disabled-admins": disabled},
+                {
+                    "data-tenant": tenant.tenant_id,
+                    "data-global-admins": admins,
+                    "data-disabled-admins": disabled,
+                },
             )
         )
     notes: list[Note | str] = [Note(len(shown), len(counted), "tenant", "tenants", "Tenants table")]
@@ -143,8 +147,9 @@ def backup_tenant_chart(tenants: Sequence[Tenant], top: int, limits: Thresholds)
     """The tenants with the lowest backup success yesterday."""
     held = [t for t in tenants if t.get("backup_success_yesterday_pct") is not None]
     shown = sorted(held, key=lambda t: (t.get("backup_success_yesterday_pct") or 0.0, t.tenant_id))
+    shown = shown[:top]
     bars = []
-    for tenant in shown[:top]:
+    for tenant in shown:
         pct = tenant.get("backup_success_yesterday_pct") or 0.0
         label = f"{fmt_pct(pct)} (7 days: {fmt_pct(tenant['backup_success_7d_pct'])})"
         color = (
@@ -154,16 +159,18 @@ def backup_tenant_chart(tenants: Sequence[Tenant], top: int, limits: Thresholds)
             if tenant.has("is_backup_below_target")
             else GREEN
         )
-        data = {"data-backup-success-yesterday-pct": pct}
-        bars.append(Bar(tenant.tenant_id, pct, label, color, f"{tenant.tenant_id}: {label}", data))
+        data = {"data-tenant": tenant.tenant_id, "data-backup-success-yesterday-pct": pct}
+        bars.append(Bar(tenant.label, pct, label, color, f"{tenant.label}: {label}", data))
     if not bars:
         return Chart(empty="No tenant has backup results for yesterday.")
     target = limits.backup_target_pct
+    floor, step = rate_floor(min([target, *(bar.value for bar in bars)]))
     drawing = bar_chart(
         "backup-yesterday",
         bars,
+        axis_min=floor,
         axis_max=100.0,
-        ticks=[0, 20, 40, 60, 80, 100],
+        ticks=[floor + step * index for index in range(round((100 - floor) / step) + 1)],
         tick_label=lambda v: f"{v:g}%",
         markers=[(target, f"{target:g}%")],
         track=True,
@@ -189,13 +196,12 @@ def failing_chart(tenants: Sequence[Tenant], top: int) -> Chart:
         users, streak = count(tenant["failing_users"]), count(tenant["longest_failing_streak_days"])
         bars.append(
             Bar(
-                tenant.tenant_id,
+                tenant.label,
                 float(users),
                 f"{plural(users, 'user')} \u00b7 longest {streak} days",
                 RED if streak >= 7 else AMBER,
-                f"{tenant.tenant_id}: {plural(users, 'user')} failing, the longest for "
-                f"{streak} days",
-                {"data-failing-users": users},
+                f"{tenant.label}: {plural(users, 'user')} failing, the longest for {streak} days",
+                {"data-tenant": tenant.tenant_id, "data-failing-users": users},
             )
         )
     axis_max, ticks = nice_ticks(max(b.value for b in bars), whole=True)
@@ -257,12 +263,12 @@ def sync_chart(tenants: Sequence[Tenant], top: int) -> Chart:
         reason = text(tenant.sync.get("last_reason")) or text(tenant.sync.get("last_status"))
         bars.append(
             Bar(
-                tenant.tenant_id,
+                tenant.label,
                 float(runs),
                 f"{plural(runs, 'run')} \u00b7 {reason}",
                 GREY if tenant.never_synced else RED,
-                f"{tenant.tenant_id}: {plural(runs, 'failed run')} in a row: {reason}",
-                {"data-consecutive-failed-runs": runs},
+                f"{tenant.label}: {plural(runs, 'failed run')} in a row: {reason}",
+                {"data-tenant": tenant.tenant_id, "data-consecutive-failed-runs": runs},
             )
         )
     if not bars:

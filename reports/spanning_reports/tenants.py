@@ -70,6 +70,16 @@ class Tenant:
         return self.overview.get(column)
 
     @property
+    def name(self) -> str:
+        """tenant_name, '' when the tenant was never named."""
+        return text(self.overview.get("tenant_name"))
+
+    @property
+    def label(self) -> str:
+        """As a chart names it: "name (id)", or the id of a tenant never named."""
+        return f"{self.name} ({self.tenant_id})" if self.name else self.tenant_id
+
+    @property
     def offboarded(self) -> bool:
         """No longer listed in the tap's tenants: its history kept, counted in no figure."""
         return flag(self.overview.get("is_offboarded"))
@@ -100,7 +110,14 @@ def build_tenants(marts: Marts) -> list[Tenant]:
 
 
 # The marts whose rows belong to a tenant and add up to the fleet's figures.
-PER_TENANT_ROWS = ("access_review", "license_waste", "backup_health_daily", "failing_users")
+PER_TENANT_ROWS = (
+    "access_review",
+    "license_waste",
+    "backup_health_daily",
+    "failing_users",
+    "alerts",
+    "role_changes",
+)
 
 
 def without_offboarded(marts: Marts, tenants: Sequence[Tenant]) -> Marts:

@@ -62,11 +62,15 @@ HAND_TABLES = [
     '"userPrincipalName" TEXT, sync_version BIGINT)',
     "CREATE TABLE tenants (tenant_id TEXT, region TEXT, base_url TEXT, licenses BIGINT, "
     '"archivedLicenses" BIGINT, users BIGINT, assigned BIGINT, "assignedStandard" BIGINT, '
-    '"assignedArchive" BIGINT, status TEXT, sync_version BIGINT)',
+    '"assignedArchive" BIGINT, status TEXT, sync_version BIGINT, name TEXT)',
     "CREATE TABLE roles (id TEXT, name TEXT, description TEXT)",
     "CREATE TABLE tenant_syncs (tenant_id TEXT, sync_version BIGINT, started_at TIMESTAMP, "
     "finished_at TIMESTAMP, status TEXT, reason TEXT, users BIGINT, role_memberships BIGINT, "
-    "requests BIGINT, retries BIGINT, backup_last_day TEXT)",
+    'requests BIGINT, retries BIGINT, backup_last_day TEXT, name TEXT, "day" TEXT, '
+    "licenses BIGINT, archived_licenses BIGINT, assigned_standard BIGINT, "
+    "assigned_archive BIGINT, role_set_sent BOOLEAN)",
+    'CREATE TABLE role_membership_history (tenant_id TEXT, "roleId" TEXT, "msId" TEXT, '
+    '"userPrincipalName" TEXT, sync_version BIGINT)',
     *(
         f"CREATE TABLE {table} (tenant_id TEXT, {user}date TEXT, type TEXT, total BIGINT, "
         "successful BIGINT, partial BIGINT, failed BIGINT, items_created BIGINT, "
@@ -109,7 +113,7 @@ def hand_rows() -> list[str]:
                 f"INSERT INTO tenant_syncs VALUES ('{tenant}', {version}, "
                 f"'2024-06-10 0{version}:00:00', '2024-06-10 0{version}:30:00', '{status}', "
                 f"{literal(None if status == 'complete' else 'HTTP 503')}, 1, 2, 2, 0, "
-                f"{literal(last_day)})"
+                f"{literal(last_day)}, NULL, '2024-06-10', NULL, NULL, NULL, NULL, NULL)"
             )
         version = max(v for v, status, _ in runs if status == "complete")
         user = f"'{tenant}', 'u-{tenant}'"
@@ -120,7 +124,7 @@ def hand_rows() -> list[str]:
             f"'a@{tenant}', {version}), ('{tenant}', 'spanning_admin', 'u-{tenant}', "
             f"'a@{tenant}', {version})",
             f"INSERT INTO tenants VALUES ('{tenant}', NULL, 'http://127.0.0.1', 10, 2, 1, 1, 1, "
-            f"0, 'paid', {version})",
+            f"0, 'paid', {version}, NULL)",
         ]
         for date in [*HAND_DAYS, *(["2099-01-01"] if tenant == "now" else [])]:
             rows += [

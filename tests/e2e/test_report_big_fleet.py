@@ -26,7 +26,9 @@ def test_a_thousand_tenants_stay_small(tmp_path: Path) -> None:
     page = report.read_text(encoding="utf-8")
     size = len(page.encode("utf-8"))
     print(f"fleet report for 1,000 tenants: {size:,} bytes")
-    assert size < 1_500_000, size
+    # 1.5 MB before the open alerts (up to --max-rows of them) and the 30-day grid of the
+    # --top tenants' workloads, about 0.4 MB together at this size.
+    assert size < 1_800_000, size
     dom = parse(page)
     for chart in ("seat-use", "global-admins", "backup-yesterday", "failing-users", "failed-runs"):
         assert 0 < len(bars(dom, chart)) <= TOP, chart

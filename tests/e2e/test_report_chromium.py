@@ -231,7 +231,12 @@ def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
             ("data-spanning-admins", "spanning_admins"),
             ("data-disabled-admins", "disabled_admins"),
             ("data-wasted-seats", "wasted_seats"),
-            ("data-unprotected-active-users", "unprotected_active_users"),
+            ("data-unprotected-users", "unprotected_users"),
+            ("data-protectable-users", "protectable_users"),
+            ("data-protected-users", "protected_users"),
+            ("data-coverage-pct", "coverage_pct"),
+            ("data-unlicensed-users", "unlicensed_users"),
+            ("data-open-alerts", "open_alerts"),
             ("data-backup-success-yesterday-pct", "backup_success_yesterday_pct"),
             ("data-backup-success-7d-pct", "backup_success_7d_pct"),
             ("data-failed-syncs-in-a-row", "failed_syncs_in_a_row"),
@@ -251,7 +256,9 @@ def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
         def whole(value: int | None) -> str:
             return "\u2014" if value is None else f"{value:,}"
 
-        assert shown["Tenant"] == tenant
+        assert (
+            shown["Tenant"] == f"{mart['tenant_name']} {tenant}" if mart["tenant_name"] else tenant
+        )
         assert shown["Users"] == whole(mart["users"])
         assert (
             shown["Seats used"] == f"{whole(mart['assigned_standard'])} / {whole(mart['licenses'])}"
@@ -259,8 +266,14 @@ def test_three_tenants_show_the_marts_numbers(rendered: Rendered) -> None:
         assert shown["Seat use"] == pct(mart["seat_use_pct"])
         assert shown["Global Admins"] == whole(mart["global_admins"])
         assert shown["Disabled admins"] == whole(mart["disabled_admins"])
-        assert shown["Wasted seats"] == whole(mart["wasted_seats"])
-        assert shown["Unprotected users"] == whole(mart["unprotected_active_users"])
+        assert shown["Licenses to reclaim"] == whole(mart["wasted_seats"])
+        assert shown["Unprotected users"] == whole(mart["unprotected_users"])
+        assert shown["Unlicensed users"] == whole(mart["unlicensed_users"])
+        assert shown["Open alerts"] == whole(mart["open_alerts"])
+        assert shown["Coverage"] == (
+            f"{whole(mart['protected_users'])} / {whole(mart['protectable_users'])} "
+            f"({pct(mart['coverage_pct'])})"
+        )
         assert shown["Backups yesterday"] == pct(mart["backup_success_yesterday_pct"])
         assert shown["Backups 7 days"] == pct(mart["backup_success_7d_pct"])
         assert shown["Failed syncs in a row"] == whole(mart["failed_syncs_in_a_row"])
@@ -369,7 +382,13 @@ def test_headers_sort_the_tables(rendered: Rendered) -> None:
     assert [v for v in seats_up if v is not None] == sorted(present)
     assert seats_up[-1] is None, "blanks sort last both ways"
     tenant_order = body["data-click-tenant-1"].split("|")
-    assert tenant_order == sorted(tenant_order, key=str.lower)
+    names = read_back(rendered.db, "tenant_names")
+
+    def shown(tenant: str) -> str:  # the cell's text: the name, then the id
+        name = names[tenant]["tenant_name"]
+        return f"{name} {tenant}".lower() if name else tenant.lower()
+
+    assert tenant_order == sorted(tenant_order, key=shown)
     assert body["data-click-aria"] == "ascending"
 
 

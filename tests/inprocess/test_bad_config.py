@@ -196,7 +196,8 @@ def test_a_bad_file_is_refused_in_every_mode_wherever_it_stands(
         ),
         (
             '{"bookmarks": {"backup_summaries": {"sent_days": {"t1": {"2026-12-01": 7}}}}}',
-            "bookmarks.backup_summaries.sent_days must map each day (YYYY-MM-DD, or 'set') to a digest",
+            "bookmarks.backup_summaries.sent_days must map each day (YYYY-MM-DD, or 'set') to a "
+            "digest",
         ),
         # A bookmark named otherwise than a stream is not named: it could be anything.
         (

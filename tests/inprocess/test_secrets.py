@@ -239,6 +239,7 @@ def test_discover_catalog_holds_no_key(api_key: str, tmp_path: Path) -> None:
         "users",
         "roles",
         "role_memberships",
+        "role_membership_history",
         "tenants",
         "tenant_syncs",
         "backup_summaries",

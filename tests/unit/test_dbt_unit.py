@@ -24,7 +24,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 TRANSFORM = PROJECT_DIR / "transform"
 DBT = PROJECT_DIR / ".meltano" / "utilities" / "dbt-duckdb" / "venv" / "bin" / "dbt"
 
-# The tap's tables as target-duckdb creates them (text dates, JSON tags), empty.
+# The tap's tables as target-duckdb creates them (text dates and days, JSON tags), empty.
 SOURCE_TABLES = (
     'CREATE TABLE users (tenant_id VARCHAR, "msId" VARCHAR, "userPrincipalName" VARCHAR, '
     'email VARCHAR, "displayName" VARCHAR, assigned BOOLEAN, "isAdmin" BOOLEAN, '
@@ -32,14 +32,18 @@ SOURCE_TABLES = (
     "sync_version BIGINT)",
     'CREATE TABLE role_memberships (tenant_id VARCHAR, "roleId" VARCHAR, "msId" VARCHAR, '
     '"userPrincipalName" VARCHAR, sync_version BIGINT)',
-    "CREATE TABLE tenants (tenant_id VARCHAR, region VARCHAR, base_url VARCHAR, "
+    "CREATE TABLE tenants (tenant_id VARCHAR, name VARCHAR, region VARCHAR, base_url VARCHAR, "
     'licenses BIGINT, "archivedLicenses" BIGINT, users BIGINT, assigned BIGINT, '
     '"assignedStandard" BIGINT, "assignedArchive" BIGINT, status VARCHAR, sync_version BIGINT)',
     "CREATE TABLE roles (id VARCHAR, name VARCHAR, description VARCHAR, sync_version BIGINT)",
     "CREATE TABLE tenant_syncs (tenant_id VARCHAR, sync_version BIGINT, "
     "started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR, reason VARCHAR, "
     "users BIGINT, role_memberships BIGINT, requests BIGINT, retries BIGINT, "
-    "backup_last_day VARCHAR)",
+    'backup_last_day VARCHAR, name VARCHAR, "day" VARCHAR, licenses BIGINT, '
+    "archived_licenses BIGINT, assigned_standard BIGINT, assigned_archive BIGINT, "
+    "role_set_sent BOOLEAN)",
+    'CREATE TABLE role_membership_history (tenant_id VARCHAR, "roleId" VARCHAR, '
+    '"msId" VARCHAR, "userPrincipalName" VARCHAR, sync_version BIGINT)',
     'CREATE TABLE backup_summaries (tenant_id VARCHAR, "date" VARCHAR, "type" VARCHAR, '
     "total BIGINT, successful BIGINT, partial BIGINT, failed BIGINT, items_created BIGINT, "
     "items_deleted BIGINT, items_failed BIGINT, items_total BIGINT, attempts BIGINT, "

@@ -243,10 +243,13 @@ def test_expected_output_carries_tenant_id_first() -> None:
 
 
 def test_expected_tenant_record() -> None:
+    named = expected_tenant_record("t1", {}, "http://127.0.0.2:41234", "Contoso & Co")
+    assert named["name"] == "Contoso & Co"
     counters = {"licenses": 15, "users": 26, "status": "paid", "unknown": 1}
     record = expected_tenant_record("t0001-contoso", counters, "http://127.0.0.2:41234")
     assert record == {
         "tenant_id": "t0001-contoso",
+        "name": None,
         "region": None,
         "base_url": "http://127.0.0.2:41234",
         "licenses": 15,
@@ -258,7 +261,7 @@ def test_expected_tenant_record() -> None:
         "status": "paid",
     }
     assert list(record) == [
-        "tenant_id", "region", "base_url", "licenses", "archivedLicenses", "users",
+        "tenant_id", "name", "region", "base_url", "licenses", "archivedLicenses", "users",
         "assigned", "assignedStandard", "assignedArchive", "status",
     ]  # fmt: skip
     for location in ("eu", "https://o365-api-eu.spanningbackup.com/external/"):

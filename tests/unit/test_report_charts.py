@@ -7,8 +7,9 @@ from pathlib import Path
 
 from spanning_reports import charts, marts, tenant_charts
 from spanning_reports.tenants import Thresholds, build_tenants
+from spanning_reports.values import fx
 
-from tests.report_fixtures import TROUBLED, fleet
+from tests.report_fixtures import fleet
 from tests.report_warehouse import THRESHOLDS
 
 
@@ -33,7 +34,8 @@ def test_a_bar_chart_clips_cuts_and_skips_zero() -> None:
         bands=[charts.Band(50, 100, "#eee", "ok")],
     )
     clipped, zero = drawn.bars
-    layout = charts.HALF
+    layout = drawn.layout  # fitted: the longest tenant label caps at 40% of the width
+    assert (layout.width, layout.label_width) == (charts.HALF.width, int(0.4 * charts.HALF.width))
     assert clipped.clipped
     assert clipped.width == str(layout.plot_width)  # the whole plot, no further
     assert clipped.tenant_label.endswith("\u2026")
@@ -43,9 +45,51 @@ def test_a_bar_chart_clips_cuts_and_skips_zero() -> None:
     assert zero.data == {"data-tenant": "zero", "data-value": 0.0, "data-x": 1}
     assert [tick.label for tick in drawn.ticks] == ["0%", "100%", "200%"]
     (band,) = drawn.bands
-    assert band.width == str(layout.plot_width // 4)
+    assert band.width == fx(layout.plot_width / 4)
     assert band.label is not None
     assert drawn.height == charts.CHART_TOP + 2 * charts.ROW_HEIGHT + 22
+    assert drawn.axis_note == ""
+
+
+def test_value_labels_are_never_cut_and_rate_axes_start_near_the_data() -> None:
+    label = "5 GA \u00b7 4 Spanning \u00b7 5 disabled admins of 12"
+    drawn = charts.bar_chart(
+        "c",
+        [charts.Bar("t", 94.0, label, charts.RED, "t"), charts.Bar("u", 100.0, "100", "", "")],
+        axis_min=90.0,
+        axis_max=100.0,
+        ticks=[90, 95, 100],
+        tick_label=lambda v: f"{v:g}%",
+    )
+    assert drawn.bars[0].value_label == label
+    value_room = drawn.layout.width - drawn.layout.value_left
+    assert value_room >= len(label) * charts.CHAR_WIDTH
+    # 94% is 40% of the plot, 100% all of it: apart, which an axis from 0 does not show.
+    assert drawn.bars[0].width == fx(drawn.layout.plot_width * 0.4)
+    assert drawn.bars[1].width == str(drawn.layout.plot_width)
+    assert drawn.axis_note == "The axis starts at 90%, not 0."
+    assert [tick.label for tick in drawn.ticks] == ["90%", "95%", "100%"]
+    assert charts.rate_floor(94.0) == (92.0, 2.0)
+    assert charts.rate_floor(30.0) == (20.0, 20.0)
+    assert charts.rate_floor(100.0) == (99.0, 1.0)
+
+
+def test_the_seat_chart_sorts_by_the_ratio_it_draws() -> None:
+    rows = fleet(28)
+    tenants = [t for t in build_tenants(marts.Marts("fixture", "main", rows)) if not t.offboarded]
+    limits = Thresholds.from_row(THRESHOLDS)
+    seats = tenant_charts.seat_chart(tenants, 20, limits)
+    drawn = [bar.data["data-seat-use-pct"] for bar in seats.drawing.bars]
+    assert drawn == sorted(drawn, reverse=True)
+    licensed = [t.get("seat_use_pct") or 0.0 for t in tenants if (t.get("licenses") or 0) > 0]
+    assert drawn == sorted(licensed, reverse=True)[:20]
+    # Ties by name: two tenants at one ratio are drawn in their names' order.
+    by_id = {t.tenant_id: t for t in tenants}
+    by_id["client-0002"].overview.update(seat_use_pct=150.0, tenant_name="Aardvark")
+    by_id["client-0001"].overview.update(seat_use_pct=150.0, tenant_name="Zebra")
+    top = tenant_charts.seat_chart(tenants, 2, limits).drawing.bars
+    assert [bar.data["data-tenant"] for bar in top] == ["client-0002", "client-0001"]
+    assert top[0].bar.tenant == "Aardvark (client-0002)"
 
 
 def test_charts_choose_by_the_flags_and_bands(tmp_path: Path) -> None:
@@ -62,7 +106,8 @@ def test_charts_choose_by_the_flags_and_bands(tmp_path: Path) -> None:
     assert isinstance(note, charts.Note)
     assert (note.shown, note.more) == (5, True)
     seats = tenant_charts.seat_chart(tenants, 3, limits)
-    assert seats.drawing.bars[0].bar.tenant == TROUBLED  # the one over licensed the most
+    most = max(tenants, key=lambda t: t.get("seat_use_pct") or 0.0)
+    assert seats.drawing.bars[0].data["data-tenant"] == most.tenant_id
     assert any("without license counters" in str(n) for n in seats.notes)
     quiet = [t for t in tenants if not t.sync_failing and not t.never_synced]
     assert tenant_charts.sync_chart(quiet, 5).empty == "Every tenant's last sync completed."

@@ -74,9 +74,9 @@ def test_marts_yml_is_the_projects_or_the_one_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = tmp_path / "project"
-    assert marts.marts_yml_path(env={}) == ROOT / "transform" / "models" / "marts" / "marts.yml"
+    assert marts.marts_yml_path(env={}) == ROOT / "transform" / "models" / "marts"
     assert marts.marts_yml_path(env={"MELTANO_PROJECT_ROOT": str(project)}) == (
-        project / "transform" / "models" / "marts" / "marts.yml"
+        project / "transform" / "models" / "marts"
     )
     other = tmp_path / "marts.yml"
     other.write_text("models:\n  - name: fleet_overview\n    columns: [{name: tenant_id}]\n")
@@ -91,6 +91,57 @@ def test_marts_yml_is_the_projects_or_the_one_named(
     monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(project))
     with pytest.raises(marts.ReportError, match="cannot read the marts' columns"):
         marts.mart_columns()
+
+
+def test_every_yaml_file_of_the_folder_declares_marts_but_the_unit_tests(tmp_path: Path) -> None:
+    folder = tmp_path / "marts"
+    folder.mkdir()
+    (folder / "marts.yml").write_text("models:\n  - name: a\n    columns: [{name: x}]\n")
+    (folder / "alerts.yml").write_text("models:\n  - name: alerts\n    columns: [{name: k}]\n")
+    (folder / "marts_unit_tests.yml").write_text("unit_tests:\n  - name: t\n    model: a\n")
+    (folder / "sources.yml").write_text("sources: []\n")
+    assert marts.mart_columns(folder) == {"a": ["x"], "alerts": ["k"]}
+    (folder / "broken.yml").write_text("models: [\n")
+    with pytest.raises(marts.ReportError, match=r"broken\.yml: cannot read the marts' columns"):
+        marts.mart_columns(folder)
+
+
+def test_one_tenants_read_is_filtered_in_sql(tmp_path: Path) -> None:
+    """With tenant=, every query of a mart with tenant_id filters by it (quoted), and a
+    mart without the column that holds tenants' data is refused."""
+    db = tmp_path / "spanning.duckdb"
+    write_duckdb(db, fleet(28))
+    declared = marts.mart_columns()
+    selects: list[str] = []
+    with marts.duckdb_run(db) as run:
+
+        def recording(query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            selects.append(query)
+            return run(query)
+
+        found = marts.read_marts(
+            recording,
+            str(db),
+            "main",
+            "duckdb",
+            marts=marts.CLIENT_MARTS,
+            declared=declared,
+            freshness=False,
+            tenant="contoso",
+        )
+        with pytest.raises(marts.ReportError, match="no tenant_id"):
+            marts.read_marts(
+                run, str(db), "main", "duckdb", marts=["x"], declared={"x": ["a"]}, tenant="t"
+            )
+    for mart in marts.CLIENT_MARTS:
+        query = next(q for q in selects if f'FROM "main"."{mart}"' in q)
+        if mart == "attention_thresholds":
+            assert "WHERE" not in query
+            continue
+        assert query.endswith("WHERE \"tenant_id\" = 'contoso'"), query
+        assert found[mart], mart
+        assert {row["tenant_id"] for row in found[mart]} == {"contoso"}, mart
+    assert marts.mart_query("s", "m", ["a"], "o'brien").endswith("= 'o''brien'")
 
 
 def test_missing_marts_are_named_with_the_command_that_builds_them(

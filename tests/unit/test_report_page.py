@@ -62,8 +62,16 @@ def test_offboarded_tenants_are_labelled_and_counted_nowhere(
         "review": f"{sum(1 for r in kept('access_review') if r['needs_review']):,}",
         "ga-flagged": f"{sum(1 for s in current if s.global_admins >= 5):,}",
         "waste": f"{len(kept('license_waste')):,}",
+        "coverage": cards["coverage"],
+        "alerts": f"{sum(1 for r in kept('alerts') if r['status'] == 'open'):,}",
         "offboarded": "2",
     }
+    overview = [row for row in rows["fleet_overview"] if row["tenant_id"] not in gone]
+    # One definition of wasted licenses: fleet_overview.wasted_seats, the card as the table.
+    assert cards["waste"] == f"{sum(row['wasted_seats'] for row in overview):,}"
+    protected = sum(row["protected_users"] for row in overview)
+    protectable = sum(row["protectable_users"] for row in overview)
+    assert cards["coverage"] == f"{100 * protected / protectable:.1f}%"
     licenses = sum(s.licenses or 0 for s in current)
     assigned = sum(s.assigned_standard for s in current if not s.never_completed)
     assert cards["seat-use"] == f"{100 * assigned / licenses:.1f}%"
@@ -138,17 +146,25 @@ def test_names_show_their_hidden_characters_isolated(report: Callable[..., Writt
     )
     assert not row.find_all(lambda n: n.tag == "b"), "markup of a name became an element"
     # Every name cell of every table is isolated.
+    named = {row["tenant_id"]: row["tenant_name"] for row in rows["tenant_names"]}
     for table_name, columns in (
         ("fleet_overview", ["Tenant"]),
         ("access_review", ["Tenant", "User", "Name", "Role"]),
         ("license_waste", ["Tenant", "User", "Reason"]),
         ("failing_users", ["Tenant", "User", "Workload"]),
+        ("alerts", ["Tenant", "What"]),
+        ("role_changes", ["Tenant", "User", "Role"]),
     ):
         titles = headers(dom, table_name)
         for table_row in table_rows(dom, table_name):
             cells = [c for c in table_row.children if c.tag == "td"]
             for column in columns:
                 kids = cells[titles.index(column)].children
+                if column == "Tenant" and named[table_row.attrs["data-tenant"]]:
+                    # The name, the id beside it: each isolated.
+                    assert [kid.tag for kid in kids] == ["bdi", "small"], (table_name, column)
+                    assert [kid.tag for kid in kids[1].children] == ["bdi"]
+                    continue
                 assert [kid.tag for kid in kids] == ["bdi"], (table_name, column)
     # An attribute keeps the value, as a character reference; a chart label shows the token.
     assert 'data-type="MA&#x202B;IL"' in page
@@ -185,7 +201,9 @@ def test_tenants_are_listed_and_worded_by_the_marts_flags(report: Callable[..., 
     assert "Global Admins" not in shown[TROUBLED]
     assert shown[TROUBLED].startswith("sync failing (3 runs)backups ")
     assert "4 failing users" in shown[TROUBLED]
-    assert "6 wasted seats" in shown[TROUBLED]
+    assert "8 licenses to reclaim" in shown[TROUBLED]
+    assert "40 unprotected" in shown[TROUBLED]
+    assert "5 unlicensed" in shown[TROUBLED]
     assert shown[NEVER] == "never synced"
     assert shown["client-0001"] == "ok"  # wasted seats, but has_wasted_seats is false
 
@@ -237,7 +255,7 @@ def test_a_tenant_named_script_is_text(report: Callable[..., Written]) -> None:
     dom = written.dom
     assert dom.find(lambda n: n.tag == "title").text == page.TITLE
     listed = next(r for r in table_rows(dom, "fleet_overview") if r.attrs["data-tenant"] == hostile)
-    assert cells_by_header(dom, "fleet_overview", listed)["Tenant"] == hostile
+    assert cells_by_header(dom, "fleet_overview", listed)["Tenant"] == f"Contoso Pharma {hostile}"
     assert len(dom.find_all(lambda n: n.tag == "script")) == 2
 
 

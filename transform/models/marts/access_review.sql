@@ -12,6 +12,7 @@ users as (
 
 select
     memberships.tenant_id,
+    names.tenant_name,
     memberships.ms_id,
     coalesce(users.user_principal_name, memberships.user_principal_name) as user_principal_name,
     users.display_name,
@@ -30,3 +31,5 @@ from memberships
 left join users
     on users.tenant_id = memberships.tenant_id
     and users.ms_id = memberships.ms_id
+left join {{ ref('tenant_names') }} as names
+    on names.tenant_id = memberships.tenant_id

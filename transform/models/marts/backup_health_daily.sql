@@ -1,14 +1,18 @@
 -- One row per tenant, workload and day held in backup_summaries (every day landed, past
 -- Spanning's own 7): accounts (or sites) backed up, by result, and the success rate.
 select
-    tenant_id,
-    "date",
-    "type",
-    total,
-    successful,
-    partial,
-    failed,
+    summaries.tenant_id,
+    names.tenant_name,
+    summaries."date",
+    summaries."type",
+    summaries.total,
+    summaries.successful,
+    summaries.partial,
+    summaries.failed,
     case
-        when total > 0 then cast(successful as double precision) / total
+        when summaries.total > 0
+            then cast(summaries.successful as double precision) / summaries.total
     end as success_rate
-from {{ ref('stg_spanning__backup_summaries') }}
+from {{ ref('stg_spanning__backup_summaries') }} as summaries
+left join {{ ref('tenant_names') }} as names
+    on names.tenant_id = summaries.tenant_id

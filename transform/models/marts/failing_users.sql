@@ -70,6 +70,7 @@ streaks as (
 
 select
     streaks.tenant_id,
+    names.tenant_name,
     streaks.ms_id,
     backups.user_principal_name,
     streaks."type",
@@ -82,5 +83,7 @@ inner join backups
     and backups.ms_id = streaks.ms_id
     and backups."type" = streaks."type"
     and backups."date" = streaks.last_day
+left join {{ ref('tenant_names') }} as names
+    on names.tenant_id = streaks.tenant_id
 where streaks.last_day = streaks.latest_day
     and streaks.streak_days >= {{ var('failing_days') }}

@@ -1,5 +1,6 @@
 -- One row per tenant that appears in tenant_syncs: licenses and their use, admins, seats that
--- could be reclaimed, users left unprotected, how its syncs and its backups are going.
+-- could be reclaimed (license_waste's rows), users without a license, backup coverage (of
+-- user_protection: protectable users, protected or not), how its syncs and backups are going.
 -- A tenant that never completed a sync has no current rows: its counts are 0, its license
 -- columns null. So has an offboarded tenant (is_offboarded: a tenant of its newest run has
 -- run since without it), whose backup figures are null too: its row says when it was last
@@ -21,13 +22,45 @@ users as (
         count(*) as users,
         count(case when is_assigned then 1 end) as licensed_users,
         count(case when is_assigned and is_archive then 1 end) as licensed_archive_users,
-        count(case when is_disabled and is_assigned and not is_archive then 1 end)
-            as wasted_seats,
-        count(case when not is_disabled and not is_assigned then 1 end)
-            as unprotected_active_users,
+        -- Would be protectable (models/docs.md), but holds no Spanning license.
+        count(
+            case when not is_assigned and not is_disabled and protection = 'protectable' then 1 end
+        ) as unlicensed_users,
         count(case when is_disabled and (is_global_admin or is_spanning_admin) then 1 end)
             as disabled_admins
     from {{ ref('int_spanning__users_with_roles') }}
+    group by tenant_id
+),
+
+wasted as (
+    select tenant_id, count(*) as wasted_seats
+    from {{ ref('license_waste') }}
+    group by tenant_id
+),
+
+-- Backup coverage: each licensed user counted once, by its protection; a protectable user
+-- is protected when none of its workloads is unprotected.
+judged_users as (
+    select
+        tenant_id,
+        ms_id,
+        max(protection) as protection,
+        {{ dbt.bool_or('is_unprotected') }} as is_unprotected
+    from {{ ref('user_protection') }}
+    group by tenant_id, ms_id
+),
+
+coverage as (
+    select
+        tenant_id,
+        count(case when protection = 'protectable' then 1 end) as protectable_users,
+        count(case when protection = 'protectable' and not is_unprotected then 1 end)
+            as protected_users,
+        count(case when protection = 'protectable' and is_unprotected then 1 end)
+            as unprotected_users,
+        count(case when protection = 'shared_mailbox' then 1 end) as shared_mailboxes,
+        count(case when protection = 'not_protectable' then 1 end) as not_protectable_users
+    from judged_users
     group by tenant_id
 ),
 
@@ -55,9 +88,20 @@ backups as (
     group by tenant_id
 ),
 
+-- The tenant's open problems (the mart alerts: one row per problem, open or resolved).
+alerts as (
+    select
+        tenant_id,
+        count(*) as open_alerts
+    from {{ ref('alerts') }}
+    where status = 'open'
+    group by tenant_id
+),
+
 figures as (
     select
         health.tenant_id,
+        names.tenant_name,
         tenants.status as license_status,
         coalesce(users.users, 0) as users,
         coalesce(users.licensed_users, 0) as licensed_users,
@@ -90,8 +134,19 @@ figures as (
         coalesce(admins.global_admins, 0) as global_admins,
         coalesce(admins.spanning_admins, 0) as spanning_admins,
         coalesce(users.disabled_admins, 0) as disabled_admins,
-        coalesce(users.wasted_seats, 0) as wasted_seats,
-        coalesce(users.unprotected_active_users, 0) as unprotected_active_users,
+        coalesce(wasted.wasted_seats, 0) as wasted_seats,
+        coalesce(users.unlicensed_users, 0) as unlicensed_users,
+        coalesce(coverage.protectable_users, 0) as protectable_users,
+        coalesce(coverage.protected_users, 0) as protected_users,
+        coalesce(coverage.unprotected_users, 0) as unprotected_users,
+        coalesce(coverage.shared_mailboxes, 0) as shared_mailboxes,
+        coalesce(coverage.not_protectable_users, 0) as not_protectable_users,
+        case
+            when coverage.protectable_users > 0
+                then 100 * cast(coverage.protected_users as double precision)
+                    / coverage.protectable_users
+        end as coverage_pct,
+        coalesce(alerts.open_alerts, 0) as open_alerts,
         health.last_complete_at as last_complete_sync_at,
         health.consecutive_failed_runs as failed_syncs_in_a_row,
         case
@@ -107,8 +162,16 @@ figures as (
     from health
     left join tenants
         on tenants.tenant_id = health.tenant_id
+    left join {{ ref('tenant_names') }} as names
+        on names.tenant_id = health.tenant_id
     left join users
         on users.tenant_id = health.tenant_id
+    left join wasted
+        on wasted.tenant_id = health.tenant_id
+    left join coverage
+        on coverage.tenant_id = health.tenant_id
+    left join alerts
+        on alerts.tenant_id = health.tenant_id
     left join admins
         on admins.tenant_id = health.tenant_id
     left join backups
@@ -158,8 +221,8 @@ flagged as (
         not figures.is_offboarded
             and coalesce(figures.seat_use_pct > thresholds.seat_use_max_pct, false)
             as is_over_licensed,
-        not figures.is_offboarded and figures.unprotected_active_users > 0
-            as has_unprotected_users,
+        not figures.is_offboarded and figures.unprotected_users > 0 as has_unprotected_users,
+        not figures.is_offboarded and figures.unlicensed_users > 0 as has_unlicensed_users,
         not figures.is_offboarded and figures.wasted_seats > 0 as has_wasted_seats
     from figures
     inner join health
@@ -185,12 +248,14 @@ scored as (
         + (case when has_disabled_admins then 3 else 0 end)
         + (case when is_over_licensed then 3 else 0 end)
         + (case when has_unprotected_users then 2 else 0 end)
+        + (case when has_unlicensed_users then 1 else 0 end)
         + (case when has_wasted_seats then 1 else 0 end) as attention_score
     from flagged
 )
 
 select
     tenant_id,
+    tenant_name,
     license_status,
     users,
     licensed_users,
@@ -207,7 +272,14 @@ select
     spanning_admins,
     disabled_admins,
     wasted_seats,
-    unprotected_active_users,
+    unlicensed_users,
+    protectable_users,
+    protected_users,
+    unprotected_users,
+    shared_mailboxes,
+    not_protectable_users,
+    coverage_pct,
+    open_alerts,
     last_complete_sync_at,
     failed_syncs_in_a_row,
     backup_success_yesterday_pct,
@@ -225,6 +297,7 @@ select
     has_disabled_admins,
     is_over_licensed,
     has_unprotected_users,
+    has_unlicensed_users,
     has_wasted_seats,
     cast(attention_score as {{ dbt.type_bigint() }}) as attention_score,
     attention_score > 0 as needs_attention

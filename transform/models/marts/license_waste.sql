@@ -1,15 +1,23 @@
 -- One row per current user whose Standard license could be reclaimed: assigned, not on an
 -- archive license, and deleted from Microsoft, archived or without a Microsoft license.
+-- fleet_overview.wasted_seats counts these rows.
 select
-    tenant_id,
-    ms_id,
-    user_principal_name,
+    users.tenant_id,
+    names.tenant_name,
+    users.ms_id,
+    users.user_principal_name,
     case
-        when holds_deleted_from_microsoft then 'deleted_from_microsoft'
-        when holds_archived then 'archived'
+        when users.holds_deleted_from_microsoft then 'deleted_from_microsoft'
+        when users.holds_archived then 'archived'
         else 'no_microsoft_license'
     end as reason
-from {{ ref('int_spanning__users_with_roles') }}
-where is_assigned
-    and not is_archive
-    and (holds_deleted_from_microsoft or holds_archived or holds_no_microsoft_license)
+from {{ ref('int_spanning__users_with_roles') }} as users
+left join {{ ref('tenant_names') }} as names
+    on names.tenant_id = users.tenant_id
+where users.is_assigned
+    and not users.is_archive
+    and (
+        users.holds_deleted_from_microsoft
+        or users.holds_archived
+        or users.holds_no_microsoft_license
+    )

@@ -20,6 +20,7 @@ members as (
 
 select
     tenants.tenant_id,
+    names.tenant_name,
     roles.role_id,
     roles.name as role_name,
     coalesce(members.members, 0) as members,
@@ -29,3 +30,5 @@ cross join {{ ref('stg_spanning__roles') }} as roles
 left join members
     on members.tenant_id = tenants.tenant_id
     and members.role_id = roles.role_id
+left join {{ ref('tenant_names') }} as names
+    on names.tenant_id = tenants.tenant_id

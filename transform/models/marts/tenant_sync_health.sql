@@ -61,6 +61,7 @@ failures as (
 
 select
     newest_run.tenant_id,
+    names.tenant_name,
     newest_run.sync_version as last_sync_version,
     newest_run.finished_at as last_sync_at,
     newest_run.status as last_status,
@@ -77,3 +78,5 @@ left join last_complete
     on last_complete.tenant_id = newest_run.tenant_id
 left join failures
     on failures.tenant_id = newest_run.tenant_id
+left join {{ ref('tenant_names') }} as names
+    on names.tenant_id = newest_run.tenant_id

@@ -2,6 +2,7 @@
 -- those of its last complete sync, or of a later one. A tenant that never completed has none.
 select
     tenant_id,
+    name as tenant_name,
     region,
     base_url,
     cast(licenses as {{ dbt.type_bigint() }}) as licenses,
