@@ -13,10 +13,10 @@ With `--user-backups` the users pages are asked with `status=true` and the 7 day
 the server's today (the `Date` header of `/external/tenant`), and each user's
 `backupSummary` items become `user_backups` records too (docs/backup-health.md).
 
-It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench`),
-so the bench compares the tap with an independent implementation. It has none of
-the tap's safety checks (URL pinning, retries, validation): it is a yardstick, not
-a second tap.
+It deliberately imports nothing from `tap_spanning` (nor from the rest of `bench` but its
+own copy of the contract, bench/floor_contract.py), so the bench compares the tap with an
+independent implementation. It has none of the tap's safety checks (URL pinning,
+retries, validation): it is a yardstick, not a second tap.
 
 Run: python -m bench.floor --config config.json [--user-backups]   (the tap's config file)
 """
@@ -34,154 +34,21 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-ROLES: tuple[tuple[str, str, str], ...] = (
-    ("user", "User", "A standard backed-up user mailbox."),
-    ("shared_mailbox", "Shared Mailbox", "A shared mailbox backed up by Spanning."),
-    ("global_admin", "Global Admin", "A Microsoft 365 Global Administrator."),
-    (
-        "spanning_admin",
-        "Spanning Admin",
-        "An administrator of the Spanning Backup console (every Global Admin is one).",
-    ),
-    (
-        "archived",
-        "Archived (read-only)",
-        "Holds an archive license: the backup is kept read-only, no new backups.",
-    ),
-    (
-        "no_microsoft_license",
-        "No Microsoft License",
-        "Has no Microsoft 365 license that Spanning can back up.",
-    ),
-    (
-        "deleted_from_microsoft",
-        "Deleted From Microsoft",
-        "Deleted from Microsoft Entra ID; the backup is still held in Spanning.",
-    ),
-)
-ROLE_ORDER = {role_id: index for index, (role_id, _, _) in enumerate(ROLES)}
-_SEPARATORS = re.compile(r"[\s_\-]+")
-_READ_ONLY = "(readonly)"
-TAG_ROLE = {
-    _SEPARATORS.sub("", name.casefold()).removesuffix(_READ_ONLY): role_id
-    for role_id, name, _ in ROLES
-}
-TAG_ROLE["archive"] = "archived"
-DEFAULT_TENANT_ID = "default"
-_REGION_HOST = re.compile(r"o365-api-([a-z]+)\.spanningbackup\.com")
-TENANT_COUNTERS = (
-    "licenses",
-    "archivedLicenses",
-    "users",
-    "assigned",
-    "assignedStandard",
-    "assignedArchive",
-    "status",
+from bench.floor_contract import (
+    BACKUP_DAYS,
+    DEFAULT_TENANT_ID,
+    LICENSE_COLUMNS,
+    READ_ONLY,
+    REGION_HOST,
+    ROLE_ORDER,
+    ROLES,
+    SCHEMAS,
+    SEPARATORS,
+    TAG_ROLE,
+    TENANT_COUNTERS,
+    USER_BACKUPS_SCHEMA,
 )
 
-_STRING = {"type": ["string", "null"]}
-_BOOLEAN = {"type": ["boolean", "null"]}
-_INTEGER = {"type": ["integer", "null"]}
-SCHEMAS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "users": (
-        {
-            "type": "object",
-            "properties": {
-                "tenant_id": _STRING,
-                "msId": _STRING,
-                "userPrincipalName": _STRING,
-                "email": _STRING,
-                "displayName": _STRING,
-                "assigned": _BOOLEAN,
-                "isAdmin": _BOOLEAN,
-                "isDeleted": _BOOLEAN,
-                "isArchive": _BOOLEAN,
-                "tags": {"type": ["array", "null"], "items": {"type": ["string"]}},
-                "disabled": _BOOLEAN,
-            },
-        },
-        ["tenant_id", "msId"],
-    ),
-    "role_memberships": (
-        {
-            "type": "object",
-            "properties": {
-                "tenant_id": _STRING,
-                "roleId": _STRING,
-                "msId": _STRING,
-                "userPrincipalName": _STRING,
-            },
-        },
-        ["tenant_id", "roleId", "msId"],
-    ),
-    "tenants": (
-        {
-            "type": "object",
-            "properties": {
-                "tenant_id": _STRING,
-                "region": _STRING,
-                "base_url": _STRING,
-                **{name: _INTEGER for name in TENANT_COUNTERS[:-1]},
-                "status": _STRING,
-            },
-        },
-        ["tenant_id"],
-    ),
-    "roles": (
-        {"type": "object", "properties": {"id": _STRING, "name": _STRING, "description": _STRING}},
-        ["id"],
-    ),
-    "tenant_syncs": (
-        {
-            "type": "object",
-            "properties": {
-                "tenant_id": _STRING,
-                "sync_version": _INTEGER,
-                "started_at": _STRING,
-                "finished_at": _STRING,
-                "status": _STRING,
-                "reason": _STRING,
-                "users": _INTEGER,
-                "role_memberships": _INTEGER,
-                "requests": _INTEGER,
-                "retries": _INTEGER,
-                "backup_last_day": _STRING,
-            },
-        },
-        ["tenant_id", "sync_version"],
-    ),
-}
-for _name in ("users", "role_memberships", "tenants"):
-    SCHEMAS[_name][0]["properties"]["sync_version"] = _INTEGER
-
-BACKUP_DAYS = 7  # the tap's default backup_days: today and the 6 days before it, UTC
-BACKUP_FIELDS = (  # the counts, then backup.data's as the record names them
-    "total",
-    "successful",
-    "partial",
-    "failed",
-    "items_created",
-    "items_deleted",
-    "items_failed",
-    "items_total",
-    "attempts",
-)
-USER_BACKUPS_SCHEMA: tuple[dict[str, Any], list[str]] = (
-    {
-        "type": "object",
-        "properties": {
-            "tenant_id": _STRING,
-            "msId": _STRING,
-            "userPrincipalName": _STRING,
-            "userId": _STRING,
-            "date": _STRING,
-            "type": _STRING,
-            **{name: _INTEGER for name in BACKUP_FIELDS},
-            "sync_version": _INTEGER,
-        },
-    },
-    ["tenant_id", "msId", "date", "type"],
-)
 _MONTH_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _EPOCH_MS = re.compile(r"-?\d+")
 
@@ -194,7 +61,7 @@ def role_ids(user: dict[str, Any]) -> list[str]:
         found.add("user")
     else:
         for tag in tags:
-            role_id = TAG_ROLE.get(_SEPARATORS.sub("", tag.casefold()).removesuffix(_READ_ONLY))
+            role_id = TAG_ROLE.get(SEPARATORS.sub("", tag.casefold()).removesuffix(READ_ONLY))
             if role_id is not None:
                 found.add(role_id)
     if user.get("isAdmin"):
@@ -262,15 +129,16 @@ def backup_records(user: dict[str, Any], tenant_id: str, version: int) -> list[d
     return found
 
 
+def server_today(server_date: str | None) -> date:
+    """The server's today (its `Date` header; this machine's clock without one), UTC."""
+    moment = email.utils.parsedate_to_datetime(server_date) if server_date else None
+    return (moment or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+
+
 def backup_window(server_date: str | None) -> dict[str, str]:
     """`start` and `end` (epoch ms, both inclusive) of the BACKUP_DAYS days ending the
-    server's today (its `Date` header; this machine's clock without one)."""
-    moment = (
-        email.utils.parsedate_to_datetime(server_date)
-        if server_date
-        else datetime.now(timezone.utc)
-    )
-    today = moment.astimezone(timezone.utc).date()
+    server's today."""
+    today = server_today(server_date)
     first = datetime.combine(today - timedelta(days=BACKUP_DAYS - 1), time.min, timezone.utc)
     after = datetime.combine(today + timedelta(days=1), time.min, timezone.utc)
     return {
@@ -371,7 +239,7 @@ def origin(base_url: str) -> tuple[str, str | None]:
     default = {"http": 80, "https": 443}.get(parts.scheme)
     shown = f"[{host}]" if ":" in host else host
     text = f"{parts.scheme}://{shown}" + ("" if port in (None, default) else f":{port}")
-    match = _REGION_HOST.fullmatch(host)
+    match = REGION_HOST.fullmatch(host)
     return text, match.group(1) if match else None
 
 
@@ -411,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     response = session.get(f"{base}/external/tenant", timeout=timeout, allow_redirects=False)
     response.raise_for_status()
     counters = json.loads(response.content)
-    tenant: dict[str, Any] = {"tenant_id": tenant_id, "region": region, "base_url": base}
+    name = config.get("tenant_name")
+    tenant: dict[str, Any] = {"tenant_id": tenant_id, "name": name, "region": region}
+    tenant["base_url"] = base
     tenant.update((name, counters.get(name)) for name in TENANT_COUNTERS)
     tenant["sync_version"] = version
     requests_made, users, memberships = 1, 0, 0
@@ -419,6 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     url: str | None = f"{base}/external/users"
     params: dict[str, Any] | None = {"size": config.get("page_size", 1000), "status": "false"}
     last_day = None  # tenant_syncs.backup_last_day: the window's last day, if one was asked
+    server_date = response.headers.get("Date")
+    day = (
+        (
+            email.utils.parsedate_to_datetime(server_date)
+            if server_date
+            else datetime.now(timezone.utc)
+        )
+        .astimezone(timezone.utc)
+        .date()
+        .isoformat()
+    )
     if args.user_backups:
         window = backup_window(response.headers.get("Date"))
         params = {"size": config.get("page_size", 1000), "status": "true", **window}
@@ -468,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         "requests": requests_made,
         "retries": 0,
         "backup_last_day": last_day,
+        "name": name,
+        "day": day,
+        **{column: counters.get(counter) for column, counter in LICENSE_COLUMNS.items()},
+        "role_set_sent": None,  # role_membership_history is not selected
     }
     lines.append(
         dumps({"type": "RECORD", "stream": "tenant_syncs", "record": sync, "time_extracted": now()})

@@ -5,9 +5,10 @@
 # subscription), each with its backup history, is served on loopback and synced twice, a day
 # apart: yesterday's sync into DuckDB, then today's, into JSONL files and, with the nightly job
 # (`meltano run nightly-duckdb`: tap-spanning target-duckdb dbt-duckdb:build
-# fleet-report:duckdb), into DuckDB, where dbt builds the marts of transform/ and the fleet
-# report (reports/: python -m spanning_reports) is written from them: one HTML file, whose
-# path ends the demo.
+# fleet-report:duckdb fleet-report:alerts-duckdb fleet-report:clients-duckdb), into DuckDB,
+# where dbt builds the marts of transform/ and the fleet report (reports/: python -m
+# spanning_reports) is written from them: one HTML file, whose path ends the demo. Then each
+# client's report of this month (fleet-report:client-duckdb --all), under output/demo/clients.
 #
 # Everything it writes is under output/demo/ (its DuckDB file, JSONL, logs, dbt's files,
 # Meltano's system database and run files, the report), through the `demo` environment of
@@ -154,10 +155,16 @@ for file in "$JSONL_DIR"/*.jsonl; do
 done
 echo
 echo "== The nightly job: meltano run nightly-duckdb"
-echo "   (tap-spanning target-duckdb dbt-duckdb:build fleet-report:duckdb: load, the marts, the report)"
+echo "   (tap-spanning target-duckdb dbt-duckdb:build fleet-report:duckdb fleet-report:alerts-duckdb"
+echo "    fleet-report:clients-duckdb: load, the marts, the report, the alerts, the clients' reports)"
 run_step nightly-duckdb meltano run nightly-duckdb
 stop_emulator
 [ -s "$REPORT" ] || { echo "demo: the nightly job wrote no $REPORT" >&2; exit 1; }
+
+echo
+echo "== Each client's report of this month: meltano invoke fleet-report:client-duckdb --all"
+run_step clients meltano invoke fleet-report:client-duckdb --all --day "$TODAY"
+ls "$DEMO/clients"/*.html >/dev/null || { echo "demo: no client report in $DEMO/clients" >&2; exit 1; }
 
 echo
 echo "The fleet report; open it in a browser (it loads nothing from the network):"

@@ -81,6 +81,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "role_memberships": ("tenant_id", "roleId", "msId", "userPrincipalName"),
     "tenants": (
         "tenant_id",
+        "name",
         "region",
         "base_url",
         "licenses",

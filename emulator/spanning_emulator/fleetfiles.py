@@ -39,6 +39,13 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def client_name(tenant_id: str) -> str:
+    """The client's name in the fleet's config: its id's words after the number, in title
+    case ("t0007-fourth-coffee" is "Fourth Coffee (t0007)"), so reports show names."""
+    number, _, words = tenant_id.partition("-")
+    return f"{words.replace('-', ' ').title()} ({number})" if words else tenant_id
+
+
 def write_fleet(directory: Path, tenants: Sequence[EmulatedTenant], port: int) -> None:
     """tap-config.json (no keys), tenant-keys.env (the keys, mode 0600) and expected/
     (per tenant: users, role_memberships, tenants, and the backup streams of the 7 days
@@ -49,6 +56,7 @@ def write_fleet(directory: Path, tenants: Sequence[EmulatedTenant], port: int) -
         "tenants": [
             {
                 "tenant_id": tenant.tenant_id,
+                "name": client_name(tenant.tenant_id),
                 "admin_email": tenant.admin_email,
                 "base_url": base_url(tenant.host, port),
             }
@@ -86,7 +94,9 @@ def expected_records(tenant: EmulatedTenant, url: str) -> dict[str, list[dict[st
     if tenant.fails:
         return {stream: [] for stream in TENANT_STREAMS}
     output = expected_output(tenant.users, tenant.tenant_id)
-    record = expected_tenant_record(tenant.tenant_id, tenant.served_counters(), url)
+    record = expected_tenant_record(
+        tenant.tenant_id, tenant.served_counters(), url, client_name(tenant.tenant_id)
+    )
     return {
         "users": output["users"],
         "role_memberships": output["role_memberships"],

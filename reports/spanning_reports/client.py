@@ -3,10 +3,13 @@
     python -m spanning_reports client duckdb|postgres --tenant ID --month YYYY-MM
         [--output-dir DIR] [--msp-name NAME] [--pdf]
     python -m spanning_reports client duckdb|postgres --all --day YYYY-MM-DD [...]
+    python -m spanning_reports client duckdb|postgres --monthly [...]
 
 It writes <DIR>/<tenant_id>-<YYYY-MM>.html (and .pdf), printing each path. --all writes one
-per current tenant (fleet_overview, not offboarded) for the month of --day: the nightly
-job's form. The warehouse is found as the fleet-report utility finds it (utility.py: its
+per current tenant (fleet_overview, not offboarded) for the month of --day. --monthly is
+the nightly job's form: on day client_report_day of the month (FLEET_REPORT_CLIENT_REPORT_DAY,
+else the 5th), --all for the month before; on any other day it writes nothing.
+The warehouse is found as the fleet-report utility finds it (utility.py: its
 FLEET_REPORT_* settings, else dbt's, else the loader's); --output-dir defaults to the
 setting client_output_dir (FLEET_REPORT_CLIENT_OUTPUT_DIR), else output/clients, and
 --msp-name to msp_name (FLEET_REPORT_MSP_NAME). Each tenant's marts are read filtered by its
@@ -39,6 +42,8 @@ from spanning_reports.utility import in_project, source_args
 from spanning_reports.values import flag, text
 
 DEFAULT_OUTPUT_DIR = "output/clients"
+# The day of the month the nightly job writes every client's report of the month before.
+DEFAULT_REPORT_DAY = 5
 # The tap's tenant ids (README, "Configure a fleet"): safe as a file name.
 TENANT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PDF_TIMEOUT = 120
@@ -54,6 +59,11 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenant", metavar="ID", help="the tenant's id")
     which.add_argument("--all", action="store_true", help="every current tenant (with --day)")
+    which.add_argument(
+        "--monthly",
+        action="store_true",
+        help="on day client_report_day of the month (else the 5th), --all for the month before",
+    )
     parser.add_argument("--month", metavar="YYYY-MM", help="the month (with --tenant)")
     parser.add_argument("--day", metavar="YYYY-MM-DD", help="a day of the month (with --all)")
     parser.add_argument(
@@ -74,7 +84,26 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
         parser.error("--tenant needs --month YYYY-MM")
     if args.all and not args.day:
         parser.error("--all needs --day YYYY-MM-DD")
+    if args.monthly:
+        args.report_day = report_day(env.get("FLEET_REPORT_CLIENT_REPORT_DAY"))
+        if args.report_day is None:
+            parser.error("client_report_day must be a day of the month, 1 to 28")
     return args
+
+
+def report_day(setting: str | None) -> int | None:
+    """The day of the month of --monthly: 1 to 28 (every month has it), else None."""
+    if not setting:
+        return DEFAULT_REPORT_DAY
+    value = setting.strip()
+    return int(value) if value.isdigit() and 1 <= int(value) <= 28 else None
+
+
+def monthly_month(today: dt.date, day: int) -> Month | None:
+    """The month --monthly reports on `today`: the month before, on day `day`; else None."""
+    if today.day != day:
+        return None
+    return Month.of(today.replace(day=1) - dt.timedelta(days=1))
 
 
 def chromium() -> str:
@@ -128,11 +157,15 @@ def write(path: Path, page: str) -> None:
     partial.replace(path)
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    today: dt.date | None = None,
+) -> int:
     environ = os.environ if env is None else env
     args = parse_args(list(sys.argv[1:] if argv is None else argv), environ)
     try:
-        return run(args, environ)
+        return run(args, environ, today or dt.datetime.now(dt.timezone.utc).date())
     except ReportError as exc:
         print(f"client_report: {exc}", file=sys.stderr)
         return 1
@@ -141,8 +174,18 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 1
 
 
-def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    if args.all:
+def run(args: argparse.Namespace, env: Mapping[str, str], today: dt.date) -> int:
+    if args.monthly:
+        due = monthly_month(today, args.report_day)
+        if due is None:
+            print(
+                f"client_report: the client reports are written on day {args.report_day} of "
+                "the month (client_report_day); nothing to write today",
+                file=sys.stderr,
+            )
+            return 0
+        month = due
+    elif args.all:
         try:
             month = Month.of(dt.date.fromisoformat(args.day))
         except ValueError:
@@ -155,7 +198,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     opened, shown, adapter = open_warehouse(where)
     browser = chromium() if args.pdf else None
     with opened as query:
-        if args.all:
+        if args.all or args.monthly:
             listed = read_marts(
                 query,
                 shown,

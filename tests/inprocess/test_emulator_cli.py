@@ -18,6 +18,7 @@ from spanning_emulator import (
     generate_users,
 )
 from spanning_emulator.cli import main as cli_main
+from spanning_emulator.fleetfiles import client_name
 
 from tests.backup_reading import (
     TODAY,
@@ -79,6 +80,9 @@ def test_cli_write_fleet(tmp_path: Path) -> None:
         "tenants": [
             {
                 "tenant_id": t.tenant_id,
+                # The client's name: the id's words, then its number ("t0007-fourth-coffee").
+                "name": " ".join(w.capitalize() for w in t.tenant_id.split("-")[1:])
+                + f" ({t.tenant_id.split('-')[0]})",
                 "admin_email": t.admin_email,
                 "base_url": f"http://{t.host}:9123",
             }
@@ -86,6 +90,7 @@ def test_cli_write_fleet(tmp_path: Path) -> None:
         ],
         "page_size": 1000,
     }
+    assert client_name("t0007-fourth-coffee") == "Fourth Coffee (t0007)"
     env_lines = (tmp_path / "tenant-keys.env").read_text("utf-8").splitlines()
     assert len(env_lines) == 1
     name, _, value = env_lines[0].partition("=")
@@ -111,7 +116,10 @@ def test_cli_write_fleet(tmp_path: Path) -> None:
         assert jsonl(folder / "role_memberships.jsonl") == output["role_memberships"]
         (record,) = jsonl(folder / "tenants.jsonl")
         assert record == expected_tenant_record(
-            tenant.tenant_id, tenant.served_counters(), f"http://{tenant.host}:9123"
+            tenant.tenant_id,
+            tenant.served_counters(),
+            f"http://{tenant.host}:9123",
+            client_name(tenant.tenant_id),
         )
         assert record["users"] == len(tenant.users)
     assert sorted(p.name for p in expected.iterdir()) == sorted(

@@ -123,3 +123,31 @@ def test_a_tenant_not_in_the_marts_or_a_bad_month_is_refused(
     assert write_client(db, tmp_path, "--tenant", TROUBLED, "--month", "2024-13") == 1
     assert "not YYYY-MM" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.html"))
+
+
+def test_monthly_writes_last_months_reports_on_its_day_and_nothing_otherwise(
+    warehouse: tuple[Path, Rows], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, rows = warehouse
+    env = {"FLEET_REPORT_DUCKDB_PATH": str(db), "FLEET_REPORT_CLIENT_REPORT_DAY": "3"}
+    out = ["--output-dir", str(tmp_path)]
+    # The day after the month of the fixture's yesterday is the first of the next month.
+    after = (YESTERDAY.replace(day=28) + dt.timedelta(days=4)).replace(day=3)
+    assert client.main(["duckdb", "--monthly", *out], env, today=after - dt.timedelta(days=1)) == 0
+    assert not list(tmp_path.iterdir())
+    assert "day 3 of the month" in capsys.readouterr().err
+    assert client.main(["duckdb", "--monthly", *out], env, today=after) == 0
+    current = sorted(r["tenant_id"] for r in rows["fleet_overview"] if not r["is_offboarded"])
+    assert capsys.readouterr().out.split() == [
+        str(tmp_path / f"{tenant}-{MONTH}.html") for tenant in current
+    ]
+
+
+@pytest.mark.parametrize("setting", ["0", "29", "5th", "-1"])
+def test_a_report_day_that_is_not_in_every_month_is_refused(
+    setting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        client.main(["duckdb", "--monthly"], {"FLEET_REPORT_CLIENT_REPORT_DAY": setting})
+    assert stopped.value.code == 2
+    assert "client_report_day must be a day of the month, 1 to 28" in capsys.readouterr().err
