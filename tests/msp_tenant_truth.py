@@ -199,7 +199,10 @@ class TenantTruth:
             if not bad:
                 continue
             successes = [row["last_success_day"] for row in workloads if row["last_success_day"]]
-            last = max(successes) if successes else None
+            # How long it has been unprotected: the oldest last success of the workloads
+            # unprotected, none when one of them never succeeded.
+            lasts = [row["last_success_day"] for row in workloads if row["is_unprotected"]]
+            last = None if None in lasts else min(lasts)
             first = workloads[0]
             rows.append(
                 {
@@ -209,7 +212,7 @@ class TenantTruth:
                     "user_principal_name": first["user_principal_name"],
                     "display_name": first["display_name"],
                     "unprotected_workloads": ", ".join(bad),
-                    "never_backed_up": last is None,
+                    "never_backed_up": not successes,
                     "last_success_day": last,
                     "days_since_success": None if last is None else (self.latest_day - last).days,
                 }

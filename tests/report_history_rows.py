@@ -56,7 +56,8 @@ def coverage_rows(rows: Rows, shape: Shape) -> dict[str, Any]:
                 }
             )
         if gone:
-            last = None if never else YESTERDAY
+            # Unprotected since the oldest last success of its unprotected workloads.
+            last = None if never else YESTERDAY - dt.timedelta(days=9)
             rows["unprotected_users"].append(
                 {
                     "tenant_id": tenant,
@@ -66,7 +67,7 @@ def coverage_rows(rows: Rows, shape: Shape) -> dict[str, Any]:
                     "unprotected_workloads": ", ".join(sorted(gone)),
                     "never_backed_up": never,
                     "last_success_day": last,
-                    "days_since_success": None if last is None else 0,
+                    "days_since_success": None if last is None else (YESTERDAY - last).days,
                 }
             )
     for index in range(shape.shared_mailboxes):
