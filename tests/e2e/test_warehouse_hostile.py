@@ -41,7 +41,7 @@ from spanning_emulator import (
     generate_users,
     utc_today,
 )
-from spanning_emulator.fleetfiles import HOSTILE_FILE, TENANT_STREAMS, write_fleet
+from spanning_emulator.fleetfiles import HOSTILE_FILE, TENANT_STREAMS, client_name, write_fleet
 
 from tests.current_rows import read_snapshot
 from tests.e2e.test_warehouse_backups import keyed_records
@@ -248,6 +248,11 @@ def test_hostile_tenants_fail_alone_and_a_clean_night_brings_them_back(
         keys = {tenant.tenant_id: tenant.api_key for tenant in tenants}
         env = meltano_env(tmp_path, fleet, warehouse, keys, tenant_ids)
         env.pop("TAP_SPANNING_FAILURE_MODE", None)  # the prod environment's nightly mode
+        # Each client named as the emulator's fleet files name it (their expected records).
+        entries = json.loads(env["TAP_SPANNING_TENANTS"])
+        for entry in entries:
+            entry["name"] = client_name(entry["tenant_id"])
+        env["TAP_SPANNING_TENANTS"] = json.dumps(entries)
         # Meltano reads the project's .env too (a developer's, or one a concurrent test
         # writes): nothing of it may change what this test loads and builds.
         env["TAP_SPANNING_API_KEY"] = ""
