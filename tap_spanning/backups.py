@@ -69,13 +69,27 @@ def backup_date(value: object) -> str | None:
         elif _EPOCH_MS_TEXT.fullmatch(text):
             return _epoch_ms_date(int(text))
         else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            moment = _iso_moment(text)
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=timezone.utc)
             found = moment.astimezone(timezone.utc).date()
     except ValueError:
         return None
     return found.isoformat()
+
+
+# What Python 3.10's datetime.fromisoformat refuses and 3.11 reads: a fraction of other
+# than 3 or 6 digits, an offset without its colon.
+_FRACTION = re.compile(r"\.(\d+)")
+_OFFSET_WITHOUT_COLON = re.compile(r"([+-]\d{2})(\d{2})$")
+
+
+def _iso_moment(text: str) -> datetime:
+    """An ISO date-time as every supported Python reads it (README, "Python versions")."""
+    text = text.replace("Z", "+00:00").replace("z", "+00:00")
+    text = _OFFSET_WITHOUT_COLON.sub(r"\1:\2", text)
+    text = _FRACTION.sub(lambda found: "." + (found.group(1) + "000000")[:6], text, count=1)
+    return datetime.fromisoformat(text)
 
 
 def _epoch_ms_date(milliseconds: float) -> str | None:

@@ -30,6 +30,8 @@ DEFAULT_TENANT_ID = "default"
 MAX_KEY_LENGTH = 256
 # Spanning keeps a week of backup status (docs/backup-health.md).
 BACKUP_DAYS_KEPT = 7
+# The most shards a fleet is split into.
+MAX_SHARDS = 1024
 # The API's largest users page.
 MAX_PAGE_SIZE = 1000
 
@@ -169,6 +171,23 @@ SETTINGS = th.PropertiesList(
             "backup_summaries and user_backups send only the days that changed "
             '(docs/backup-health.md, "Only what changed").'
         ),
+    ),
+    th.Property(
+        "shard_count",
+        th.IntegerType(minimum=1, maximum=MAX_SHARDS),
+        default=1,
+        description=(
+            "Split the tenants over this many runs (shards), each with its own shard_index: "
+            "a tenant's shard is a hash of its tenant_id, stable while the count stays. With "
+            "more than 1, emit_activate_version_messages must be false "
+            '(docs/many-tenants.md, "Shards").'
+        ),
+    ),
+    th.Property(
+        "shard_index",
+        th.IntegerType(minimum=0, maximum=MAX_SHARDS - 1),
+        default=0,
+        description="This run's shard: 0 to shard_count - 1.",
     ),
     th.Property(
         "page_size",

@@ -41,6 +41,7 @@ from tap_spanning.setting_checks import (
     parsed_keys_map,
     with_files,
 )
+from tap_spanning.shards import shard_of
 
 __all__ = ["ConfigCheck", "Settings", "SettingsError", "Tenant", "check_config", "resolve_settings"]
 
@@ -64,6 +65,9 @@ class Settings:
     backup_days: int = BACKUP_DAYS_KEPT
     # Every day of the backup window sent, whatever the state says.
     full_refresh: bool = False
+    # This run's part of the fleet (docs/many-tenants.md, "Shards"): 1 and 0 unsharded.
+    shard_count: int = 1
+    shard_index: int = 0
     # The one-tenant settings (no `tenants` list): the last line of a failure is its reason.
     one_tenant_form: bool = True
     # Settings that are allowed but worth a warning line each.
@@ -179,6 +183,7 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
     max_wait = check.number(config, "max_retry_wait")
     concurrency = check.number(config, "max_concurrent_tenants")
     backup_days = check.number(config, "backup_days")
+    tenants = _this_shard(config, tenants, check)
     failure_mode = config.get("failure_mode") or STRICT
     if isinstance(failure_mode, str):
         failure_mode = failure_mode.strip().lower()
@@ -199,9 +204,41 @@ def resolve_settings(config: Mapping[str, Any]) -> Settings:
         failure_mode=str(failure_mode),
         backup_days=int(backup_days),
         full_refresh=config.get("full_refresh") is True,
+        shard_count=int(check.number(config, "shard_count")),
+        shard_index=int(check.number(config, "shard_index")),
         one_tenant_form=not fleet,
         notes=tuple(notes),
     )
+
+
+def _this_shard(config: Mapping[str, Any], tenants: list[Tenant], check: Checker) -> list[Tenant]:
+    """The tenants of this run's shard (all of them, unsharded), after checking the shard
+    settings: an index within the count, no activation (a shard's ACTIVATE_VERSION would
+    delete the other shards' rows), and at least one tenant."""
+    count = int(check.number(config, "shard_count"))
+    index = int(check.number(config, "shard_index"))
+    if index >= count:
+        check.fail(f"shard_index must be below shard_count ({count}), got {index}")
+        return tenants
+    if count == 1:
+        return tenants
+    if _is_true(config.get("emit_activate_version_messages")):
+        check.fail(
+            "shard_count is above 1, so emit_activate_version_messages must be false: a "
+            "shard's ACTIVATE_VERSION would delete the rows of the other shards' tenants"
+        )
+    mine = [tenant for tenant in tenants if shard_of(tenant.tenant_id, count) == index]
+    if tenants and not mine:
+        check.fail(
+            f"shard {index} of {count} holds none of the {len(tenants)} tenants: use fewer "
+            "shards"
+        )
+    return mine
+
+
+def _is_true(value: object) -> bool:
+    """A boolean setting as the SDK reads it (Meltano and the environment send text)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1"))
 
 
 @dataclass(frozen=True)

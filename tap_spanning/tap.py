@@ -25,6 +25,7 @@ from tap_spanning.settings import (
     resolve_settings,
     settings_from_environment,
 )
+from tap_spanning.shards import shard_version
 from tap_spanning.signals import STOPPED
 from tap_spanning.streams import STREAM_TYPES, history_streams, run_plan, sync_order, tallies
 from tap_spanning.writer import BufferedMsgSpecWriter, OutputClosedError
@@ -52,13 +53,22 @@ class TapSpanning(SeamTap):
             lambda: self.settings,
             self.logger,
             f"{self.name}/{self.plugin_version}",  # the User-Agent of every request
-            version=self.initialized_at,
+            version=self.run_version(),
             # Read when the run begins: by then the catalog has said what is wanted.
             plan=lambda: run_plan(self.streams.values()),
             tallies=tallies(),
         )
         TapSpanning.runs.append(run)
         return run
+
+    def run_version(self) -> int:
+        """The run's sync_version: its start in milliseconds, apart from every other
+        shard's (shards.py); the start itself where there are no settings (--discover)."""
+        try:
+            settings = self.settings
+        except SettingsError:
+            return self.initialized_at
+        return shard_version(self.initialized_at, settings.shard_count, settings.shard_index)
 
     @override
     def check_settings(self, config: dict[str, Any]) -> list[str]:

@@ -129,6 +129,7 @@ def tenant_2500() -> list[dict[str, object]]:
 # started first, the longest never leaves one worker busy alone at the end. Measured with
 # `--durations`, heaviest first; an e2e module not listed follows them.
 LONGEST_FIRST = (
+    "test_hub_from_ref",  # a fresh Meltano project installs every plugin first
     "test_bench_nightly",
     "test_warehouse_msp_nights",
     "test_warehouse_currency",
@@ -136,6 +137,7 @@ LONGEST_FIRST = (
     "test_demo",
     "test_dbt",
     "test_warehouse_hostile",
+    "test_shards",
     "test_first_hour_duckdb",
     "test_first_hour_config_test",
     "test_first_hour_configure",

@@ -5,7 +5,11 @@ and any other file with a `models:` list; not the *_unit_tests.yml), the one lis
 columns (docs/warehouse.md, "Answers: the dbt marts"): the reader selects exactly those, so a column
 renamed in dbt fails here with the command that rebuilds the marts, never later in a chart.
 The folder is found in the Meltano project: $MELTANO_PROJECT_ROOT, else the checkout this
-package lives in, else the current directory; --marts-yml names another file or folder.
+package lives in, else the current directory; without one there, the copy the package was
+built with (spanning_reports/marts_yml/); --marts-yml names another file or folder.
+
+Each warehouse's driver is imported when that warehouse is read: the package installs with
+one of them (its extras [duckdb] and [postgres]).
 
 A report of one client reads with `tenant=`: every query of a mart holding tenant_id is
 filtered by it in SQL, so no other tenant's row ever reaches the process.
@@ -20,12 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import psycopg
 import yaml
 
 from spanning_reports.freshness import Freshness, FreshnessError, read_freshness
-from spanning_reports.project import MARTS_DIR, project_root
+from spanning_reports.project import marts_dir
 
 # The marts each report draws from.
 FLEET_MARTS = (
@@ -66,8 +68,9 @@ class ReportError(Exception):
 
 
 def marts_yml_path(path: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """The file or folder of the marts' YAML: the one given, else the project's folder."""
-    return path if path is not None else project_root(env) / MARTS_DIR
+    """The file or folder of the marts' YAML: the one given, else the project's folder (or
+    the bundled copy)."""
+    return path if path is not None else marts_dir(env)
 
 
 def declaring_files(where: Path) -> list[Path]:
@@ -218,9 +221,17 @@ def read_marts(
     return Marts(where, schema, rows, found)
 
 
+def missing_driver(warehouse: str) -> str:
+    return f"{warehouse}: its driver is not installed: pip install 'spanning-reports[{warehouse}]'"
+
+
 @contextmanager
 def duckdb_run(path: Path) -> Iterator[Run]:
     """Queries on the DuckDB file, opened read-only."""
+    try:
+        import duckdb  # noqa: PLC0415 - the [duckdb] extra's driver, when DuckDB is read
+    except ModuleNotFoundError:
+        raise ReportError(missing_driver("duckdb")) from None
     if not path.is_file():
         raise ReportError(
             f"{path} does not exist: load and build it first (`meltano run tap-spanning "
@@ -246,6 +257,10 @@ def duckdb_run(path: Path) -> Iterator[Run]:
 def describe_postgres(url: str) -> str:
     """host:port/dbname of a connection string, without user or password."""
     try:
+        import psycopg  # noqa: PLC0415 - the [postgres] extra's driver, when PostgreSQL is read
+    except ModuleNotFoundError:
+        raise ReportError(missing_driver("postgres")) from None
+    try:
         parts = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error:
         return "PostgreSQL"
@@ -257,7 +272,9 @@ def describe_postgres(url: str) -> str:
 @contextmanager
 def postgres_run(url: str) -> Iterator[Run]:
     """Queries in one read-only transaction."""
-    where = describe_postgres(url)
+    where = describe_postgres(url)  # a ReportError first when the driver is missing
+    import psycopg  # noqa: PLC0415 - the [postgres] extra's driver
+
     try:
         connection = psycopg.connect(url, connect_timeout=10)
     except psycopg.Error as exc:

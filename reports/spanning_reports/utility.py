@@ -20,8 +20,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from psycopg.conninfo import make_conninfo
-
 from spanning_reports import fleet, roles
 
 # meltano.yml's defaults for target-duckdb and target-postgres (the private cluster of
@@ -68,6 +66,9 @@ def source_args(warehouse: str, env: Mapping[str, str]) -> list[str]:
     values = {
         name: setting(env, "POSTGRES", name, default) for name, default in POSTGRES_DEFAULTS.items()
     }
+    # The [postgres] extra's driver: imported for PostgreSQL alone, so [duckdb] needs no psycopg.
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
     conninfo = make_conninfo(
         host=values["HOST"],
         port=values["PORT"],

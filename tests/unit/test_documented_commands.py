@@ -43,6 +43,9 @@ RUN_BY: dict[Place, str] = {
     ("docs/many-tenants.md", "Which rows are current: per tenant", None): (
         "tests/e2e/test_current_views.py::test_the_duckdb_command_builds_views_that_follow_the_rule"
     ),
+    ("docs/many-tenants.md", "Shards", None): (
+        "tests/e2e/test_shards.py::test_two_shards_side_by_side_are_one_fleet_in_postgres"
+    ),
     ("docs/warehouse.md", "Load into a warehouse", "DuckDB"): (
         "tests/e2e/test_first_hour_duckdb.py::test_load_into_duckdb_as_the_readme_shows"
     ),

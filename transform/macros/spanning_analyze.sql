@@ -22,7 +22,8 @@
 {% macro spanning_analyze_sources() %}
     {% if execute and target.type == 'postgres' %}
         {% set tables = [] %}
-        {% for node in graph.sources.values() if node.source_name == 'spanning' %}
+        {% for node in graph.sources.values()
+            if node.package_name == 'spanning' and node.source_name == 'spanning' %}
             {% set relation = adapter.get_relation(node.database, node.schema, node.identifier) %}
             {% if relation is not none %}
                 {% do tables.append(relation) %}

@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true) and var('spanning__enable_backups', true)) }}
 -- Episodes of the alert backup_below_target (tenant-wide): the tenant's backup success of a
 -- day (sum successful / sum total over its workloads, backup_summaries) below
 -- var('spanning_backup_target_pct'), days running. Only settled days count: those up to the

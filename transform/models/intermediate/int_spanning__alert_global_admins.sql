@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true)) }}
 -- Episodes of the alert global_admins_out_of_band (warning, tenant-wide), over the
 -- tenant's complete runs with a known role set (role_set_sent not null; the set of such a
 -- run is the one last sent by a complete run, role_set_sent true, at or before it - a failed

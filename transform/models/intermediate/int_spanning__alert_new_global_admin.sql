@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true) and var('spanning__enable_history', true)) }}
 -- Episodes of the alert new_global_admin (warning; subject ms_id): a grant of global_admin
 -- (role_changes, complete runs only) on a day at most var('alert_new_admin_days') days
 -- before the day of the tenant's newest complete run (newest_day of

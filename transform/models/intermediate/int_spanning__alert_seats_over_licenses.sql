@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true)) }}
 -- Episodes of the alert seats_over_licenses (warning, tenant-wide), over the tenant's
 -- complete runs that read its counters (licenses and assigned_standard not null): more
 -- Standard licenses assigned than bought. Consecutive such runs make an episode: first_seen

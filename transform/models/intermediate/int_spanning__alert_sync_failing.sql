@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true)) }}
 -- Episodes of the alert sync_failing (critical, tenant-wide): var('alert_failed_runs') or
 -- more runs of a tenant failed in a row. Open while no complete run has followed the streak
 -- (its runs are the tenant's newest); else resolved on the day of the complete run that

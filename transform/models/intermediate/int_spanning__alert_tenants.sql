@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true)) }}
 -- One row per tenant that may have alerts: it has a complete run and is not offboarded (a
 -- former client gets none). latest_day: the tenant's latest backup day
 -- (int_spanning__latest_backup_days, failing_users' rule; null when no complete run read

@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true) and var('spanning__enable_backups', true)) }}
 -- Episodes of the alert user_backup_failing (warning; subject ms_id:workload): failing_users'
 -- rule - a streak of var('failing_days') or more days running with a failed or partial
 -- backup of one workload, over the days up to the tenant's latest_day

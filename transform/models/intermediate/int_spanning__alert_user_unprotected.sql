@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_alerts', true) and var('spanning__enable_backups', true)) }}
 -- The alert user_unprotected (subject ms_id), open only: each user of unprotected_users - a
 -- protectable user with a workload not backed up for var('unprotected_days') days or more,
 -- or never. Critical when the user was never backed up, else a warning. first_seen: the day

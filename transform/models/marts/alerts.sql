@@ -1,19 +1,28 @@
+{{ config(enabled=var('spanning__enable_alerts', true)) }}
 -- One row per open problem of a tenant, or one resolved at most var('alert_resolved_days')
 -- days before the tenant's latest day (window_day of int_spanning__alert_tenants): the
 -- newest episode of each alert_key (tenant_id|kind|subject) of the models
 -- int_spanning__alert_* - an open one first, else the one resolved last. The alert
 -- delivery command sends an alert when it opens and when it resolves (its row resolved, or
 -- gone). An offboarded tenant, or one without a complete run, has none.
-with episodes as (
-    {% for kind_model in [
-        'int_spanning__alert_sync_failing',
+-- The kinds of a group of marts turned off (spanning__enable_backups, _history:
+-- transform/README.md, section As a package) are left out: their models are disabled
+-- with the group.
+{%- set kind_models = ['int_spanning__alert_sync_failing'] %}
+{%- if var('spanning__enable_backups', true) %}
+    {%- do kind_models.extend([
         'int_spanning__alert_backup_below_target',
         'int_spanning__alert_user_backup_failing',
         'int_spanning__alert_user_unprotected',
-        'int_spanning__alert_global_admins',
-        'int_spanning__alert_new_global_admin',
-        'int_spanning__alert_seats_over_licenses',
-    ] %}
+    ]) %}
+{%- endif %}
+{%- do kind_models.append('int_spanning__alert_global_admins') %}
+{%- if var('spanning__enable_history', true) %}
+    {%- do kind_models.append('int_spanning__alert_new_global_admin') %}
+{%- endif %}
+{%- do kind_models.append('int_spanning__alert_seats_over_licenses') %}
+with episodes as (
+    {% for kind_model in kind_models %}
     select
         tenant_id,
         kind,

@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_backups', true)) }}
 -- One row per tenant, workload and day held in backup_summaries (every day landed, past
 -- Spanning's own 7): accounts (or sites) backed up, by result, and the success rate.
 select

@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_backups', true)) }}
 -- Users whose backup of one workload has been failed or partial for var('failing_days')
 -- days running or more (a ticket each): the current streak, ending on the tenant's
 -- backup_last_day - the last day of the window the tap asked in the tenant's newest complete

@@ -8,6 +8,11 @@
 -- Then what needs attention: a flag per rule, each threshold a column of attention_thresholds
 -- (dbt vars), and attention_score, the weighted sum of the flags the fleet report sorts by.
 -- An offboarded tenant needs nothing: every flag false, score 0.
+-- With a group of marts turned off (spanning__enable_backups, spanning__enable_alerts:
+-- transform/README.md, section As a package), its figures read from no rows: counts 0,
+-- rates null, their flags false.
+{%- set backups_enabled = var('spanning__enable_backups', true) %}
+{%- set alerts_enabled = var('spanning__enable_alerts', true) %}
 with health as (
     select * from {{ ref('tenant_sync_health') }}
 ),
@@ -40,6 +45,7 @@ wasted as (
 
 -- Backup coverage: each licensed user counted once, by its protection; a protectable user
 -- is protected when none of its workloads is unprotected.
+{% if backups_enabled -%}
 judged_users as (
     select
         tenant_id,
@@ -63,6 +69,18 @@ coverage as (
     from judged_users
     group by tenant_id
 ),
+{%- else %}
+coverage as (
+    select
+        cast(null as {{ dbt.type_string() }}) as tenant_id,
+        cast(null as {{ dbt.type_bigint() }}) as protectable_users,
+        cast(null as {{ dbt.type_bigint() }}) as protected_users,
+        cast(null as {{ dbt.type_bigint() }}) as unprotected_users,
+        cast(null as {{ dbt.type_bigint() }}) as shared_mailboxes,
+        cast(null as {{ dbt.type_bigint() }}) as not_protectable_users
+    where 1 = 0
+),
+{%- endif %}
 
 admins as (
     select
@@ -73,6 +91,7 @@ admins as (
     group by tenant_id
 ),
 
+{% if backups_enabled -%}
 backups as (
     select
         tenant_id,
@@ -87,15 +106,33 @@ backups as (
         and "date" < current_date
     group by tenant_id
 ),
+{%- else %}
+backups as (
+    select
+        cast(null as {{ dbt.type_string() }}) as tenant_id,
+        cast(null as {{ dbt.type_bigint() }}) as successful_yesterday,
+        cast(null as {{ dbt.type_bigint() }}) as total_yesterday,
+        cast(null as {{ dbt.type_bigint() }}) as successful_7d,
+        cast(null as {{ dbt.type_bigint() }}) as total_7d
+    where 1 = 0
+),
+{%- endif %}
 
 -- The tenant's open problems (the mart alerts: one row per problem, open or resolved).
 alerts as (
+    {%- if alerts_enabled %}
     select
         tenant_id,
         count(*) as open_alerts
     from {{ ref('alerts') }}
     where status = 'open'
     group by tenant_id
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as tenant_id,
+        cast(null as {{ dbt.type_bigint() }}) as open_alerts
+    where 1 = 0
+    {%- endif %}
 ),
 
 figures as (
@@ -180,12 +217,20 @@ figures as (
 ),
 
 failing as (
+    {%- if backups_enabled %}
     select
         tenant_id,
         count(distinct ms_id) as failing_users,
         max(streak_days) as longest_failing_streak_days
     from {{ ref('failing_users') }}
     group by tenant_id
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as tenant_id,
+        cast(null as {{ dbt.type_bigint() }}) as failing_users,
+        cast(null as {{ dbt.type_bigint() }}) as longest_failing_streak_days
+    where 1 = 0
+    {%- endif %}
 ),
 
 -- Each rule of "needs attention", false for an offboarded tenant. Sync: never synced (no

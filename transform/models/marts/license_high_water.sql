@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_history', true)) }}
 -- One row per tenant and month with license_history rows: the most Standard and archive
 -- seats assigned in the month - over every complete run that read the counters, not only
 -- each day's last (two runs of one day: the higher counts) - the first day it reached that

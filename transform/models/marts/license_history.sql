@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_history', true)) }}
 -- One row per tenant and day with a complete run that read its license counters: the
 -- counters of the newest such run of that day (tenant_syncs.day, the tenant's today).
 -- Offboarded tenants keep their days: a history.

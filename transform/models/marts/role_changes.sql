@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_history', true)) }}
 -- One row per grant or revocation of a role between two consecutive role sets a tenant's
 -- complete runs sent (role_membership_history; a run with role_set_sent true sent its whole
 -- set, an empty set included). A failed run's set never counts: the next complete run sends

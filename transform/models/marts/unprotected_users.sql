@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_backups', true)) }}
 -- One row per protectable user (user_protection) with at least one unprotected workload:
 -- which workloads, whether any workload was ever backed up successfully, and how long it has
 -- been unprotected: the oldest last success of its unprotected workloads (null when one of

@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_backups', true)) }}
 -- One row per current user holding a Spanning license (assigned) and per-user workload
 -- (MAIL, CALENDAR, CONTACT, DRIVE): its protection (models/docs.md), the newest day its
 -- backup of that workload succeeded, and whether it is unprotected - protectable, and never

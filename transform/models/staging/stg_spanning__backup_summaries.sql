@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_backups', true)) }}
 -- Backup status per tenant, day and workload: the newest row of each key, date as a DATE
 -- (target-duckdb stores it as text 'YYYY-MM-DD', target-postgres as a date).
 with newest as (

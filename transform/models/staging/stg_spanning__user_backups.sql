@@ -1,3 +1,4 @@
+{{ config(enabled=var('spanning__enable_backups', true)) }}
 -- Backup status per user, day and workload: the newest row of each key, date as a DATE.
 -- A history: a user gone from the tenant keeps the days already landed.
 with newest as (
