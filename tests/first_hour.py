@@ -67,12 +67,14 @@ def new_key() -> str:
 
 
 def meltano_plugins() -> list[tuple[str, str, str]]:
-    """(kind, name, executable) of every plugin meltano.yml defines."""
+    """(kind, name, executable) of every plugin meltano.yml installs: one inheriting from
+    another (the shards, tap-spanning--shard-0 ...) runs in its parent's venv."""
     data = yaml.safe_load((PROJECT / "meltano.yml").read_text(encoding="utf-8"))
     return [
         (kind, str(plugin["name"]), str(plugin.get("executable") or plugin["name"]))
         for kind, plugins in data["plugins"].items()
         for plugin in plugins
+        if "inherit_from" not in plugin
     ]
 
 
