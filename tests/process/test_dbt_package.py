@@ -37,6 +37,7 @@ GROUP_MODELS = {
         "stg_spanning__backup_summaries",
         "stg_spanning__user_backups",
         "backup_health_daily",
+        "int_spanning__failing_streaks",
         "failing_users",
         "user_protection",
         "unprotected_users",

@@ -1,7 +1,7 @@
 -- One row per tenant with a latest backup day: latest_day, the backup_last_day of its newest
--- complete run that has one (the last day the tap asked, never the greatest date held), as
--- failing_users reads it. An offboarded tenant, or one without such a run, has no row: no
--- user of it is judged protected or not.
+-- complete run that has one (the last day the tap asked, never the greatest date held): the
+-- day failing streaks end on and protection is counted to. An offboarded tenant, or one
+-- without such a run, has no row: no user of it is judged protected or failing.
 with backup_runs as (
     select tenant_id, sync_version, backup_last_day
     from {{ ref('stg_spanning__tenant_syncs') }}
