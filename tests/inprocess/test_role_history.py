@@ -138,6 +138,9 @@ def test_each_set_is_sent_when_it_changed_and_only_then(
     assert_syncs(first, emulator, NIGHT_1, dict.fromkeys(ids, True))
     assert {r["tenant_id"]: r["name"] for r in first.records("tenants")} == names(tenants)
     assert STREAM in json.dumps(last_state(first)["bookmarks"])
+    # A history: activation is on, and it is never activated (that would delete the sets).
+    assert first.count("ACTIVATE_VERSION", "users") > 0
+    assert first.count("ACTIVATE_VERSION", STREAM) == 0
 
     # Night 2, nothing changed: no set is sent.
     emulator.set_today(NIGHT_2)
